@@ -1,0 +1,247 @@
+//! Path operations with the POSIX rules that depend on how a path resolved:
+//! `EEXIST` for a taken name, `ELOOP` for an unfollowed symlink, `EISDIR`
+//! and `ENOTDIR` from trailing slashes, `EXDEV` between mounts.
+//!
+//! Each function resolves its paths once, through [`resolve`], and then
+//! calls the store; the rules that concern a single store (empty
+//! directories, rename into a subtree, `nlink`) are the store's.
+
+use super::resolve::{Resolved, Scope, resolve};
+use super::{Metadata, Namespace, Node};
+use crate::error::{Error, Result};
+use crate::storage::{FileKind, NewNode, SetAttr, TimeSet};
+
+/// A path relative to a starting directory, within a scope.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct At<'a> {
+    pub(crate) dir: Node,
+    pub(crate) path: &'a str,
+    pub(crate) scope: Scope,
+}
+
+impl At<'_> {
+    fn resolve(&self, ns: &Namespace, follow_last: bool) -> Result<Resolved> {
+        resolve(ns, self.dir, self.path, follow_last, self.scope)
+    }
+}
+
+/// How to open a path, in `open(2)` terms.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct OpenOptions {
+    /// `O_CREAT`.
+    pub(crate) create: bool,
+    /// `O_EXCL`.
+    pub(crate) exclusive: bool,
+    /// `O_TRUNC`.
+    pub(crate) truncate: bool,
+    /// `O_DIRECTORY`.
+    pub(crate) directory: bool,
+    /// Follow a symlink in the last component (no `O_NOFOLLOW`).
+    pub(crate) follow: bool,
+    /// Opened for writing.
+    pub(crate) write: bool,
+}
+
+/// The parent and last name of a path that must name an entry (not `.`,
+/// `..` or `/`), and what it names if anything.
+fn named(r: Resolved, if_unnamed: Error) -> Result<(Node, String, Option<(Node, FileKind)>, bool)> {
+    match r.name {
+        Some(name) => Ok((r.parent, name, r.target, r.dir_required)),
+        None => Err(if_unnamed),
+    }
+}
+
+impl Namespace {
+    /// Opens (and maybe creates or truncates) a path; returns the node and
+    /// its kind.
+    pub(crate) fn open(&self, at: At<'_>, o: OpenOptions) -> Result<(Node, FileKind)> {
+        if o.directory && (o.create || o.exclusive || o.truncate) {
+            return Err(Error::Invalid);
+        }
+        if o.truncate && !o.write {
+            return Err(Error::Invalid);
+        }
+        // O_CREAT|O_EXCL never follows: a symlink in the way is EEXIST.
+        let follow = o.follow && !(o.create && o.exclusive);
+        let r = at.resolve(self, follow)?;
+        match r.target {
+            Some(_) if o.create && o.exclusive => Err(Error::Exists),
+            Some((_, FileKind::Symlink)) => Err(Error::Loop),
+            Some((node, FileKind::Dir)) => {
+                if o.create || o.write || o.truncate {
+                    return Err(Error::IsDir);
+                }
+                Ok((node, FileKind::Dir))
+            }
+            Some((node, FileKind::File)) => {
+                if o.directory {
+                    return Err(Error::NotDir);
+                }
+                if o.truncate {
+                    self.setattr(
+                        node,
+                        &SetAttr {
+                            size: Some(0),
+                            ..SetAttr::default()
+                        },
+                    )?;
+                }
+                Ok((node, FileKind::File))
+            }
+            None if !o.create => Err(Error::NotFound),
+            None if r.dir_required => Err(Error::IsDir),
+            None => {
+                let (parent, name, _, _) = named(r, Error::Exists)?;
+                let attr = self.create_at(parent, &name, NewNode::File)?;
+                Ok((
+                    Node {
+                        mount: parent.mount,
+                        ino: attr,
+                    },
+                    FileKind::File,
+                ))
+            }
+        }
+    }
+
+    fn create_at(&self, parent: Node, name: &str, node: NewNode<'_>) -> Result<u64> {
+        Ok(self.store(parent.mount).create(parent.ino, name, node)?.ino)
+    }
+
+    /// `stat` (following the last symlink) or `lstat`.
+    pub(crate) fn stat(&self, at: At<'_>, follow: bool) -> Result<Metadata> {
+        let r = at.resolve(self, follow)?;
+        let (node, _) = r.target.ok_or(Error::NotFound)?;
+        self.metadata(node)
+    }
+
+    /// The node a path names, following symlinks all the way.
+    pub(crate) fn find(&self, at: At<'_>) -> Result<(Node, FileKind)> {
+        at.resolve(self, true)?.target.ok_or(Error::NotFound)
+    }
+
+    /// `mkdir`.
+    pub(crate) fn mkdir(&self, at: At<'_>) -> Result<Node> {
+        let r = at.resolve(self, false)?;
+        let (parent, name, target, _) = named(r, Error::Exists)?;
+        if target.is_some() {
+            return Err(Error::Exists);
+        }
+        let ino = self.create_at(parent, &name, NewNode::Dir)?;
+        Ok(Node {
+            mount: parent.mount,
+            ino,
+        })
+    }
+
+    /// `symlink(target, at)`.
+    pub(crate) fn symlink(&self, target: &str, at: At<'_>) -> Result<()> {
+        if target.is_empty() {
+            return Err(Error::NotFound);
+        }
+        if target.contains('\0') {
+            return Err(Error::Invalid);
+        }
+        let r = at.resolve(self, false)?;
+        let (parent, name, existing, dir_required) = named(r, Error::Exists)?;
+        if existing.is_some() {
+            return Err(Error::Exists);
+        }
+        if dir_required {
+            return Err(Error::NotFound);
+        }
+        self.create_at(parent, &name, NewNode::Symlink(target)).map(drop)
+    }
+
+    /// `readlink`.
+    pub(crate) fn read_link(&self, at: At<'_>) -> Result<String> {
+        let r = at.resolve(self, false)?;
+        match r.target {
+            None => Err(Error::NotFound),
+            Some((node, FileKind::Symlink)) => self.readlink(node),
+            Some(_) => Err(Error::Invalid),
+        }
+    }
+
+    /// `unlink`: removes a file or symlink.
+    pub(crate) fn unlink(&self, at: At<'_>) -> Result<()> {
+        let r = at.resolve(self, false)?;
+        let (parent, name, target, _) = named(r, Error::IsDir)?;
+        match target {
+            None => Err(Error::NotFound),
+            Some((_, FileKind::Dir)) => Err(Error::IsDir),
+            Some(_) => self.store(parent.mount).unlink(parent.ino, &name),
+        }
+    }
+
+    /// `rmdir`: removes an empty directory.
+    pub(crate) fn rmdir(&self, at: At<'_>) -> Result<()> {
+        let r = at.resolve(self, false)?;
+        let (parent, name, target, _) = named(r, Error::Invalid)?;
+        match target {
+            None => Err(Error::NotFound),
+            Some((_, FileKind::Dir)) => self.store(parent.mount).rmdir(parent.ino, &name),
+            Some(_) => Err(Error::NotDir),
+        }
+    }
+
+    /// `rename(from, to)`.
+    pub(crate) fn rename(&self, from: At<'_>, to: At<'_>) -> Result<()> {
+        let src = from.resolve(self, false)?;
+        let (src_parent, src_name, src_target, _) = named(src, Error::Busy)?;
+        let (_, src_kind) = src_target.ok_or(Error::NotFound)?;
+        let dst = to.resolve(self, false)?;
+        let (dst_parent, dst_name, _, dst_dir_required) = named(dst, Error::Busy)?;
+        if dst_dir_required && src_kind != FileKind::Dir {
+            return Err(Error::NotDir);
+        }
+        if src_parent.mount != dst_parent.mount {
+            return Err(Error::CrossDevice);
+        }
+        self.store(src_parent.mount)
+            .rename(src_parent.ino, &src_name, dst_parent.ino, &dst_name)
+    }
+
+    /// `link(from, to)`: a new name for an existing non-directory.
+    pub(crate) fn link(&self, from: At<'_>, to: At<'_>) -> Result<()> {
+        let src = from.resolve(self, false)?;
+        let (node, kind) = src.target.ok_or(Error::NotFound)?;
+        let dst = to.resolve(self, false)?;
+        let (dst_parent, dst_name, existing, dir_required) = named(dst, Error::Exists)?;
+        if existing.is_some() {
+            return Err(Error::Exists);
+        }
+        if kind == FileKind::Dir {
+            return Err(Error::NotPermitted);
+        }
+        if dir_required {
+            return Err(Error::NotFound);
+        }
+        if node.mount != dst_parent.mount {
+            return Err(Error::CrossDevice);
+        }
+        self.store(node.mount)
+            .link(node.ino, dst_parent.ino, &dst_name)
+            .map(drop)
+    }
+
+    /// `utimensat`.
+    pub(crate) fn set_times(
+        &self,
+        at: At<'_>,
+        follow: bool,
+        atime: Option<TimeSet>,
+        mtime: Option<TimeSet>,
+    ) -> Result<()> {
+        let r = at.resolve(self, follow)?;
+        let (node, _) = r.target.ok_or(Error::NotFound)?;
+        self.setattr(
+            node,
+            &SetAttr {
+                size: None,
+                atime,
+                mtime,
+            },
+        )
+    }
+}

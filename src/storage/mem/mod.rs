@@ -1,0 +1,516 @@
+//! `MemFs`: the in-memory backend.
+//!
+//! Inodes live in one table (`ino -> Arc<Inode>`) that is locked only long
+//! enough to clone an `Arc`; each inode has its own lock, so reads and writes
+//! of different files never wait for each other. Operations that lock more
+//! than one directory (`rename`, `rmdir`) first take the store's `topology`
+//! mutex, which keeps directory parent pointers stable while they check for
+//! cycles and rules out lock-order deadlocks: every other operation locks at
+//! most one directory and then one non-directory.
+//!
+//! This module owns inode lifetime (`nlink`, open handles) and timestamps;
+//! file bytes and directory order live in `file` and `dir`.
+
+mod dir;
+mod file;
+
+use crate::error::{Error, Result};
+use crate::storage::{
+    Attr, DirEntry, FileKind, Ino, MAX_FILE_SIZE, NewNode, SetAttr, Storage, TimeSet, WritePos,
+};
+use dir::DirData;
+use file::FileData;
+use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
+use std::io::{IoSlice, IoSliceMut};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+const ROOT: Ino = 1;
+
+/// The size `stat` reports for a directory, as many POSIX filesystems do.
+const DIR_SIZE: u64 = 4096;
+
+/// An in-memory filesystem: sparse files, hard links, symlinks, three
+/// timestamps, inode numbers that are never reused.
+///
+/// Everything lives in the host process's memory; nothing touches the host
+/// disk.
+pub struct MemFs {
+    inodes: RwLock<HashMap<Ino, Arc<Inode>>>,
+    next_ino: AtomicU64,
+    topology: Mutex<()>,
+}
+
+struct Inode {
+    kind: FileKind,
+    state: RwLock<State>,
+}
+
+struct State {
+    /// Names referring to the inode; 0 once unlinked (or, for a directory,
+    /// removed).
+    nlink: u64,
+    /// Handles from `Storage::open` not yet released.
+    open: u64,
+    atime: SystemTime,
+    mtime: SystemTime,
+    ctime: SystemTime,
+    body: Body,
+}
+
+enum Body {
+    File(FileData),
+    Dir(DirData),
+    Symlink(Box<str>),
+}
+
+impl State {
+    fn new(body: Body, nlink: u64) -> Self {
+        let now = SystemTime::now();
+        State {
+            nlink,
+            open: 0,
+            atime: now,
+            mtime: now,
+            ctime: now,
+            body,
+        }
+    }
+
+    fn dir(&self) -> Result<&DirData> {
+        match &self.body {
+            Body::Dir(d) if self.nlink > 0 => Ok(d),
+            Body::Dir(_) => Err(Error::NotFound),
+            _ => Err(Error::NotDir),
+        }
+    }
+
+    fn dir_mut(&mut self) -> Result<&mut DirData> {
+        match &mut self.body {
+            Body::Dir(d) if self.nlink > 0 => Ok(d),
+            Body::Dir(_) => Err(Error::NotFound),
+            _ => Err(Error::NotDir),
+        }
+    }
+
+    fn touch_modified(&mut self) {
+        let now = SystemTime::now();
+        self.mtime = now;
+        self.ctime = now;
+    }
+
+    fn attr(&self, ino: Ino, kind: FileKind) -> Attr {
+        let size = match &self.body {
+            Body::File(f) => f.size(),
+            Body::Dir(_) => DIR_SIZE,
+            Body::Symlink(target) => target.len() as u64,
+        };
+        Attr {
+            ino,
+            kind,
+            size,
+            nlink: self.nlink,
+            atime: self.atime,
+            mtime: self.mtime,
+            ctime: self.ctime,
+        }
+    }
+}
+
+impl Default for MemFs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemFs {
+    /// An empty filesystem: just the root directory.
+    pub fn new() -> Self {
+        let root = Arc::new(Inode {
+            kind: FileKind::Dir,
+            state: RwLock::new(State::new(Body::Dir(DirData::new(ROOT)), 2)),
+        });
+        MemFs {
+            inodes: RwLock::new(HashMap::from([(ROOT, root)])),
+            next_ino: AtomicU64::new(ROOT + 1),
+            topology: Mutex::new(()),
+        }
+    }
+
+    fn inode(&self, ino: Ino) -> Result<Arc<Inode>> {
+        self.inodes.read().get(&ino).cloned().ok_or(Error::NotFound)
+    }
+
+    /// Frees an inode that has neither names nor handles left.
+    fn forget_if_unused(&self, ino: Ino, state: &State) {
+        if state.nlink == 0 && state.open == 0 {
+            self.inodes.write().remove(&ino);
+        }
+    }
+
+    /// Drops one name of `ino` (already removed from its directory).
+    fn drop_name(&self, ino: Ino, kind: FileKind) -> Result<()> {
+        let node = self.inode(ino)?;
+        let mut st = node.state.write();
+        st.nlink = if kind == FileKind::Dir { 0 } else { st.nlink.saturating_sub(1) };
+        st.ctime = SystemTime::now();
+        self.forget_if_unused(ino, &st);
+        Ok(())
+    }
+
+    /// Fails with `EINVAL` when `dir` is `ancestor` or lies below it. Needs
+    /// the topology lock, which keeps parent pointers still.
+    fn check_not_within(&self, dir: Ino, ancestor: Ino) -> Result<()> {
+        let mut cur = dir;
+        loop {
+            if cur == ancestor {
+                return Err(Error::Invalid);
+            }
+            if cur == ROOT {
+                return Ok(());
+            }
+            let node = self.inode(cur)?;
+            let parent = match &node.state.read().body {
+                Body::Dir(d) => d.parent,
+                _ => return Err(Error::NotDir),
+            };
+            cur = parent;
+        }
+    }
+}
+
+/// Points `name` in directory state `st` at `ino`, replacing any entry.
+fn put_entry(st: &mut State, name: &str, ino: Ino, kind: FileKind, replaces_dir: bool) -> Result<()> {
+    let d = st.dir_mut()?;
+    d.remove(name);
+    d.insert(name, ino, kind);
+    if replaces_dir {
+        st.nlink = st.nlink.saturating_sub(1);
+    }
+    st.touch_modified();
+    Ok(())
+}
+
+fn resolve_time(t: TimeSet, now: SystemTime) -> SystemTime {
+    match t {
+        TimeSet::Now => now,
+        TimeSet::At(t) => t,
+    }
+}
+
+impl Storage for MemFs {
+    fn root(&self) -> Ino {
+        ROOT
+    }
+
+    fn lookup(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind)> {
+        let node = self.inode(dir)?;
+        let st = node.state.read();
+        let d = st.dir()?;
+        if name == ".." {
+            return Ok((d.parent, FileKind::Dir));
+        }
+        d.get(name).ok_or(Error::NotFound)
+    }
+
+    fn getattr(&self, ino: Ino) -> Result<Attr> {
+        let node = self.inode(ino)?;
+        let st = node.state.read();
+        Ok(st.attr(ino, node.kind))
+    }
+
+    fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
+        let node = self.inode(ino)?;
+        let mut st = node.state.write();
+        let now = SystemTime::now();
+        if let Some(size) = set.size {
+            if size > MAX_FILE_SIZE {
+                return Err(Error::FileTooBig);
+            }
+            match &mut st.body {
+                Body::File(f) => f.set_size(size),
+                Body::Dir(_) => return Err(Error::IsDir),
+                Body::Symlink(_) => return Err(Error::Invalid),
+            }
+            st.mtime = now;
+        }
+        if let Some(t) = set.atime {
+            st.atime = resolve_time(t, now);
+        }
+        if let Some(t) = set.mtime {
+            st.mtime = resolve_time(t, now);
+        }
+        st.ctime = now;
+        Ok(st.attr(ino, node.kind))
+    }
+
+    fn read(&self, ino: Ino, offset: u64, bufs: &mut [IoSliceMut<'_>]) -> Result<usize> {
+        let node = self.inode(ino)?;
+        let st = node.state.read();
+        match &st.body {
+            Body::File(f) => Ok(f.read(offset, bufs)),
+            Body::Dir(_) => Err(Error::IsDir),
+            Body::Symlink(_) => Err(Error::Invalid),
+        }
+    }
+
+    fn write(&self, ino: Ino, pos: WritePos, bufs: &[IoSlice<'_>]) -> Result<(usize, u64)> {
+        let node = self.inode(ino)?;
+        let mut st = node.state.write();
+        let Body::File(f) = &mut st.body else {
+            return Err(match node.kind {
+                FileKind::Dir => Error::IsDir,
+                _ => Error::Invalid,
+            });
+        };
+        let offset = match pos {
+            WritePos::At(offset) => offset,
+            WritePos::Append => f.size(),
+        };
+        let len: u64 = bufs.iter().map(|b| b.len() as u64).sum();
+        if len == 0 {
+            return Ok((0, offset));
+        }
+        match offset.checked_add(len) {
+            Some(end) if end <= MAX_FILE_SIZE => {}
+            _ => return Err(Error::FileTooBig),
+        }
+        let written = f.write(offset, bufs);
+        st.touch_modified();
+        Ok((written, offset + written as u64))
+    }
+
+    fn create(&self, dir: Ino, name: &str, new: NewNode<'_>) -> Result<Attr> {
+        let parent = self.inode(dir)?;
+        let mut pst = parent.state.write();
+        if pst.dir()?.get(name).is_some() {
+            return Err(Error::Exists);
+        }
+        let (kind, body, nlink) = match new {
+            NewNode::File => (FileKind::File, Body::File(FileData::default()), 1),
+            NewNode::Dir => (FileKind::Dir, Body::Dir(DirData::new(dir)), 2),
+            NewNode::Symlink(target) => (FileKind::Symlink, Body::Symlink(target.into()), 1),
+        };
+        let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
+        let state = State::new(body, nlink);
+        let attr = state.attr(ino, kind);
+        self.inodes.write().insert(
+            ino,
+            Arc::new(Inode {
+                kind,
+                state: RwLock::new(state),
+            }),
+        );
+        pst.dir_mut()?.insert(name, ino, kind);
+        if kind == FileKind::Dir {
+            pst.nlink += 1;
+        }
+        pst.touch_modified();
+        Ok(attr)
+    }
+
+    fn readdir(&self, dir: Ino, cursor: u64, max: usize) -> Result<Vec<DirEntry>> {
+        let node = self.inode(dir)?;
+        let st = node.state.read();
+        match &st.body {
+            Body::Dir(d) => Ok(d.list(cursor, max)),
+            _ => Err(Error::NotDir),
+        }
+    }
+
+    fn readlink(&self, ino: Ino) -> Result<String> {
+        let node = self.inode(ino)?;
+        let st = node.state.read();
+        match &st.body {
+            Body::Symlink(target) => Ok(target.to_string()),
+            _ => Err(Error::Invalid),
+        }
+    }
+
+    fn unlink(&self, dir: Ino, name: &str) -> Result<()> {
+        let parent = self.inode(dir)?;
+        let mut pst = parent.state.write();
+        let d = pst.dir_mut()?;
+        match d.get(name) {
+            None => return Err(Error::NotFound),
+            Some((_, FileKind::Dir)) => return Err(Error::IsDir),
+            Some(_) => {}
+        }
+        if let Some((ino, kind)) = d.remove(name) {
+            pst.touch_modified();
+            self.drop_name(ino, kind)?;
+        }
+        Ok(())
+    }
+
+    fn rmdir(&self, dir: Ino, name: &str) -> Result<()> {
+        let _topology = self.topology.lock();
+        let parent = self.inode(dir)?;
+        let mut pst = parent.state.write();
+        let (ino, kind) = pst.dir()?.get(name).ok_or(Error::NotFound)?;
+        if kind != FileKind::Dir {
+            return Err(Error::NotDir);
+        }
+        let child = self.inode(ino)?;
+        let mut cst = child.state.write();
+        if !cst.dir()?.is_empty() {
+            return Err(Error::NotEmpty);
+        }
+        pst.dir_mut()?.remove(name);
+        pst.nlink = pst.nlink.saturating_sub(1);
+        pst.touch_modified();
+        cst.nlink = 0;
+        cst.ctime = SystemTime::now();
+        self.forget_if_unused(ino, &cst);
+        Ok(())
+    }
+
+    fn rename(&self, src_dir: Ino, src_name: &str, dst_dir: Ino, dst_name: &str) -> Result<()> {
+        let _topology = self.topology.lock();
+        // The subtree check walks parent pointers, which only change under
+        // `topology`; it must run before the parents are locked because the
+        // walk may pass through them.
+        let (src_ino, src_kind) = self.lookup(src_dir, src_name)?;
+        if src_kind == FileKind::Dir {
+            self.check_not_within(dst_dir, src_ino)?;
+        }
+        let src_parent = self.inode(src_dir)?;
+        let dst_parent = self.inode(dst_dir)?;
+        let (mut sst, mut dst_guard);
+        if src_dir == dst_dir {
+            sst = src_parent.state.write();
+            dst_guard = None;
+        } else if src_dir < dst_dir {
+            sst = src_parent.state.write();
+            dst_guard = Some(dst_parent.state.write());
+        } else {
+            dst_guard = Some(dst_parent.state.write());
+            sst = src_parent.state.write();
+        }
+        // Unlink and create take only the parent's lock, so names are
+        // checked again now that we hold it.
+        if sst.dir()?.get(src_name) != Some((src_ino, src_kind)) {
+            return Err(Error::NotFound);
+        }
+        let dst_dir_state: &State = dst_guard.as_deref().unwrap_or(&*sst);
+        let replaced = dst_dir_state.dir()?.get(dst_name);
+        let replaced_dir = match replaced {
+            Some((dst_ino, _)) if dst_ino == src_ino => return Ok(()),
+            Some((_, FileKind::Dir)) if src_kind != FileKind::Dir => return Err(Error::IsDir),
+            Some((_, kind)) if src_kind == FileKind::Dir && kind != FileKind::Dir => {
+                return Err(Error::NotDir);
+            }
+            Some((dst_ino, FileKind::Dir)) => Some(self.inode(dst_ino)?),
+            _ => None,
+        };
+        // Held to the end so that no entry can be created in the replaced
+        // directory between this emptiness check and its removal.
+        let replaced_dir_guard = match &replaced_dir {
+            Some(node) => {
+                let guard = node.state.write();
+                if !guard.dir()?.is_empty() {
+                    return Err(Error::NotEmpty);
+                }
+                Some(guard)
+            }
+            None => None,
+        };
+
+        let replaces_dir = replaced_dir_guard.is_some();
+        sst.dir_mut()?.remove(src_name);
+        match dst_guard.as_deref_mut() {
+            None => put_entry(&mut sst, dst_name, src_ino, src_kind, replaces_dir)?,
+            Some(dst_st) => {
+                put_entry(dst_st, dst_name, src_ino, src_kind, replaces_dir)?;
+                if src_kind == FileKind::Dir {
+                    dst_st.nlink += 1;
+                    sst.nlink = sst.nlink.saturating_sub(1);
+                    if let Body::Dir(moved) = &mut self.inode(src_ino)?.state.write().body {
+                        moved.parent = dst_dir;
+                    }
+                }
+            }
+        }
+        sst.touch_modified();
+        match (replaced, replaced_dir_guard) {
+            (Some((ino, _)), Some(mut gone)) => {
+                gone.nlink = 0;
+                gone.ctime = SystemTime::now();
+                self.forget_if_unused(ino, &gone);
+            }
+            (Some((ino, kind)), None) => self.drop_name(ino, kind)?,
+            (None, _) => {}
+        }
+        drop((sst, dst_guard));
+        self.touch_ctime(src_ino)
+    }
+
+    fn link(&self, ino: Ino, dir: Ino, name: &str) -> Result<Attr> {
+        let node = self.inode(ino)?;
+        if node.kind == FileKind::Dir {
+            return Err(Error::NotPermitted);
+        }
+        let parent = self.inode(dir)?;
+        let mut pst = parent.state.write();
+        if pst.dir()?.get(name).is_some() {
+            return Err(Error::Exists);
+        }
+        let mut st = node.state.write();
+        if st.nlink == 0 {
+            return Err(Error::NotFound);
+        }
+        st.nlink += 1;
+        st.ctime = SystemTime::now();
+        pst.dir_mut()?.insert(name, ino, node.kind);
+        pst.touch_modified();
+        Ok(st.attr(ino, node.kind))
+    }
+
+    fn allocate(&self, ino: Ino, size: u64) -> Result<()> {
+        if size > MAX_FILE_SIZE {
+            return Err(Error::FileTooBig);
+        }
+        let node = self.inode(ino)?;
+        let mut st = node.state.write();
+        let Body::File(f) = &mut st.body else {
+            return Err(Error::BadHandle);
+        };
+        if f.size() < size {
+            f.set_size(size);
+            st.touch_modified();
+        }
+        Ok(())
+    }
+
+    fn open(&self, ino: Ino) -> Result<()> {
+        let node = self.inode(ino)?;
+        node.state.write().open += 1;
+        Ok(())
+    }
+
+    fn release(&self, ino: Ino) {
+        if let Ok(node) = self.inode(ino) {
+            let mut st = node.state.write();
+            st.open = st.open.saturating_sub(1);
+            self.forget_if_unused(ino, &st);
+        }
+    }
+}
+
+impl MemFs {
+    fn touch_ctime(&self, ino: Ino) -> Result<()> {
+        self.inode(ino)?.state.write().ctime = SystemTime::now();
+        Ok(())
+    }
+
+    /// Number of live inodes (named or held open), for consistency checks.
+    #[cfg(test)]
+    fn inode_count(&self) -> usize {
+        self.inodes.read().len()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,179 @@
+//! The storage layer: an inode-level filesystem trait and its backends.
+//!
+//! A backend knows inodes and names inside one directory, never paths: path
+//! resolution, symlink following and confinement belong to the namespace
+//! layer above. Operations are synchronous and must be safe to call from many
+//! threads at once. An open file is a handle on an inode (see
+//! [`Storage::open`]), so rename or unlink of an open file behaves as on
+//! POSIX.
+//!
+//! Backends report failures with the crate's [`Error`](crate::Error) and
+//! enforce the POSIX rules that concern one store: `ENOTEMPTY`, `EISDIR`,
+//! `ENOTDIR`, `EINVAL` for a rename into its own subtree, `EPERM` for a hard
+//! link to a directory, exact `nlink` counts.
+
+pub mod mem;
+
+use crate::error::Result;
+use std::io::{IoSlice, IoSliceMut};
+use std::time::SystemTime;
+
+/// An inode number, unique within one store for the store's lifetime.
+pub type Ino = u64;
+
+/// The largest file size any backend accepts (POSIX `off_t` is signed).
+pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
+
+/// The longest name of one directory entry, in bytes.
+pub const NAME_MAX: usize = 255;
+
+/// What an inode is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+}
+
+/// An inode's attributes, as `stat` reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attr {
+    /// The inode number.
+    pub ino: Ino,
+    /// What the inode is.
+    pub kind: FileKind,
+    /// Size in bytes: file length, symlink target length, or a nominal size
+    /// for directories.
+    pub size: u64,
+    /// Number of names (hard links) referring to the inode; for a directory,
+    /// 2 plus its number of subdirectories.
+    pub nlink: u64,
+    /// Last access time.
+    pub atime: SystemTime,
+    /// Last data modification time.
+    pub mtime: SystemTime,
+    /// Last status change time.
+    pub ctime: SystemTime,
+}
+
+/// A timestamp to set: an explicit value or the current time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeSet {
+    /// The time of the call.
+    Now,
+    /// This exact time.
+    At(SystemTime),
+}
+
+/// Attribute changes for [`Storage::setattr`]; `None` leaves a field alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetAttr {
+    /// New file size (truncate or extend with a hole). Files only.
+    pub size: Option<u64>,
+    /// New access time.
+    pub atime: Option<TimeSet>,
+    /// New modification time.
+    pub mtime: Option<TimeSet>,
+}
+
+/// What [`Storage::create`] makes.
+#[derive(Debug, Clone, Copy)]
+pub enum NewNode<'a> {
+    /// An empty regular file.
+    File,
+    /// An empty directory.
+    Dir,
+    /// A symbolic link holding this target.
+    Symlink(&'a str),
+}
+
+/// Where [`Storage::write`] puts the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WritePos {
+    /// At this byte offset.
+    At(u64),
+    /// At the end of the file, atomically with respect to other writers.
+    Append,
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The entry's name.
+    pub name: String,
+    /// The inode it names.
+    pub ino: Ino,
+    /// What that inode is.
+    pub kind: FileKind,
+    /// The cursor that continues the listing after this entry.
+    pub next: u64,
+}
+
+/// An inode-level filesystem.
+///
+/// Names passed in are single path components: never empty, never `.` or
+/// `..` (except for [`Storage::lookup`], which answers `..` with the parent
+/// directory), without `/` or NUL, and at most [`NAME_MAX`] bytes; the
+/// namespace layer checks that before calling.
+pub trait Storage: Send + Sync + 'static {
+    /// The root directory's inode.
+    fn root(&self) -> Ino;
+
+    /// The inode named `name` in directory `dir`, and its kind. `..` gives
+    /// the parent (the root's parent is the root).
+    fn lookup(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind)>;
+
+    /// The inode's attributes.
+    fn getattr(&self, ino: Ino) -> Result<Attr>;
+
+    /// Changes size and times; returns the new attributes.
+    fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr>;
+
+    /// Reads from `offset` into `bufs` in order; returns the bytes read
+    /// (0 at or past end of file). Holes read as zeros.
+    fn read(&self, ino: Ino, offset: u64, bufs: &mut [IoSliceMut<'_>]) -> Result<usize>;
+
+    /// Writes `bufs` in order at `pos`; returns the bytes written and the
+    /// offset just past them. Writing past the end leaves a hole.
+    fn write(&self, ino: Ino, pos: WritePos, bufs: &[IoSlice<'_>]) -> Result<(usize, u64)>;
+
+    /// Creates `name` in `dir`; `EEXIST` if the name is taken.
+    fn create(&self, dir: Ino, name: &str, node: NewNode<'_>) -> Result<Attr>;
+
+    /// Up to `max` entries of `dir` from `cursor` (0 is the start), without
+    /// `.` and `..`. A cursor stays valid while entries are added or removed:
+    /// a listing continued from it neither repeats nor skips entries that
+    /// were present throughout.
+    fn readdir(&self, dir: Ino, cursor: u64, max: usize) -> Result<Vec<DirEntry>>;
+
+    /// The target of a symlink; `EINVAL` for any other kind.
+    fn readlink(&self, ino: Ino) -> Result<String>;
+
+    /// Removes the non-directory `name` from `dir`.
+    fn unlink(&self, dir: Ino, name: &str) -> Result<()>;
+
+    /// Removes the empty directory `name` from `dir`.
+    fn rmdir(&self, dir: Ino, name: &str) -> Result<()>;
+
+    /// Moves `src_dir/src_name` to `dst_dir/dst_name`, atomically replacing
+    /// a compatible destination, with POSIX `rename(2)` rules.
+    fn rename(&self, src_dir: Ino, src_name: &str, dst_dir: Ino, dst_name: &str) -> Result<()>;
+
+    /// Adds the name `dir/name` for the existing non-directory `ino`.
+    fn link(&self, ino: Ino, dir: Ino, name: &str) -> Result<Attr>;
+
+    /// Grows the file to at least `size` bytes (a hole), atomically with
+    /// respect to concurrent writes; never shrinks it. This is
+    /// `posix_fallocate` for a store that allocates lazily.
+    fn allocate(&self, ino: Ino, size: u64) -> Result<()>;
+
+    /// Takes a handle on `ino`: the inode and its data stay alive, even
+    /// once unlinked, until the matching [`Storage::release`].
+    fn open(&self, ino: Ino) -> Result<()>;
+
+    /// Gives back a handle taken by [`Storage::open`].
+    fn release(&self, ino: Ino);
+}

@@ -1,0 +1,181 @@
+//! `VfsFile`: an open regular file of the namespace, as a `WasiFile`.
+
+use super::{filestat, time_set};
+use crate::error::Error;
+use crate::namespace::Handle;
+use crate::storage::{MAX_FILE_SIZE, SetAttr, WritePos};
+use parking_lot::Mutex;
+use std::any::Any;
+use std::io::{IoSlice, IoSliceMut, SeekFrom};
+use wasi_common::file::{Advice, FdFlags, FileType, Filestat, WasiFile};
+use wasi_common::{Error as WasiError, SystemTimeSpec};
+
+/// An open regular file.
+///
+/// Holds a handle on the inode, so the data stays readable after the file is
+/// unlinked or renamed, until the descriptor is closed. The file position is
+/// shared by every thread using the descriptor and moves atomically with each
+/// read or write.
+pub struct VfsFile {
+    handle: Handle,
+    /// Opened with write access at the OS level, which `ftruncate` needs
+    /// (wasi-common tracks the guest's read/write rights itself).
+    writable: bool,
+    flags: FdFlags,
+    pos: Mutex<u64>,
+}
+
+impl VfsFile {
+    pub(crate) fn new(handle: Handle, writable: bool, flags: FdFlags) -> Self {
+        VfsFile {
+            handle,
+            writable,
+            flags: flags & (FdFlags::APPEND | FdFlags::NONBLOCK),
+            pos: Mutex::new(0),
+        }
+    }
+
+    fn write_pos(&self, offset: u64) -> WritePos {
+        // As on Linux, a file opened with O_APPEND appends even for pwrite.
+        if self.flags.contains(FdFlags::APPEND) {
+            WritePos::Append
+        } else {
+            WritePos::At(offset)
+        }
+    }
+}
+
+/// A byte offset from the guest: `off_t` is signed, so anything past
+/// `i64::MAX` is a negative offset to POSIX, which is `EINVAL`.
+fn offset(o: u64) -> Result<u64, Error> {
+    if o > MAX_FILE_SIZE {
+        Err(Error::Invalid)
+    } else {
+        Ok(o)
+    }
+}
+
+#[async_trait::async_trait]
+impl WasiFile for VfsFile {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    async fn get_filetype(&self) -> Result<FileType, WasiError> {
+        Ok(FileType::RegularFile)
+    }
+
+    async fn get_fdflags(&self) -> Result<FdFlags, WasiError> {
+        Ok(self.flags)
+    }
+
+    async fn set_fdflags(&mut self, flags: FdFlags) -> Result<(), WasiError> {
+        if flags.intersects(FdFlags::DSYNC | FdFlags::SYNC | FdFlags::RSYNC) {
+            return Err(Error::Invalid.into());
+        }
+        self.flags = flags;
+        Ok(())
+    }
+
+    async fn get_filestat(&self) -> Result<Filestat, WasiError> {
+        Ok(filestat(self.handle.ns().metadata(self.handle.node())?))
+    }
+
+    async fn set_filestat_size(&self, size: u64) -> Result<(), WasiError> {
+        if !self.writable {
+            return Err(Error::Invalid.into());
+        }
+        let set = SetAttr {
+            size: Some(offset(size)?),
+            ..SetAttr::default()
+        };
+        Ok(self.handle.ns().setattr(self.handle.node(), &set)?)
+    }
+
+    async fn advise(&self, _offset: u64, _len: u64, _advice: Advice) -> Result<(), WasiError> {
+        // Everything is already in memory; advice changes nothing.
+        Ok(())
+    }
+
+    async fn set_times(
+        &self,
+        atime: Option<SystemTimeSpec>,
+        mtime: Option<SystemTimeSpec>,
+    ) -> Result<(), WasiError> {
+        let set = SetAttr {
+            size: None,
+            atime: time_set(atime),
+            mtime: time_set(mtime),
+        };
+        Ok(self.handle.ns().setattr(self.handle.node(), &set)?)
+    }
+
+    async fn read_vectored<'a>(&self, bufs: &mut [IoSliceMut<'a>]) -> Result<u64, WasiError> {
+        let mut pos = self.pos.lock();
+        let n = self.handle.ns().read(self.handle.node(), *pos, bufs)?;
+        *pos += n as u64;
+        Ok(n as u64)
+    }
+
+    async fn read_vectored_at<'a>(
+        &self,
+        bufs: &mut [IoSliceMut<'a>],
+        at: u64,
+    ) -> Result<u64, WasiError> {
+        let n = self.handle.ns().read(self.handle.node(), offset(at)?, bufs)?;
+        Ok(n as u64)
+    }
+
+    async fn write_vectored<'a>(&self, bufs: &[IoSlice<'a>]) -> Result<u64, WasiError> {
+        let mut pos = self.pos.lock();
+        let (n, end) = self
+            .handle
+            .ns()
+            .write(self.handle.node(), self.write_pos(*pos), bufs)?;
+        *pos = end;
+        Ok(n as u64)
+    }
+
+    async fn write_vectored_at<'a>(&self, bufs: &[IoSlice<'a>], at: u64) -> Result<u64, WasiError> {
+        let pos = self.write_pos(offset(at)?);
+        let (n, _) = self.handle.ns().write(self.handle.node(), pos, bufs)?;
+        Ok(n as u64)
+    }
+
+    async fn seek(&self, whence: SeekFrom) -> Result<u64, WasiError> {
+        let mut pos = self.pos.lock();
+        let new = match whence {
+            SeekFrom::Start(to) => Some(to),
+            SeekFrom::Current(delta) => pos.checked_add_signed(delta),
+            SeekFrom::End(delta) => {
+                let size = self.handle.ns().metadata(self.handle.node())?.size;
+                size.checked_add_signed(delta)
+            }
+        };
+        let new = offset(new.ok_or(Error::Invalid)?)?;
+        *pos = new;
+        Ok(new)
+    }
+
+    async fn peek(&self, buf: &mut [u8]) -> Result<u64, WasiError> {
+        let pos = *self.pos.lock();
+        let n = self
+            .handle
+            .ns()
+            .read(self.handle.node(), pos, &mut [IoSliceMut::new(buf)])?;
+        Ok(n as u64)
+    }
+
+    fn num_ready_bytes(&self) -> Result<u64, WasiError> {
+        let size = self.handle.ns().metadata(self.handle.node())?.size;
+        Ok(size.saturating_sub(*self.pos.lock()))
+    }
+
+    async fn readable(&self) -> Result<(), WasiError> {
+        Ok(())
+    }
+
+    async fn writable(&self) -> Result<(), WasiError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,162 @@
+//! Test harness: builds the guest programs in `tests/guests` for
+//! `wasm32-wasip1`, and runs them on a `Vfs` and on wasi-common's own cap-std
+//! host directory.
+
+#![allow(dead_code, reason = "each test binary uses part of the harness")]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{LazyLock, Mutex, OnceLock};
+use wasi_common::WasiCtx;
+use wasi_common::pipe::WritePipe;
+use wasi_common::sync::WasiCtxBuilder;
+use wasi_common_vfs::Vfs;
+use wasmtime::{Engine, Linker, Module, Store};
+
+const GUESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/guests");
+
+fn guest_target_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("guests")
+}
+
+/// Builds every guest once per test process (cargo's own lock serialises
+/// concurrent test processes).
+fn build_guests() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let target_dir = guest_target_dir();
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--quiet", "--target", "wasm32-wasip1", "--manifest-path"])
+            .arg(format!("{GUESTS}/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("CARGO_BUILD_TARGET")
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the test guests failed");
+        target_dir.join("wasm32-wasip1/release")
+    })
+}
+
+/// Path of the built guest `name`.
+pub fn guest_path(name: &str) -> PathBuf {
+    build_guests().join(format!("{name}.wasm"))
+}
+
+pub fn engine() -> &'static Engine {
+    static ENGINE: LazyLock<Engine> = LazyLock::new(Engine::default);
+    &ENGINE
+}
+
+/// The compiled guest `name`.
+pub fn guest(name: &str) -> Module {
+    static MODULES: LazyLock<Mutex<HashMap<String, Module>>> = LazyLock::new(Default::default);
+    let mut modules = MODULES.lock().unwrap();
+    modules
+        .entry(name.to_owned())
+        .or_insert_with(|| Module::from_file(engine(), guest_path(name)).expect("guest compiles"))
+        .clone()
+}
+
+/// What a guest run left behind.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `module` with `args` on a context whose preopens were added by
+/// `preopen`. `reference` sets `VFS_REFERENCE` for the guest.
+pub fn run_with(module: &Module, args: &[&str], reference: bool, preopen: impl FnOnce(&WasiCtx)) -> Outcome {
+    let stdout = WritePipe::new_in_memory();
+    let stderr = WritePipe::new_in_memory();
+    let mut argv = vec!["guest".to_owned()];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    let mut builder = WasiCtxBuilder::new();
+    builder
+        .args(&argv)
+        .unwrap()
+        .stdout(Box::new(stdout.clone()))
+        .stderr(Box::new(stderr.clone()));
+    if reference {
+        builder.env("VFS_REFERENCE", "1").unwrap();
+    }
+    let ctx = builder.build();
+    preopen(&ctx);
+    let mut linker = Linker::new(engine());
+    wasi_common_vfs::runtime::add_to_linker(&mut linker, |cx: &mut WasiCtx| cx).unwrap();
+    let mut store = Store::new(engine(), ctx);
+    let code = wasi_common_vfs::runtime::run_command(&mut store, &linker, module).expect("guest does not trap");
+    drop(store);
+    let text = |p: WritePipe<std::io::Cursor<Vec<u8>>>| {
+        String::from_utf8(p.try_into_inner().expect("pipe released").into_inner()).unwrap()
+    };
+    Outcome {
+        code,
+        stdout: text(stdout),
+        stderr: text(stderr),
+    }
+}
+
+/// Runs a guest on `vfs`, with `/` preopened as fd 3 and `/sub2` as fd 4.
+pub fn run_on_vfs(module: &Module, args: &[&str], vfs: &Vfs) -> Outcome {
+    run_with(module, args, false, |ctx| {
+        vfs.preopen(ctx, "/", "/sandbox").unwrap();
+        vfs.preopen(ctx, "/sub2", "/sandbox/sub2").unwrap();
+    })
+}
+
+/// Runs a guest on wasi-common's host directory `dir`, with `dir` preopened
+/// as fd 3 and `dir/sub2` as fd 4.
+pub fn run_on_host(module: &Module, args: &[&str], dir: &Path) -> Outcome {
+    run_with(module, args, true, |ctx| {
+        for (path, name) in [(dir.to_path_buf(), "/sandbox"), (dir.join("sub2"), "/sandbox/sub2")] {
+            let d = cap_std::fs::Dir::open_ambient_dir(&path, cap_std::ambient_authority()).unwrap();
+            ctx.push_preopened_dir(Box::new(wasi_common::sync::dir::Dir::from_cap_std(d)), name)
+                .unwrap();
+        }
+    })
+}
+
+/// Lines of a transcript whose label does not start with a listed
+/// difference.
+fn comparable<'a>(transcript: &'a str, differences: &[(&str, &str)]) -> Vec<&'a str> {
+    transcript
+        .lines()
+        .filter(|line| !differences.iter().any(|(label, _)| line.starts_with(label)))
+        .collect()
+}
+
+/// Runs guest `name` on a fresh `Vfs` and on a fresh host temp dir (each
+/// holding an empty `sub2`), requires both to pass their own checks, and
+/// requires identical transcripts except for lines whose label starts with
+/// one in `differences`
+/// (each with the one-line reason the two cannot agree). Returns the
+/// transcript of the `Vfs` run.
+pub fn differential(name: &str, args: &[&str], differences: &[(&str, &str)]) -> String {
+    let module = guest(name);
+    let vfs = Vfs::new();
+    vfs.create_dir("/sub2").unwrap();
+    let ours = run_on_vfs(&module, args, &vfs);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("sub2")).unwrap();
+    let reference = run_on_host(&module, args, tmp.path());
+    assert_eq!(ours.code, 0, "{name} failed its checks on the Vfs:\n{}", ours.stderr);
+    assert_eq!(
+        reference.code, 0,
+        "{name} failed its checks on wasi-common's host directory:\n{}",
+        reference.stderr
+    );
+    let (a, b) = (comparable(&ours.stdout, differences), comparable(&reference.stdout, differences));
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x, y, "{name}: the Vfs and the host directory disagree");
+    }
+    assert_eq!(a.len(), b.len(), "{name}: transcripts differ in length");
+    assert!(!a.is_empty(), "{name} printed nothing");
+    ours.stdout
+}
