@@ -3,7 +3,7 @@
 //! directory, with identical transcripts required.
 
 mod common;
-use common::differential;
+use common::{differential, differential_seeded};
 
 #[test]
 fn files() {
@@ -13,4 +13,94 @@ fn files() {
         &[("fd_allocate", "wasi-common's host files answer fd_allocate with ENOTSUP; the Vfs grows the file")],
     );
     assert!(out.contains("fd_allocate size: Ok(102)"));
+}
+
+#[test]
+fn dirs() {
+    let out = differential(
+        "dirs",
+        &[],
+        &[
+            ("cookies", "the host directory's cookies are scan positions, which skip entries once earlier ones are removed"),
+            ("rmdir trailing slash", "cap-std answers EINVAL for a trailing slash that Linux rmdir(2) accepts"),
+        ],
+    );
+    assert!(out.contains("cookies: every surviving entry listed: 41"));
+    assert!(out.contains("rmdir trailing slash: Ok(())"));
+}
+
+#[test]
+fn links() {
+    let out = differential(
+        "links",
+        &[],
+        &[("trailing slash", "cap-std's lstat ignores a trailing slash; Linux follows the link and requires a directory")],
+    );
+    assert!(out.contains("trailing slash: lstat follows: Ok(\"DIRECTORY\")"));
+}
+
+#[test]
+fn rename() {
+    let out = differential(
+        "rename",
+        &[],
+        &[("trailing slash", "cap-std drops a trailing slash on the new name that Linux rename(2) refuses for a file")],
+    );
+    assert!(out.contains("trailing slash: file to name/: ENOTDIR"));
+}
+
+#[test]
+fn confine() {
+    let out = differential_seeded(
+        "confine",
+        &[],
+        &[("/", "root"), ("/etc/passwd", "pw")],
+        &[("readlink of absolute link", "cap-std refuses to read an absolute link's text; POSIX readlink returns it")],
+    );
+    assert!(out.contains("readlink of absolute link: Ok(1)"));
+}
+
+#[test]
+fn bad_input() {
+    let out = differential(
+        "badinput",
+        &[],
+        &[("max size", "the largest file size is the host filesystem's (16 TiB on ext4); the Vfs allows i64::MAX like tmpfs")],
+    );
+    assert!(out.contains("max size: write at i64::MAX: EFBIG"));
+}
+
+/// Out-of-bounds pointers trap the guest (the witx rule wasi-common follows)
+/// on both backends; the host process carries on, the tree is unchanged,
+/// and the next guest runs normally.
+#[test]
+fn bad_pointers_trap_the_guest_only() {
+    let module = common::guest("badinput");
+    let cases = [
+        "path-pointer",
+        "path-pointer-far",
+        "path-length",
+        "result-pointer",
+        "open-path",
+        "read-buffer",
+        "write-buffer",
+        "iovec-array",
+        "iovec-count",
+        "readdir-buffer",
+        "readlink-buffer",
+    ];
+    for case in cases {
+        let vfs = wasi_common_vfs::Vfs::new();
+        vfs.create_dir("/sub2").unwrap();
+        let trap = common::try_run_on_vfs(&module, &[case], &vfs).expect_err(case);
+        let message = format!("{trap:?}");
+        assert!(message.contains("out of bounds") || message.contains("overflow"), "{case}: {message}");
+        assert_eq!(vfs.read("/f").unwrap(), b"data", "{case}");
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("sub2")).unwrap();
+        common::try_run_on_host(&module, &[case], tmp.path()).expect_err(case);
+    }
+    let vfs = wasi_common_vfs::Vfs::new();
+    vfs.create_dir("/sub2").unwrap();
+    assert_eq!(common::run_on_vfs(&module, &[], &vfs).code, 0);
 }

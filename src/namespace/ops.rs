@@ -134,13 +134,19 @@ impl Namespace {
         })
     }
 
-    /// `symlink(target, at)`.
+    /// `symlink(target, at)`. A confined caller may not create a link with
+    /// an absolute target (`EPERM`, as cap-std answers): it could never be
+    /// followed inside the confinement, and another view of the same tree
+    /// would follow it from its own root.
     pub(crate) fn symlink(&self, target: &str, at: At<'_>) -> Result<()> {
         if target.is_empty() {
             return Err(Error::NotFound);
         }
         if target.contains('\0') {
             return Err(Error::Invalid);
+        }
+        if at.scope == Scope::Confined && target.starts_with('/') {
+            return Err(Error::Escape);
         }
         let r = at.resolve(self, false)?;
         let (parent, name, existing, dir_required) = named(r, Error::Exists)?;

@@ -92,8 +92,11 @@ impl WasiFile for VfsFile {
         Ok(self.handle.ns().setattr(self.handle.node(), &set)?)
     }
 
-    async fn advise(&self, _offset: u64, _len: u64, _advice: Advice) -> Result<(), WasiError> {
-        // Everything is already in memory; advice changes nothing.
+    async fn advise(&self, at: u64, len: u64, _advice: Advice) -> Result<(), WasiError> {
+        // Everything is already in memory; advice changes nothing, but the
+        // arguments are checked as posix_fadvise checks them.
+        offset(at)?;
+        offset(len)?;
         Ok(())
     }
 

@@ -11,7 +11,6 @@ mod errno;
 mod file;
 
 pub use dir::VfsDir;
-pub(crate) use errno::errno_of;
 pub use file::VfsFile;
 
 use crate::namespace::Metadata;

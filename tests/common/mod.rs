@@ -71,8 +71,14 @@ pub struct Outcome {
 }
 
 /// Runs `module` with `args` on a context whose preopens were added by
-/// `preopen`. `reference` sets `VFS_REFERENCE` for the guest.
-pub fn run_with(module: &Module, args: &[&str], reference: bool, preopen: impl FnOnce(&WasiCtx)) -> Outcome {
+/// `preopen`. `reference` sets `VFS_REFERENCE` for the guest. A trap is the
+/// error.
+pub fn try_run_with(
+    module: &Module,
+    args: &[&str],
+    reference: bool,
+    preopen: impl FnOnce(&WasiCtx),
+) -> wasmtime::Result<Outcome> {
     let stdout = WritePipe::new_in_memory();
     let stderr = WritePipe::new_in_memory();
     let mut argv = vec!["guest".to_owned()];
@@ -91,36 +97,49 @@ pub fn run_with(module: &Module, args: &[&str], reference: bool, preopen: impl F
     let mut linker = Linker::new(engine());
     wasi_common_vfs::runtime::add_to_linker(&mut linker, |cx: &mut WasiCtx| cx).unwrap();
     let mut store = Store::new(engine(), ctx);
-    let code = wasi_common_vfs::runtime::run_command(&mut store, &linker, module).expect("guest does not trap");
+    let code = wasi_common_vfs::runtime::run_command(&mut store, &linker, module)?;
     drop(store);
     let text = |p: WritePipe<std::io::Cursor<Vec<u8>>>| {
         String::from_utf8(p.try_into_inner().expect("pipe released").into_inner()).unwrap()
     };
-    Outcome {
+    Ok(Outcome {
         code,
         stdout: text(stdout),
         stderr: text(stderr),
-    }
+    })
+}
+
+/// [`try_run_with`] for a guest that must not trap.
+pub fn run_with(module: &Module, args: &[&str], reference: bool, preopen: impl FnOnce(&WasiCtx)) -> Outcome {
+    try_run_with(module, args, reference, preopen).expect("guest does not trap")
 }
 
 /// Runs a guest on `vfs`, with `/` preopened as fd 3 and `/sub2` as fd 4.
-pub fn run_on_vfs(module: &Module, args: &[&str], vfs: &Vfs) -> Outcome {
-    run_with(module, args, false, |ctx| {
+pub fn try_run_on_vfs(module: &Module, args: &[&str], vfs: &Vfs) -> wasmtime::Result<Outcome> {
+    try_run_with(module, args, false, |ctx| {
         vfs.preopen(ctx, "/", "/sandbox").unwrap();
         vfs.preopen(ctx, "/sub2", "/sandbox/sub2").unwrap();
     })
 }
 
+pub fn run_on_vfs(module: &Module, args: &[&str], vfs: &Vfs) -> Outcome {
+    try_run_on_vfs(module, args, vfs).expect("guest does not trap")
+}
+
 /// Runs a guest on wasi-common's host directory `dir`, with `dir` preopened
 /// as fd 3 and `dir/sub2` as fd 4.
-pub fn run_on_host(module: &Module, args: &[&str], dir: &Path) -> Outcome {
-    run_with(module, args, true, |ctx| {
+pub fn try_run_on_host(module: &Module, args: &[&str], dir: &Path) -> wasmtime::Result<Outcome> {
+    try_run_with(module, args, true, |ctx| {
         for (path, name) in [(dir.to_path_buf(), "/sandbox"), (dir.join("sub2"), "/sandbox/sub2")] {
             let d = cap_std::fs::Dir::open_ambient_dir(&path, cap_std::ambient_authority()).unwrap();
             ctx.push_preopened_dir(Box::new(wasi_common::sync::dir::Dir::from_cap_std(d)), name)
                 .unwrap();
         }
     })
+}
+
+pub fn run_on_host(module: &Module, args: &[&str], dir: &Path) -> Outcome {
+    try_run_on_host(module, args, dir).expect("guest does not trap")
 }
 
 /// Lines of a transcript whose label does not start with a listed
@@ -139,12 +158,27 @@ fn comparable<'a>(transcript: &'a str, differences: &[(&str, &str)]) -> Vec<&'a 
 /// (each with the one-line reason the two cannot agree). Returns the
 /// transcript of the `Vfs` run.
 pub fn differential(name: &str, args: &[&str], differences: &[(&str, &str)]) -> String {
+    differential_seeded(name, args, &[], differences)
+}
+
+/// [`differential`], with symlinks `(target, name)` planted in both trees by
+/// the host before the guest runs (targets a guest may not create itself).
+pub fn differential_seeded(
+    name: &str,
+    args: &[&str],
+    symlinks: &[(&str, &str)],
+    differences: &[(&str, &str)],
+) -> String {
     let module = guest(name);
     let vfs = Vfs::new();
     vfs.create_dir("/sub2").unwrap();
-    let ours = run_on_vfs(&module, args, &vfs);
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir(tmp.path().join("sub2")).unwrap();
+    for (target, link) in symlinks {
+        vfs.symlink(target, &format!("/{link}")).unwrap();
+        std::os::unix::fs::symlink(target, tmp.path().join(link)).unwrap();
+    }
+    let ours = run_on_vfs(&module, args, &vfs);
     let reference = run_on_host(&module, args, tmp.path());
     assert_eq!(ours.code, 0, "{name} failed its checks on the Vfs:\n{}", ours.stderr);
     assert_eq!(
