@@ -104,3 +104,13 @@ fn bad_pointers_trap_the_guest_only() {
     vfs.create_dir("/sub2").unwrap();
     assert_eq!(common::run_on_vfs(&module, &[], &vfs).code, 0);
 }
+
+#[test]
+fn preview0() {
+    let out = differential(
+        "preview0",
+        &[],
+        &[("fd_allocate", "wasi-common's host files answer fd_allocate with ENOTSUP; the Vfs grows the file")],
+    );
+    assert!(out.contains("fd_allocate: Ok(64)"));
+}

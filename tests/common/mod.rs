@@ -97,21 +97,24 @@ pub fn try_run_with(
     let mut linker = Linker::new(engine());
     wasi_common_vfs::runtime::add_to_linker(&mut linker, |cx: &mut WasiCtx| cx).unwrap();
     let mut store = Store::new(engine(), ctx);
-    let code = wasi_common_vfs::runtime::run_command(&mut store, &linker, module)?;
+    let code = wasi_common_vfs::runtime::run_command(&mut store, &linker, module);
     drop(store);
     let text = |p: WritePipe<std::io::Cursor<Vec<u8>>>| {
         String::from_utf8(p.try_into_inner().expect("pipe released").into_inner()).unwrap()
     };
-    Ok(Outcome {
-        code,
-        stdout: text(stdout),
-        stderr: text(stderr),
-    })
+    let (stdout, stderr) = (text(stdout), text(stderr));
+    match code {
+        Ok(code) => Ok(Outcome { code, stdout, stderr }),
+        Err(e) => Err(e.context(format!("guest stdout:\n{stdout}\nguest stderr:\n{stderr}"))),
+    }
 }
 
 /// [`try_run_with`] for a guest that must not trap.
 pub fn run_with(module: &Module, args: &[&str], reference: bool, preopen: impl FnOnce(&WasiCtx)) -> Outcome {
-    try_run_with(module, args, reference, preopen).expect("guest does not trap")
+    match try_run_with(module, args, reference, preopen) {
+        Ok(outcome) => outcome,
+        Err(e) => panic!("guest trapped: {e:?}"),
+    }
 }
 
 /// Runs a guest on `vfs`, with `/` preopened as fd 3 and `/sub2` as fd 4.
@@ -123,7 +126,7 @@ pub fn try_run_on_vfs(module: &Module, args: &[&str], vfs: &Vfs) -> wasmtime::Re
 }
 
 pub fn run_on_vfs(module: &Module, args: &[&str], vfs: &Vfs) -> Outcome {
-    try_run_on_vfs(module, args, vfs).expect("guest does not trap")
+    run_with_handler(try_run_on_vfs(module, args, vfs))
 }
 
 /// Runs a guest on wasi-common's host directory `dir`, with `dir` preopened
@@ -139,7 +142,11 @@ pub fn try_run_on_host(module: &Module, args: &[&str], dir: &Path) -> wasmtime::
 }
 
 pub fn run_on_host(module: &Module, args: &[&str], dir: &Path) -> Outcome {
-    try_run_on_host(module, args, dir).expect("guest does not trap")
+    run_with_handler(try_run_on_host(module, args, dir))
+}
+
+fn run_with_handler(r: wasmtime::Result<Outcome>) -> Outcome {
+    r.unwrap_or_else(|e| panic!("guest trapped: {e:?}"))
 }
 
 /// Lines of a transcript whose label does not start with a listed

@@ -15,6 +15,17 @@ pub const DIR: Fd = 3;
 /// A second directory, `sub2` inside [`DIR`], preopened separately.
 pub const DIR2: Fd = 4;
 
+/// The errno for a raw return code of an imported function.
+pub fn errno(code: u16) -> Errno {
+    // SAFETY: `Errno` is a transparent wrapper of the raw u16 code.
+    unsafe { core::mem::transmute::<u16, Errno>(code) }
+}
+
+/// `Ok` for a raw return code of 0, else its errno.
+pub fn check_code(code: i32) -> Result<(), Errno> {
+    if code == 0 { Ok(()) } else { Err(errno(code as u16)) }
+}
+
 /// True when the guest runs on wasi-common's host directory (the reference)
 /// rather than on the virtual filesystem; only documented differences may
 /// look at it.

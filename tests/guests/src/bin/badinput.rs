@@ -12,14 +12,6 @@ fn main() {
     c.finish();
 }
 
-fn errno(code: i32) -> Result<(), Errno> {
-    if code == 0 {
-        Ok(())
-    } else {
-        // SAFETY: `Errno` is a transparent wrapper of the raw u16 code.
-        Err(unsafe { core::mem::transmute::<u16, Errno>(code as u16) })
-    }
-}
 
 /// The first byte past linear memory, and an address far beyond it.
 fn out_of_bounds() -> (i32, i32) {
@@ -85,8 +77,8 @@ unsafe fn run(c: &mut Checks) {
 
     // invalid UTF-8 and NUL bytes
     let bad = [b'f', 0xff, 0xfe];
-    c.eq("invalid utf-8 path", errno(raw::path_filestat_get(DIR as i32, 0, bad.as_ptr() as i32, 3, out_ptr)), Err(ERRNO_ILSEQ));
-    c.eq("invalid utf-8 mkdir", errno(raw::path_create_directory(DIR as i32, bad.as_ptr() as i32, 3)), Err(ERRNO_ILSEQ));
+    c.eq("invalid utf-8 path", check_code(raw::path_filestat_get(DIR as i32, 0, bad.as_ptr() as i32, 3, out_ptr)), Err(ERRNO_ILSEQ));
+    c.eq("invalid utf-8 mkdir", check_code(raw::path_create_directory(DIR as i32, bad.as_ptr() as i32, 3)), Err(ERRNO_ILSEQ));
     c.eq("NUL in name", put(DIR, "a\0b", b"x"), Err(ERRNO_INVAL));
     c.eq("NUL in mkdir", path_create_directory(DIR, "d\0"), Err(ERRNO_INVAL));
     c.eq("NUL in symlink target", path_symlink("f\0g", DIR, "nul"), Err(ERRNO_INVAL));
