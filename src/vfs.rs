@@ -134,13 +134,16 @@ impl Vfs {
     /// Creates `path` and any missing parents. Succeeds if it is already a
     /// directory.
     pub fn create_dir_all(&self, path: &str) -> Result<()> {
+        let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
         let mut prefix = String::new();
-        for component in path.split('/').filter(|c| !c.is_empty()) {
+        for (i, component) in components.iter().enumerate() {
             prefix.push('/');
             prefix.push_str(component);
             match self.ns.mkdir(self.at(&prefix)) {
                 Ok(_) => {}
                 Err(Error::Exists) if self.metadata(&prefix)?.is_dir() => {}
+                // A non-directory in the middle of the path.
+                Err(Error::Exists) if i + 1 < components.len() => return Err(Error::NotDir),
                 Err(e) => return Err(e),
             }
         }

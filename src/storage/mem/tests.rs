@@ -1,0 +1,248 @@
+//! `MemFs` against the storage trait's contract: link counts, inode
+//! lifetime, rename rules, cursors, and concurrent use.
+
+use super::*;
+
+fn fs() -> MemFs {
+    MemFs::new()
+}
+
+fn file(fs: &MemFs, dir: Ino, name: &str, data: &[u8]) -> Ino {
+    let ino = fs.create(dir, name, NewNode::File).unwrap().ino;
+    fs.write(ino, WritePos::At(0), &[IoSlice::new(data)]).unwrap();
+    ino
+}
+
+fn contents(fs: &MemFs, ino: Ino) -> Vec<u8> {
+    let mut buf = vec![0; 1024];
+    let n = fs.read(ino, 0, &mut [IoSliceMut::new(&mut buf)]).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+fn names(fs: &MemFs, dir: Ino) -> Vec<String> {
+    fs.readdir(dir, 0, usize::MAX).unwrap().into_iter().map(|e| e.name).collect()
+}
+
+#[test]
+fn inode_numbers_are_unique_and_never_reused() {
+    let fs = fs();
+    let a = file(&fs, ROOT, "a", b"");
+    fs.unlink(ROOT, "a").unwrap();
+    let b = file(&fs, ROOT, "b", b"");
+    assert_ne!(a, b);
+    assert!(matches!(fs.getattr(a), Err(Error::NotFound)));
+}
+
+#[test]
+fn nlink_counts_names_and_subdirectories() {
+    let fs = fs();
+    let f = file(&fs, ROOT, "f", b"x");
+    fs.link(f, ROOT, "g").unwrap();
+    assert_eq!(fs.getattr(f).unwrap().nlink, 2);
+    let d = fs.create(ROOT, "d", NewNode::Dir).unwrap().ino;
+    fs.link(f, d, "h").unwrap();
+    assert_eq!(fs.getattr(f).unwrap().nlink, 3);
+    assert_eq!(fs.getattr(ROOT).unwrap().nlink, 3);
+    fs.create(d, "sub", NewNode::Dir).unwrap();
+    assert_eq!(fs.getattr(d).unwrap().nlink, 3);
+    fs.unlink(ROOT, "f").unwrap();
+    fs.unlink(d, "h").unwrap();
+    assert_eq!(fs.getattr(f).unwrap().nlink, 1);
+    assert_eq!(contents(&fs, f), b"x");
+    assert!(matches!(fs.link(d, ROOT, "dd"), Err(Error::NotPermitted)));
+}
+
+#[test]
+fn unlinked_open_file_lives_until_released() {
+    let fs = fs();
+    let f = file(&fs, ROOT, "f", b"kept");
+    fs.open(f).unwrap();
+    fs.open(f).unwrap();
+    fs.unlink(ROOT, "f").unwrap();
+    assert_eq!(fs.getattr(f).unwrap().nlink, 0);
+    fs.release(f);
+    assert_eq!(contents(&fs, f), b"kept");
+    fs.release(f);
+    assert!(matches!(fs.getattr(f), Err(Error::NotFound)));
+    assert_eq!(fs.inode_count(), 1, "only the root is left");
+}
+
+#[test]
+fn unlinked_file_cannot_get_a_new_name() {
+    let fs = fs();
+    let f = file(&fs, ROOT, "f", b"");
+    fs.open(f).unwrap();
+    fs.unlink(ROOT, "f").unwrap();
+    assert!(matches!(fs.link(f, ROOT, "again"), Err(Error::NotFound)));
+}
+
+#[test]
+fn rename_replaces_atomically_and_frees_the_old_inode() {
+    let fs = fs();
+    let a = file(&fs, ROOT, "a", b"new");
+    let b = file(&fs, ROOT, "b", b"old");
+    fs.rename(ROOT, "a", ROOT, "b").unwrap();
+    assert_eq!(names(&fs, ROOT), ["b"]);
+    assert_eq!(fs.lookup(ROOT, "b").unwrap().0, a);
+    assert!(matches!(fs.getattr(b), Err(Error::NotFound)));
+}
+
+#[test]
+fn rename_follows_posix_rules() {
+    let fs = fs();
+    let f = file(&fs, ROOT, "f", b"");
+    let d = fs.create(ROOT, "d", NewNode::Dir).unwrap().ino;
+    let e = fs.create(ROOT, "e", NewNode::Dir).unwrap().ino;
+    let inner = fs.create(d, "inner", NewNode::Dir).unwrap().ino;
+    file(&fs, e, "x", b"");
+    assert!(matches!(fs.rename(ROOT, "f", ROOT, "d"), Err(Error::IsDir)));
+    assert!(matches!(fs.rename(ROOT, "d", ROOT, "f"), Err(Error::NotDir)));
+    assert!(matches!(fs.rename(ROOT, "d", ROOT, "e"), Err(Error::NotEmpty)));
+    assert!(matches!(fs.rename(ROOT, "d", inner, "d"), Err(Error::Invalid)));
+    assert!(matches!(fs.rename(ROOT, "d", d, "self"), Err(Error::Invalid)));
+    assert!(matches!(fs.rename(ROOT, "zz", ROOT, "y"), Err(Error::NotFound)));
+    // A directory moved elsewhere gets a new parent for `..`.
+    fs.rename(d, "inner", e, "moved").unwrap();
+    assert_eq!(fs.lookup(inner, "..").unwrap().0, e);
+    assert_eq!(fs.getattr(d).unwrap().nlink, 2);
+    assert_eq!(fs.getattr(e).unwrap().nlink, 3);
+    assert_eq!(fs.getattr(f).unwrap().nlink, 1);
+}
+
+#[test]
+fn rename_over_empty_directory_removes_it() {
+    let fs = fs();
+    let d = fs.create(ROOT, "d", NewNode::Dir).unwrap().ino;
+    let e = fs.create(ROOT, "e", NewNode::Dir).unwrap().ino;
+    fs.open(e).unwrap();
+    fs.rename(ROOT, "d", ROOT, "e").unwrap();
+    assert_eq!(fs.lookup(ROOT, "e").unwrap().0, d);
+    assert_eq!(fs.getattr(ROOT).unwrap().nlink, 3);
+    assert_eq!(fs.getattr(e).unwrap().nlink, 0);
+    assert!(matches!(fs.create(e, "x", NewNode::File), Err(Error::NotFound)));
+}
+
+#[test]
+fn rmdir_refuses_non_empty_and_non_directories() {
+    let fs = fs();
+    let d = fs.create(ROOT, "d", NewNode::Dir).unwrap().ino;
+    file(&fs, d, "f", b"");
+    assert!(matches!(fs.rmdir(ROOT, "d"), Err(Error::NotEmpty)));
+    assert!(matches!(fs.rmdir(d, "f"), Err(Error::NotDir)));
+    assert!(matches!(fs.unlink(ROOT, "d"), Err(Error::IsDir)));
+    fs.unlink(d, "f").unwrap();
+    fs.rmdir(ROOT, "d").unwrap();
+    assert_eq!(fs.getattr(ROOT).unwrap().nlink, 2);
+    assert_eq!(fs.inode_count(), 1);
+}
+
+#[test]
+fn symlinks_hold_their_target() {
+    let fs = fs();
+    let l = fs.create(ROOT, "l", NewNode::Symlink("some/where")).unwrap();
+    assert_eq!((l.kind, l.size), (FileKind::Symlink, 10));
+    assert_eq!(fs.readlink(l.ino).unwrap(), "some/where");
+    assert!(matches!(fs.readlink(ROOT), Err(Error::Invalid)));
+    assert!(matches!(fs.read(l.ino, 0, &mut []), Err(Error::Invalid)));
+}
+
+#[test]
+fn append_writes_at_the_end_and_reports_it() {
+    let fs = fs();
+    let f = file(&fs, ROOT, "f", b"abc");
+    assert_eq!(fs.write(f, WritePos::Append, &[IoSlice::new(b"de")]).unwrap(), (2, 5));
+    assert_eq!(contents(&fs, f), b"abcde");
+}
+
+#[test]
+fn sizes_beyond_the_limit_are_efbig() {
+    let fs = fs();
+    let f = file(&fs, ROOT, "f", b"");
+    let at_max = WritePos::At(MAX_FILE_SIZE);
+    assert!(matches!(fs.write(f, at_max, &[IoSlice::new(b"x")]), Err(Error::FileTooBig)));
+    let too_big = SetAttr { size: Some(MAX_FILE_SIZE + 1), ..SetAttr::default() };
+    assert!(matches!(fs.setattr(f, &too_big), Err(Error::FileTooBig)));
+    assert!(matches!(fs.allocate(f, u64::MAX), Err(Error::FileTooBig)));
+    fs.allocate(f, 10).unwrap();
+    fs.allocate(f, 5).unwrap();
+    assert_eq!(fs.getattr(f).unwrap().size, 10);
+}
+
+#[test]
+fn times_change_with_data_and_with_setattr() {
+    let fs = fs();
+    let f = file(&fs, ROOT, "f", b"");
+    let epoch = SystemTime::UNIX_EPOCH;
+    let set = SetAttr { atime: Some(TimeSet::At(epoch)), mtime: Some(TimeSet::At(epoch)), size: None };
+    let a = fs.setattr(f, &set).unwrap();
+    assert_eq!((a.atime, a.mtime), (epoch, epoch));
+    assert!(a.ctime > epoch);
+    fs.write(f, WritePos::At(0), &[IoSlice::new(b"x")]).unwrap();
+    let a = fs.getattr(f).unwrap();
+    assert!(a.mtime > epoch);
+    assert_eq!(a.atime, epoch);
+}
+
+#[test]
+fn readdir_pages_through_a_changing_directory() {
+    let fs = fs();
+    for i in 0..10 {
+        file(&fs, ROOT, &format!("f{i}"), b"");
+    }
+    let page = fs.readdir(ROOT, 0, 4).unwrap();
+    assert_eq!(page.len(), 4);
+    fs.unlink(ROOT, "f2").unwrap();
+    fs.unlink(ROOT, "f7").unwrap();
+    let rest: Vec<String> = fs
+        .readdir(ROOT, page[3].next, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(rest, ["f4", "f5", "f6", "f8", "f9"]);
+}
+
+/// Many threads create, rename, link and unlink in shared directories;
+/// afterwards every link count equals the number of names and every inode
+/// is reachable.
+#[test]
+fn concurrent_namespace_changes_stay_consistent() {
+    let fs = Arc::new(fs());
+    let d1 = fs.create(ROOT, "d1", NewNode::Dir).unwrap().ino;
+    let d2 = fs.create(ROOT, "d2", NewNode::Dir).unwrap().ino;
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let fs = fs.clone();
+            std::thread::spawn(move || {
+                for i in 0..300 {
+                    let name = format!("t{t}-{}", i % 16);
+                    let (from, to) = if i % 2 == 0 { (d1, d2) } else { (d2, d1) };
+                    let _ = fs.create(from, &name, NewNode::File);
+                    let _ = fs.rename(from, &name, to, &format!("r{}", i % 8));
+                    if let Ok((ino, _)) = fs.lookup(to, &format!("r{}", (i + 3) % 8)) {
+                        let _ = fs.link(ino, from, &format!("l{t}-{}", i % 5));
+                    }
+                    let _ = fs.unlink(to, &format!("l{}-{}", (t + 1) % 4, i % 5));
+                    let _ = fs.rename(ROOT, "d1", ROOT, "d1");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut names_per_inode: HashMap<Ino, u64> = HashMap::new();
+    for dir in [d1, d2] {
+        let entries = fs.readdir(dir, 0, usize::MAX).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for e in entries {
+            assert!(seen.insert(e.name.clone()), "{} listed twice", e.name);
+            *names_per_inode.entry(e.ino).or_default() += 1;
+        }
+    }
+    for (ino, names) in &names_per_inode {
+        assert_eq!(fs.getattr(*ino).unwrap().nlink, *names, "inode {ino}");
+    }
+    assert_eq!(fs.inode_count(), 3 + names_per_inode.len(), "no unreachable inode is kept");
+}

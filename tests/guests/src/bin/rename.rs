@@ -10,6 +10,14 @@ fn main() {
 }
 
 unsafe fn run(c: &mut Checks) {
+    if std::env::args().nth(1).as_deref() == Some("xdev") {
+        // DIR and DIR2 belong to two different trees.
+        put(DIR, "x", b"x").unwrap();
+        c.eq("rename across trees", path_rename(DIR, "x", DIR2, "x"), Err(ERRNO_XDEV));
+        c.eq("link across trees", path_link(DIR, 0, "x", DIR2, "x"), Err(ERRNO_XDEV));
+        c.eq("source kept", get(DIR, "x"), Ok(b"x".to_vec()));
+        return;
+    }
     put(DIR, "a", b"A").unwrap();
     put(DIR, "b", b"B").unwrap();
     path_create_directory(DIR, "d1").unwrap();
