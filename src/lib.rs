@@ -1,10 +1,77 @@
-pub mod error;
-pub mod namespace;
+//! A virtual filesystem for WebAssembly guests on WASI preview 1 (and 0),
+//! served through Wasmtime's `wasi-common` traits.
+//!
+//! Ordinary preview-1 programs see an in-memory tree instead of the host
+//! disk: they cannot tell it from a POSIX filesystem, they cannot leave the
+//! directories they were given, and the host reads and writes the same tree
+//! through [`Vfs`].
+//!
+//! # Example
+//!
+//! ```no_run
+//! use wasi_common::sync::WasiCtxBuilder;
+//! use wasi_common_vfs::{Vfs, runtime};
+//! use wasmtime::{Engine, Linker, Module, Store};
+//!
+//! # fn main() -> wasmtime::Result<()> {
+//! let vfs = Vfs::new();
+//! vfs.create_dir_all("/data")?;
+//! vfs.write("/data/input.txt", b"hello")?;
+//!
+//! let ctx = WasiCtxBuilder::new().inherit_stdio().build();
+//! vfs.preopen(&ctx, "/", "/")?; // the guest sees the whole tree as `/`
+//!
+//! let engine = Engine::default();
+//! let mut linker = Linker::new(&engine);
+//! runtime::add_to_linker(&mut linker, |cx| cx)?;
+//! let module = Module::from_file(&engine, "guest.wasm")?;
+//! let mut store = Store::new(&engine, ctx);
+//! let status = runtime::run_command(&mut store, &linker, &module)?;
+//! println!("exit {status}, output {:?}", vfs.read("/data/output.txt"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Architecture
+//!
+//! Data flows from top to bottom; each layer calls only the one below it.
+//!
+//! | layer | where | owns |
+//! |---|---|---|
+//! | runtime glue | [`runtime`] | linking WASI into a `wasmtime::Linker`, running `_start` |
+//! | wasi adapter | [`VfsDir`], [`VfsFile`] | `WasiDir`/`WasiFile`, errno mapping, per-descriptor state |
+//! | namespace | [`Vfs`] and the private `namespace` module | mount table, the one path resolver, path operations |
+//! | storage | [`storage`] | the inode-level [`Storage`](storage::Storage) trait and [`MemFs`] |
+//!
+//! Storage is inode-based, like FUSE's low-level API: an open file is a
+//! handle on an inode, so unlinking or renaming an open file behaves as on
+//! POSIX. Every path, from a guest or from the host API, is resolved by one
+//! resolver, which confines guests to the directory they were given.
+//!
+//! # Differences from wasi-common's host directory
+//!
+//! Where wasi-common's cap-std `Dir` departs from Linux, this crate follows
+//! Linux: `fd_allocate` grows files (wasi-common answers `ENOTSUP` for every
+//! file), `fd_readdir` cookies stay valid while a directory changes, a
+//! trailing slash makes `lstat` follow a symlink and makes `rename` of a
+//! file fail with `ENOTDIR`, `rmdir("dir/")` works, and `readlink` returns
+//! an absolute target's text. Like cap-std, guests may not create symlinks
+//! with absolute targets (`EPERM`).
+
+mod error;
+mod namespace;
 pub mod runtime;
 pub mod storage;
 mod vfs;
-pub mod wasi;
+mod wasi;
 
 pub use error::{Error, Result};
 pub use namespace::Metadata;
+pub use storage::mem::MemFs;
 pub use vfs::{DirEntry, Vfs};
+pub use wasi::{VfsDir, VfsFile};
+
+/// The code blocks of the README compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

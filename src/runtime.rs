@@ -31,7 +31,11 @@ pub fn add_to_linker<T: 'static>(
         linker.func_wrap(
             module,
             "fd_allocate",
-            move |mut caller: Caller<'_, T>, fd: i32, offset: i64, len: i64| -> wasmtime::Result<i32> {
+            move |mut caller: Caller<'_, T>,
+                  fd: i32,
+                  offset: i64,
+                  len: i64|
+                  -> wasmtime::Result<i32> {
                 // The guest's i32/i64 bits are the unsigned WASI values.
                 let cx = get_cx(caller.data_mut());
                 fd_allocate(cx, fd as u32, offset as u64, len as u64)

@@ -83,7 +83,12 @@ impl Vfs {
     /// The guest can reach everything below `vfs_path` and nothing above
     /// it: `..`, absolute paths and symlinks that would leave it fail with
     /// `EPERM`.
-    pub fn preopen(&self, ctx: &wasi_common::WasiCtx, vfs_path: &str, guest_name: &str) -> Result<()> {
+    pub fn preopen(
+        &self,
+        ctx: &wasi_common::WasiCtx,
+        vfs_path: &str,
+        guest_name: &str,
+    ) -> Result<()> {
         let (node, kind) = self.ns.find(self.at(vfs_path))?;
         if kind != FileKind::Dir {
             return Err(Error::NotDir);
@@ -212,9 +217,18 @@ impl Vfs {
 
     /// Sets the access and modification times of `path` (following
     /// symlinks); `None` leaves a time unchanged.
-    pub fn set_times(&self, path: &str, atime: Option<SystemTime>, mtime: Option<SystemTime>) -> Result<()> {
-        self.ns
-            .set_times(self.at(path), true, atime.map(TimeSet::At), mtime.map(TimeSet::At))
+    pub fn set_times(
+        &self,
+        path: &str,
+        atime: Option<SystemTime>,
+        mtime: Option<SystemTime>,
+    ) -> Result<()> {
+        self.ns.set_times(
+            self.at(path),
+            true,
+            atime.map(TimeSet::At),
+            mtime.map(TimeSet::At),
+        )
     }
 
     /// Copies the host directory `host_dir` (files, directories, symlinks
@@ -224,12 +238,18 @@ impl Vfs {
     /// host tree cannot pull in anything outside it.
     pub fn copy_in(&self, host_dir: impl AsRef<Path>, vfs_path: &str) -> Result<()> {
         self.create_dir_all(vfs_path)?;
-        let mut pending = vec![(host_dir.as_ref().to_path_buf(), vfs_path.trim_end_matches('/').to_owned())];
+        let mut pending = vec![(
+            host_dir.as_ref().to_path_buf(),
+            vfs_path.trim_end_matches('/').to_owned(),
+        )];
         let mut dir_times = Vec::new();
         while let Some((host, vfs)) = pending.pop() {
             for entry in std::fs::read_dir(&host)? {
                 let entry = entry?;
-                let name = entry.file_name().into_string().map_err(|_| Error::Invalid)?;
+                let name = entry
+                    .file_name()
+                    .into_string()
+                    .map_err(|_| Error::Invalid)?;
                 let target = format!("{vfs}/{name}");
                 let meta = entry.metadata()?;
                 let file_type = meta.file_type();
@@ -240,7 +260,10 @@ impl Vfs {
                     continue;
                 } else if file_type.is_symlink() {
                     let link = std::fs::read_link(entry.path())?;
-                    let link = link.into_os_string().into_string().map_err(|_| Error::Invalid)?;
+                    let link = link
+                        .into_os_string()
+                        .into_string()
+                        .map_err(|_| Error::Invalid)?;
                     self.symlink(&link, &target)?;
                     self.set_node_times(&target, false, &meta)?;
                     continue;

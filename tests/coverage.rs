@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use wasi_common::sync::WasiCtxBuilder;
 use wasmtime::{Linker, Store};
 
-const GUESTS: &[&str] = &["files", "dirs", "links", "rename", "confine", "badinput", "preview0"];
+const GUESTS: &[&str] = &[
+    "files", "dirs", "links", "rename", "confine", "badinput", "preview0",
+];
 
 fn is_filesystem(name: &str) -> bool {
     name.starts_with("fd_") || name.starts_with("path_")
@@ -43,5 +45,8 @@ fn every_filesystem_function_is_imported_by_a_guest() {
         }
     }
     let missing: Vec<_> = defined.difference(&imported).collect();
-    assert!(missing.is_empty(), "filesystem functions no guest imports: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "filesystem functions no guest imports: {missing:?}"
+    );
 }

@@ -10,7 +10,10 @@ fn files() {
     let out = differential(
         "files",
         &[],
-        &[("fd_allocate", "wasi-common's host files answer fd_allocate with ENOTSUP; the Vfs grows the file")],
+        &[(
+            "fd_allocate",
+            "wasi-common's host files answer fd_allocate with ENOTSUP; the Vfs grows the file",
+        )],
     );
     assert!(out.contains("fd_allocate size: Ok(102)"));
 }
@@ -21,8 +24,14 @@ fn dirs() {
         "dirs",
         &[],
         &[
-            ("cookies", "the host directory's cookies are scan positions, which skip entries once earlier ones are removed"),
-            ("rmdir trailing slash", "cap-std answers EINVAL for a trailing slash that Linux rmdir(2) accepts"),
+            (
+                "cookies",
+                "the host directory's cookies are scan positions, which skip entries once earlier ones are removed",
+            ),
+            (
+                "rmdir trailing slash",
+                "cap-std answers EINVAL for a trailing slash that Linux rmdir(2) accepts",
+            ),
         ],
     );
     assert!(out.contains("cookies: every surviving entry listed: 41"));
@@ -34,7 +43,10 @@ fn links() {
     let out = differential(
         "links",
         &[],
-        &[("trailing slash", "cap-std's lstat ignores a trailing slash; Linux follows the link and requires a directory")],
+        &[(
+            "trailing slash",
+            "cap-std's lstat ignores a trailing slash; Linux follows the link and requires a directory",
+        )],
     );
     assert!(out.contains("trailing slash: lstat follows: Ok(\"DIRECTORY\")"));
 }
@@ -44,7 +56,10 @@ fn rename() {
     let out = differential(
         "rename",
         &[],
-        &[("trailing slash", "cap-std drops a trailing slash on the new name that Linux rename(2) refuses for a file")],
+        &[(
+            "trailing slash",
+            "cap-std drops a trailing slash on the new name that Linux rename(2) refuses for a file",
+        )],
     );
     assert!(out.contains("trailing slash: file to name/: ENOTDIR"));
 }
@@ -55,7 +70,10 @@ fn confine() {
         "confine",
         &[],
         &[("/", "root"), ("/etc/passwd", "pw")],
-        &[("readlink of absolute link", "cap-std refuses to read an absolute link's text; POSIX readlink returns it")],
+        &[(
+            "readlink of absolute link",
+            "cap-std refuses to read an absolute link's text; POSIX readlink returns it",
+        )],
     );
     assert!(out.contains("readlink of absolute link: Ok(1)"));
 }
@@ -65,7 +83,10 @@ fn bad_input() {
     let out = differential(
         "badinput",
         &[],
-        &[("max size", "the largest file size is the host filesystem's (16 TiB on ext4); the Vfs allows i64::MAX like tmpfs")],
+        &[(
+            "max size",
+            "the largest file size is the host filesystem's (16 TiB on ext4); the Vfs allows i64::MAX like tmpfs",
+        )],
     );
     assert!(out.contains("max size: write at i64::MAX: EFBIG"));
 }
@@ -94,7 +115,10 @@ fn bad_pointers_trap_the_guest_only() {
         vfs.create_dir("/sub2").unwrap();
         let trap = common::try_run_on_vfs(&module, &[case], &vfs).expect_err(case);
         let message = format!("{trap:?}");
-        assert!(message.contains("out of bounds") || message.contains("overflow"), "{case}: {message}");
+        assert!(
+            message.contains("out of bounds") || message.contains("overflow"),
+            "{case}: {message}"
+        );
         assert_eq!(vfs.read("/f").unwrap(), b"data", "{case}");
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir(tmp.path().join("sub2")).unwrap();
@@ -110,7 +134,10 @@ fn preview0() {
     let out = differential(
         "preview0",
         &[],
-        &[("fd_allocate", "wasi-common's host files answer fd_allocate with ENOTSUP; the Vfs grows the file")],
+        &[(
+            "fd_allocate",
+            "wasi-common's host files answer fd_allocate with ENOTSUP; the Vfs grows the file",
+        )],
     );
     assert!(out.contains("fd_allocate: Ok(64)"));
 }

@@ -11,7 +11,11 @@ fn write_read_and_metadata() {
     let vfs = Vfs::new();
     vfs.write("/a.txt", b"hello").unwrap();
     assert_eq!(vfs.read("/a.txt").unwrap(), b"hello");
-    assert_eq!(vfs.read("a.txt").unwrap(), b"hello", "relative paths start at the root");
+    assert_eq!(
+        vfs.read("a.txt").unwrap(),
+        b"hello",
+        "relative paths start at the root"
+    );
     vfs.write("/a.txt", b"hi").unwrap();
     assert_eq!(vfs.read("/a.txt").unwrap(), b"hi", "write replaces");
     let m = vfs.metadata("/a.txt").unwrap();
@@ -19,8 +23,15 @@ fn write_read_and_metadata() {
     assert_eq!((m.size, m.nlink), (2, 1));
     assert!(matches!(vfs.read("/missing"), Err(Error::NotFound)));
     assert!(matches!(vfs.read("/"), Err(Error::IsDir)));
-    assert!(matches!(vfs.write("/no/such/dir/f", b""), Err(Error::NotFound)));
-    assert_eq!(vfs.read("/../../a.txt").unwrap(), b"hi", "`..` at the root stays there");
+    assert!(matches!(
+        vfs.write("/no/such/dir/f", b""),
+        Err(Error::NotFound)
+    ));
+    assert_eq!(
+        vfs.read("/../../a.txt").unwrap(),
+        b"hi",
+        "`..` at the root stays there"
+    );
 }
 
 #[test]
@@ -32,8 +43,19 @@ fn directories() {
     assert!(matches!(vfs.create_dir_all("/x/f/g"), Err(Error::NotDir)));
     assert!(matches!(vfs.create_dir_all("/x/f"), Err(Error::Exists)));
     assert!(matches!(vfs.create_dir("/x"), Err(Error::Exists)));
-    let names: Vec<_> = vfs.read_dir("/x").unwrap().into_iter().map(|e| (e.name, e.kind)).collect();
-    assert_eq!(names, [("y".to_string(), FileKind::Dir), ("f".to_string(), FileKind::File)]);
+    let names: Vec<_> = vfs
+        .read_dir("/x")
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.name, e.kind))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("y".to_string(), FileKind::Dir),
+            ("f".to_string(), FileKind::File)
+        ]
+    );
     assert!(matches!(vfs.read_dir("/x/f"), Err(Error::NotDir)));
     assert!(matches!(vfs.remove("/x/y"), Err(Error::NotEmpty)));
     vfs.remove("/x/y/z").unwrap();
@@ -60,7 +82,11 @@ fn links_rename_and_times() {
     vfs.symlink("f", "/l").unwrap();
     vfs.symlink("/f", "/abs").unwrap();
     assert_eq!(vfs.read("/l").unwrap(), b"data");
-    assert_eq!(vfs.read("/abs").unwrap(), b"data", "the host may follow absolute links");
+    assert_eq!(
+        vfs.read("/abs").unwrap(),
+        b"data",
+        "the host may follow absolute links"
+    );
     assert_eq!(vfs.read_link("/l").unwrap(), "f");
     assert!(vfs.symlink_metadata("/l").unwrap().is_symlink());
     vfs.hard_link("/f", "/h").unwrap();
@@ -93,13 +119,25 @@ fn copy_in_brings_a_host_tree() {
 
     let vfs = Vfs::new();
     vfs.copy_in(root, "/imported").unwrap();
-    assert_eq!(vfs.read("/imported/src/deep/file.txt").unwrap(), b"contents");
-    assert_eq!(vfs.read_link("/imported/link").unwrap(), "src/deep/file.txt");
+    assert_eq!(
+        vfs.read("/imported/src/deep/file.txt").unwrap(),
+        b"contents"
+    );
+    assert_eq!(
+        vfs.read_link("/imported/link").unwrap(),
+        "src/deep/file.txt"
+    );
     assert_eq!(vfs.read("/imported/link").unwrap(), b"contents");
     assert_eq!(vfs.metadata("/imported/top").unwrap().mtime, old);
-    let host_dir_mtime = std::fs::metadata(root.join("src")).unwrap().modified().unwrap();
+    let host_dir_mtime = std::fs::metadata(root.join("src"))
+        .unwrap()
+        .modified()
+        .unwrap();
     assert_eq!(vfs.metadata("/imported/src").unwrap().mtime, host_dir_mtime);
-    assert!(matches!(vfs.copy_in(root.join("missing"), "/x"), Err(Error::Io(_))));
+    assert!(matches!(
+        vfs.copy_in(root.join("missing"), "/x"),
+        Err(Error::Io(_))
+    ));
 }
 
 #[test]
@@ -107,7 +145,10 @@ fn preopen_needs_an_existing_directory() {
     let vfs = Vfs::new();
     vfs.write("/f", b"").unwrap();
     let ctx = wasi_common::sync::WasiCtxBuilder::new().build();
-    assert!(matches!(vfs.preopen(&ctx, "/missing", "/m"), Err(Error::NotFound)));
+    assert!(matches!(
+        vfs.preopen(&ctx, "/missing", "/m"),
+        Err(Error::NotFound)
+    ));
     assert!(matches!(vfs.preopen(&ctx, "/f", "/f"), Err(Error::NotDir)));
     vfs.preopen(&ctx, "/", "/").unwrap();
 }

@@ -143,7 +143,13 @@ impl Namespace {
     /// The child `name` of directory `dir`; `..` gives the parent.
     pub(crate) fn lookup(&self, dir: Node, name: &str) -> Result<(Node, FileKind)> {
         let (ino, kind) = self.store(dir.mount).lookup(dir.ino, name)?;
-        Ok((Node { mount: dir.mount, ino }, kind))
+        Ok((
+            Node {
+                mount: dir.mount,
+                ino,
+            },
+            kind,
+        ))
     }
 
     pub(crate) fn metadata(&self, node: Node) -> Result<Metadata> {
@@ -155,11 +161,21 @@ impl Namespace {
         self.store(node.mount).setattr(node.ino, set).map(drop)
     }
 
-    pub(crate) fn read(&self, node: Node, offset: u64, bufs: &mut [IoSliceMut<'_>]) -> Result<usize> {
+    pub(crate) fn read(
+        &self,
+        node: Node,
+        offset: u64,
+        bufs: &mut [IoSliceMut<'_>],
+    ) -> Result<usize> {
         self.store(node.mount).read(node.ino, offset, bufs)
     }
 
-    pub(crate) fn write(&self, node: Node, pos: WritePos, bufs: &[IoSlice<'_>]) -> Result<(usize, u64)> {
+    pub(crate) fn write(
+        &self,
+        node: Node,
+        pos: WritePos,
+        bufs: &[IoSlice<'_>],
+    ) -> Result<(usize, u64)> {
         self.store(node.mount).write(node.ino, pos, bufs)
     }
 

@@ -42,11 +42,23 @@ pub(crate) struct OpenOptions {
     pub(crate) write: bool,
 }
 
-/// The parent and last name of a path that must name an entry (not `.`,
-/// `..` or `/`), and what it names if anything.
-fn named(r: Resolved, if_unnamed: Error) -> Result<(Node, String, Option<(Node, FileKind)>, bool)> {
+/// A resolved path that names a directory entry (not `.`, `..` or `/`).
+struct Named {
+    parent: Node,
+    name: String,
+    target: Option<(Node, FileKind)>,
+    dir_required: bool,
+}
+
+/// The entry a path names, or `if_unnamed` for `.`, `..` and `/`.
+fn named(r: Resolved, if_unnamed: Error) -> Result<Named> {
     match r.name {
-        Some(name) => Ok((r.parent, name, r.target, r.dir_required)),
+        Some(name) => Ok(Named {
+            parent: r.parent,
+            name,
+            target: r.target,
+            dir_required: r.dir_required,
+        }),
         None => Err(if_unnamed),
     }
 }
@@ -91,12 +103,12 @@ impl Namespace {
             None if !o.create => Err(Error::NotFound),
             None if r.dir_required => Err(Error::IsDir),
             None => {
-                let (parent, name, _, _) = named(r, Error::Exists)?;
-                let attr = self.create_at(parent, &name, NewNode::File)?;
+                let Named { parent, name, .. } = named(r, Error::Exists)?;
+                let ino = self.create_at(parent, &name, NewNode::File)?;
                 Ok((
                     Node {
                         mount: parent.mount,
-                        ino: attr,
+                        ino,
                     },
                     FileKind::File,
                 ))
@@ -123,7 +135,12 @@ impl Namespace {
     /// `mkdir`.
     pub(crate) fn mkdir(&self, at: At<'_>) -> Result<Node> {
         let r = at.resolve(self, false)?;
-        let (parent, name, target, _) = named(r, Error::Exists)?;
+        let Named {
+            parent,
+            name,
+            target,
+            ..
+        } = named(r, Error::Exists)?;
         if target.is_some() {
             return Err(Error::Exists);
         }
@@ -148,15 +165,15 @@ impl Namespace {
         if at.scope == Scope::Confined && target.starts_with('/') {
             return Err(Error::Escape);
         }
-        let r = at.resolve(self, false)?;
-        let (parent, name, existing, dir_required) = named(r, Error::Exists)?;
-        if existing.is_some() {
+        let entry = named(at.resolve(self, false)?, Error::Exists)?;
+        if entry.target.is_some() {
             return Err(Error::Exists);
         }
-        if dir_required {
+        if entry.dir_required {
             return Err(Error::NotFound);
         }
-        self.create_at(parent, &name, NewNode::Symlink(target)).map(drop)
+        self.create_at(entry.parent, &entry.name, NewNode::Symlink(target))
+            .map(drop)
     }
 
     /// `readlink`.
@@ -172,62 +189,59 @@ impl Namespace {
     /// `unlink`: removes a file or symlink.
     pub(crate) fn unlink(&self, at: At<'_>) -> Result<()> {
         let r = at.resolve(self, false)?;
-        let (parent, name, target, _) = named(r, Error::IsDir)?;
-        match target {
+        let e = named(r, Error::IsDir)?;
+        match e.target {
             None => Err(Error::NotFound),
             Some((_, FileKind::Dir)) => Err(Error::IsDir),
-            Some(_) => self.store(parent.mount).unlink(parent.ino, &name),
+            Some(_) => self.store(e.parent.mount).unlink(e.parent.ino, &e.name),
         }
     }
 
     /// `rmdir`: removes an empty directory.
     pub(crate) fn rmdir(&self, at: At<'_>) -> Result<()> {
         let r = at.resolve(self, false)?;
-        let (parent, name, target, _) = named(r, Error::Invalid)?;
-        match target {
+        let e = named(r, Error::Invalid)?;
+        match e.target {
             None => Err(Error::NotFound),
-            Some((_, FileKind::Dir)) => self.store(parent.mount).rmdir(parent.ino, &name),
+            Some((_, FileKind::Dir)) => self.store(e.parent.mount).rmdir(e.parent.ino, &e.name),
             Some(_) => Err(Error::NotDir),
         }
     }
 
     /// `rename(from, to)`.
     pub(crate) fn rename(&self, from: At<'_>, to: At<'_>) -> Result<()> {
-        let src = from.resolve(self, false)?;
-        let (src_parent, src_name, src_target, _) = named(src, Error::Busy)?;
-        let (_, src_kind) = src_target.ok_or(Error::NotFound)?;
-        let dst = to.resolve(self, false)?;
-        let (dst_parent, dst_name, _, dst_dir_required) = named(dst, Error::Busy)?;
-        if dst_dir_required && src_kind != FileKind::Dir {
+        let src = named(from.resolve(self, false)?, Error::Busy)?;
+        let (_, src_kind) = src.target.ok_or(Error::NotFound)?;
+        let dst = named(to.resolve(self, false)?, Error::Busy)?;
+        if dst.dir_required && src_kind != FileKind::Dir {
             return Err(Error::NotDir);
         }
-        if src_parent.mount != dst_parent.mount {
+        if src.parent.mount != dst.parent.mount {
             return Err(Error::CrossDevice);
         }
-        self.store(src_parent.mount)
-            .rename(src_parent.ino, &src_name, dst_parent.ino, &dst_name)
+        self.store(src.parent.mount)
+            .rename(src.parent.ino, &src.name, dst.parent.ino, &dst.name)
     }
 
     /// `link(from, to)`: a new name for an existing non-directory.
     pub(crate) fn link(&self, from: At<'_>, to: At<'_>) -> Result<()> {
         let src = from.resolve(self, false)?;
         let (node, kind) = src.target.ok_or(Error::NotFound)?;
-        let dst = to.resolve(self, false)?;
-        let (dst_parent, dst_name, existing, dir_required) = named(dst, Error::Exists)?;
-        if existing.is_some() {
+        let dst = named(to.resolve(self, false)?, Error::Exists)?;
+        if dst.target.is_some() {
             return Err(Error::Exists);
         }
         if kind == FileKind::Dir {
             return Err(Error::NotPermitted);
         }
-        if dir_required {
+        if dst.dir_required {
             return Err(Error::NotFound);
         }
-        if node.mount != dst_parent.mount {
+        if node.mount != dst.parent.mount {
             return Err(Error::CrossDevice);
         }
         self.store(node.mount)
-            .link(node.ino, dst_parent.ino, &dst_name)
+            .link(node.ino, dst.parent.ino, &dst.name)
             .map(drop)
     }
 

@@ -59,7 +59,9 @@ impl Resolved {
 fn push_components<'a>(pending: &mut Vec<Cow<'a, str>>, path: Cow<'a, str>) {
     let start = pending.len();
     match path {
-        Cow::Borrowed(p) => pending.extend(p.split('/').filter(|c| !c.is_empty()).map(Cow::Borrowed)),
+        Cow::Borrowed(p) => {
+            pending.extend(p.split('/').filter(|c| !c.is_empty()).map(Cow::Borrowed))
+        }
         Cow::Owned(p) => pending.extend(
             p.split('/')
                 .filter(|c| !c.is_empty())

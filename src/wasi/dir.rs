@@ -3,7 +3,7 @@
 //! Every path argument is handed, unparsed, to the namespace with
 //! [`Scope::Confined`], so the resolver's confinement applies to every call.
 
-use super::{file_type, filestat, time_set, VfsFile};
+use super::{VfsFile, file_type, filestat, time_set};
 use crate::error::Error;
 use crate::namespace::ops::{At, OpenOptions};
 use crate::namespace::resolve::Scope;

@@ -125,7 +125,10 @@ impl WasiFile for VfsFile {
         bufs: &mut [IoSliceMut<'a>],
         at: u64,
     ) -> Result<u64, WasiError> {
-        let n = self.handle.ns().read(self.handle.node(), offset(at)?, bufs)?;
+        let n = self
+            .handle
+            .ns()
+            .read(self.handle.node(), offset(at)?, bufs)?;
         Ok(n as u64)
     }
 

@@ -27,7 +27,14 @@ fn build_guests() -> &'static Path {
     BUILT.get_or_init(|| {
         let target_dir = guest_target_dir();
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--quiet", "--target", "wasm32-wasip1", "--manifest-path"])
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "--target",
+                "wasm32-wasip1",
+                "--manifest-path",
+            ])
             .arg(format!("{GUESTS}/Cargo.toml"))
             .arg("--target-dir")
             .arg(&target_dir)
@@ -104,13 +111,22 @@ pub fn try_run_with(
     };
     let (stdout, stderr) = (text(stdout), text(stderr));
     match code {
-        Ok(code) => Ok(Outcome { code, stdout, stderr }),
+        Ok(code) => Ok(Outcome {
+            code,
+            stdout,
+            stderr,
+        }),
         Err(e) => Err(e.context(format!("guest stdout:\n{stdout}\nguest stderr:\n{stderr}"))),
     }
 }
 
 /// [`try_run_with`] for a guest that must not trap.
-pub fn run_with(module: &Module, args: &[&str], reference: bool, preopen: impl FnOnce(&WasiCtx)) -> Outcome {
+pub fn run_with(
+    module: &Module,
+    args: &[&str],
+    reference: bool,
+    preopen: impl FnOnce(&WasiCtx),
+) -> Outcome {
     match try_run_with(module, args, reference, preopen) {
         Ok(outcome) => outcome,
         Err(e) => panic!("guest trapped: {e:?}"),
@@ -133,8 +149,12 @@ pub fn run_on_vfs(module: &Module, args: &[&str], vfs: &Vfs) -> Outcome {
 /// as fd 3 and `dir/sub2` as fd 4.
 pub fn try_run_on_host(module: &Module, args: &[&str], dir: &Path) -> wasmtime::Result<Outcome> {
     try_run_with(module, args, true, |ctx| {
-        for (path, name) in [(dir.to_path_buf(), "/sandbox"), (dir.join("sub2"), "/sandbox/sub2")] {
-            let d = cap_std::fs::Dir::open_ambient_dir(&path, cap_std::ambient_authority()).unwrap();
+        for (path, name) in [
+            (dir.to_path_buf(), "/sandbox"),
+            (dir.join("sub2"), "/sandbox/sub2"),
+        ] {
+            let d =
+                cap_std::fs::Dir::open_ambient_dir(&path, cap_std::ambient_authority()).unwrap();
             ctx.push_preopened_dir(Box::new(wasi_common::sync::dir::Dir::from_cap_std(d)), name)
                 .unwrap();
         }
@@ -187,13 +207,20 @@ pub fn differential_seeded(
     }
     let ours = run_on_vfs(&module, args, &vfs);
     let reference = run_on_host(&module, args, tmp.path());
-    assert_eq!(ours.code, 0, "{name} failed its checks on the Vfs:\n{}", ours.stderr);
+    assert_eq!(
+        ours.code, 0,
+        "{name} failed its checks on the Vfs:\n{}",
+        ours.stderr
+    );
     assert_eq!(
         reference.code, 0,
         "{name} failed its checks on wasi-common's host directory:\n{}",
         reference.stderr
     );
-    let (a, b) = (comparable(&ours.stdout, differences), comparable(&reference.stdout, differences));
+    let (a, b) = (
+        comparable(&ours.stdout, differences),
+        comparable(&reference.stdout, differences),
+    );
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x, y, "{name}: the Vfs and the host directory disagree");
     }

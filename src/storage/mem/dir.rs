@@ -41,7 +41,6 @@ impl DirData {
         self.by_name.is_empty()
     }
 
-
     pub(crate) fn get(&self, name: &str) -> Option<(Ino, FileKind)> {
         let seq = self.by_name.get(name)?;
         self.by_seq.get(seq).map(|s| (s.ino, s.kind))

@@ -52,7 +52,10 @@ impl FileData {
             let within = (pos % CHUNK) as usize;
             let take = out.len().min(CHUNK as usize - within);
             let (head, rest) = std::mem::take(&mut out).split_at_mut(take);
-            let held = self.chunks.get(&index).map_or(&[][..], |c| c.get(within..).unwrap_or(&[]));
+            let held = self
+                .chunks
+                .get(&index)
+                .map_or(&[][..], |c| c.get(within..).unwrap_or(&[]));
             let copied = held.len().min(take);
             head[..copied].copy_from_slice(&held[..copied]);
             head[copied..].fill(0);
@@ -142,7 +145,10 @@ mod tests {
         let mut data = FileData::default();
         let a = vec![1u8; CHUNK as usize - 3];
         let b = vec![2u8; 10];
-        assert_eq!(data.write(0, &[IoSlice::new(&a), IoSlice::new(&b)]), a.len() + b.len());
+        assert_eq!(
+            data.write(0, &[IoSlice::new(&a), IoSlice::new(&b)]),
+            a.len() + b.len()
+        );
         let mut x = vec![0u8; CHUNK as usize - 5];
         let mut y = vec![0u8; 100];
         let n = data.read(0, &mut [IoSliceMut::new(&mut x), IoSliceMut::new(&mut y)]);

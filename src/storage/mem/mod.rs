@@ -154,7 +154,11 @@ impl MemFs {
     fn drop_name(&self, ino: Ino, kind: FileKind) -> Result<()> {
         let node = self.inode(ino)?;
         let mut st = node.state.write();
-        st.nlink = if kind == FileKind::Dir { 0 } else { st.nlink.saturating_sub(1) };
+        st.nlink = if kind == FileKind::Dir {
+            0
+        } else {
+            st.nlink.saturating_sub(1)
+        };
         st.ctime = SystemTime::now();
         self.forget_if_unused(ino, &st);
         Ok(())
@@ -182,7 +186,13 @@ impl MemFs {
 }
 
 /// Points `name` in directory state `st` at `ino`, replacing any entry.
-fn put_entry(st: &mut State, name: &str, ino: Ino, kind: FileKind, replaces_dir: bool) -> Result<()> {
+fn put_entry(
+    st: &mut State,
+    name: &str,
+    ino: Ino,
+    kind: FileKind,
+    replaces_dir: bool,
+) -> Result<()> {
     let d = st.dir_mut()?;
     d.remove(name);
     d.insert(name, ino, kind);

@@ -9,7 +9,8 @@ fn fs() -> MemFs {
 
 fn file(fs: &MemFs, dir: Ino, name: &str, data: &[u8]) -> Ino {
     let ino = fs.create(dir, name, NewNode::File).unwrap().ino;
-    fs.write(ino, WritePos::At(0), &[IoSlice::new(data)]).unwrap();
+    fs.write(ino, WritePos::At(0), &[IoSlice::new(data)])
+        .unwrap();
     ino
 }
 
@@ -21,7 +22,11 @@ fn contents(fs: &MemFs, ino: Ino) -> Vec<u8> {
 }
 
 fn names(fs: &MemFs, dir: Ino) -> Vec<String> {
-    fs.readdir(dir, 0, usize::MAX).unwrap().into_iter().map(|e| e.name).collect()
+    fs.readdir(dir, 0, usize::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect()
 }
 
 #[test]
@@ -97,11 +102,26 @@ fn rename_follows_posix_rules() {
     let inner = fs.create(d, "inner", NewNode::Dir).unwrap().ino;
     file(&fs, e, "x", b"");
     assert!(matches!(fs.rename(ROOT, "f", ROOT, "d"), Err(Error::IsDir)));
-    assert!(matches!(fs.rename(ROOT, "d", ROOT, "f"), Err(Error::NotDir)));
-    assert!(matches!(fs.rename(ROOT, "d", ROOT, "e"), Err(Error::NotEmpty)));
-    assert!(matches!(fs.rename(ROOT, "d", inner, "d"), Err(Error::Invalid)));
-    assert!(matches!(fs.rename(ROOT, "d", d, "self"), Err(Error::Invalid)));
-    assert!(matches!(fs.rename(ROOT, "zz", ROOT, "y"), Err(Error::NotFound)));
+    assert!(matches!(
+        fs.rename(ROOT, "d", ROOT, "f"),
+        Err(Error::NotDir)
+    ));
+    assert!(matches!(
+        fs.rename(ROOT, "d", ROOT, "e"),
+        Err(Error::NotEmpty)
+    ));
+    assert!(matches!(
+        fs.rename(ROOT, "d", inner, "d"),
+        Err(Error::Invalid)
+    ));
+    assert!(matches!(
+        fs.rename(ROOT, "d", d, "self"),
+        Err(Error::Invalid)
+    ));
+    assert!(matches!(
+        fs.rename(ROOT, "zz", ROOT, "y"),
+        Err(Error::NotFound)
+    ));
     // A directory moved elsewhere gets a new parent for `..`.
     fs.rename(d, "inner", e, "moved").unwrap();
     assert_eq!(fs.lookup(inner, "..").unwrap().0, e);
@@ -120,7 +140,10 @@ fn rename_over_empty_directory_removes_it() {
     assert_eq!(fs.lookup(ROOT, "e").unwrap().0, d);
     assert_eq!(fs.getattr(ROOT).unwrap().nlink, 3);
     assert_eq!(fs.getattr(e).unwrap().nlink, 0);
-    assert!(matches!(fs.create(e, "x", NewNode::File), Err(Error::NotFound)));
+    assert!(matches!(
+        fs.create(e, "x", NewNode::File),
+        Err(Error::NotFound)
+    ));
 }
 
 #[test]
@@ -140,7 +163,9 @@ fn rmdir_refuses_non_empty_and_non_directories() {
 #[test]
 fn symlinks_hold_their_target() {
     let fs = fs();
-    let l = fs.create(ROOT, "l", NewNode::Symlink("some/where")).unwrap();
+    let l = fs
+        .create(ROOT, "l", NewNode::Symlink("some/where"))
+        .unwrap();
     assert_eq!((l.kind, l.size), (FileKind::Symlink, 10));
     assert_eq!(fs.readlink(l.ino).unwrap(), "some/where");
     assert!(matches!(fs.readlink(ROOT), Err(Error::Invalid)));
@@ -151,7 +176,11 @@ fn symlinks_hold_their_target() {
 fn append_writes_at_the_end_and_reports_it() {
     let fs = fs();
     let f = file(&fs, ROOT, "f", b"abc");
-    assert_eq!(fs.write(f, WritePos::Append, &[IoSlice::new(b"de")]).unwrap(), (2, 5));
+    assert_eq!(
+        fs.write(f, WritePos::Append, &[IoSlice::new(b"de")])
+            .unwrap(),
+        (2, 5)
+    );
     assert_eq!(contents(&fs, f), b"abcde");
 }
 
@@ -160,8 +189,14 @@ fn sizes_beyond_the_limit_are_efbig() {
     let fs = fs();
     let f = file(&fs, ROOT, "f", b"");
     let at_max = WritePos::At(MAX_FILE_SIZE);
-    assert!(matches!(fs.write(f, at_max, &[IoSlice::new(b"x")]), Err(Error::FileTooBig)));
-    let too_big = SetAttr { size: Some(MAX_FILE_SIZE + 1), ..SetAttr::default() };
+    assert!(matches!(
+        fs.write(f, at_max, &[IoSlice::new(b"x")]),
+        Err(Error::FileTooBig)
+    ));
+    let too_big = SetAttr {
+        size: Some(MAX_FILE_SIZE + 1),
+        ..SetAttr::default()
+    };
     assert!(matches!(fs.setattr(f, &too_big), Err(Error::FileTooBig)));
     assert!(matches!(fs.allocate(f, u64::MAX), Err(Error::FileTooBig)));
     fs.allocate(f, 10).unwrap();
@@ -174,7 +209,11 @@ fn times_change_with_data_and_with_setattr() {
     let fs = fs();
     let f = file(&fs, ROOT, "f", b"");
     let epoch = SystemTime::UNIX_EPOCH;
-    let set = SetAttr { atime: Some(TimeSet::At(epoch)), mtime: Some(TimeSet::At(epoch)), size: None };
+    let set = SetAttr {
+        atime: Some(TimeSet::At(epoch)),
+        mtime: Some(TimeSet::At(epoch)),
+        size: None,
+    };
     let a = fs.setattr(f, &set).unwrap();
     assert_eq!((a.atime, a.mtime), (epoch, epoch));
     assert!(a.ctime > epoch);
@@ -244,5 +283,9 @@ fn concurrent_namespace_changes_stay_consistent() {
     for (ino, names) in &names_per_inode {
         assert_eq!(fs.getattr(*ino).unwrap().nlink, *names, "inode {ino}");
     }
-    assert_eq!(fs.inode_count(), 3 + names_per_inode.len(), "no unreachable inode is kept");
+    assert_eq!(
+        fs.inode_count(),
+        3 + names_per_inode.len(),
+        "no unreachable inode is kept"
+    );
 }

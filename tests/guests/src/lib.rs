@@ -23,7 +23,11 @@ pub fn errno(code: u16) -> Errno {
 
 /// `Ok` for a raw return code of 0, else its errno.
 pub fn check_code(code: i32) -> Result<(), Errno> {
-    if code == 0 { Ok(()) } else { Err(errno(code as u16)) }
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(errno(code as u16))
+    }
 }
 
 /// True when the guest runs on wasi-common's host directory (the reference)
@@ -53,16 +57,30 @@ impl Checks {
     }
 
     /// Prints `label: actual`; a mismatch with `expected` counts as failed.
-    pub fn eq<T: Debug + PartialEq>(&mut self, label: &str, actual: Result<T, Errno>, expected: Result<T, Errno>) {
+    pub fn eq<T: Debug + PartialEq>(
+        &mut self,
+        label: &str,
+        actual: Result<T, Errno>,
+        expected: Result<T, Errno>,
+    ) {
         println!("{label}: {}", show(&actual));
         if actual != expected {
             self.failed += 1;
-            eprintln!("FAILED {label}: got {}, expected {}", show(&actual), show(&expected));
+            eprintln!(
+                "FAILED {label}: got {}, expected {}",
+                show(&actual),
+                show(&expected)
+            );
         }
     }
 
     /// Checks only the outcome's success or errno, not the value.
-    pub fn outcome<T: Debug>(&mut self, label: &str, actual: Result<T, Errno>, expected: Result<(), Errno>) {
+    pub fn outcome<T: Debug>(
+        &mut self,
+        label: &str,
+        actual: Result<T, Errno>,
+        expected: Result<(), Errno>,
+    ) {
         self.eq(label, actual.map(drop), expected);
     }
 
@@ -88,8 +106,24 @@ pub const RW: wasi::Rights = wasi::RIGHTS_FD_READ | wasi::RIGHTS_FD_WRITE;
 pub const ALL: wasi::Rights = u64::MAX >> 35;
 
 /// `path_open` from `dir`, following symlinks.
-pub fn open(dir: Fd, path: &str, oflags: wasi::Oflags, rights: wasi::Rights, fdflags: wasi::Fdflags) -> Result<Fd, Errno> {
-    unsafe { wasi::path_open(dir, wasi::LOOKUPFLAGS_SYMLINK_FOLLOW, path, oflags, rights, ALL, fdflags) }
+pub fn open(
+    dir: Fd,
+    path: &str,
+    oflags: wasi::Oflags,
+    rights: wasi::Rights,
+    fdflags: wasi::Fdflags,
+) -> Result<Fd, Errno> {
+    unsafe {
+        wasi::path_open(
+            dir,
+            wasi::LOOKUPFLAGS_SYMLINK_FOLLOW,
+            path,
+            oflags,
+            rights,
+            ALL,
+            fdflags,
+        )
+    }
 }
 
 /// Creates (or truncates) `path` holding `data`.
@@ -109,12 +143,28 @@ pub fn get(dir: Fd, path: &str) -> Result<Vec<u8>, Errno> {
 }
 
 pub fn write(fd: Fd, data: &[u8]) -> Result<usize, Errno> {
-    unsafe { wasi::fd_write(fd, &[wasi::Ciovec { buf: data.as_ptr(), buf_len: data.len() }]) }
+    unsafe {
+        wasi::fd_write(
+            fd,
+            &[wasi::Ciovec {
+                buf: data.as_ptr(),
+                buf_len: data.len(),
+            }],
+        )
+    }
 }
 
 pub fn read(fd: Fd, len: usize) -> Result<Vec<u8>, Errno> {
     let mut buf = vec![0u8; len];
-    let n = unsafe { wasi::fd_read(fd, &[wasi::Iovec { buf: buf.as_mut_ptr(), buf_len: buf.len() }])? };
+    let n = unsafe {
+        wasi::fd_read(
+            fd,
+            &[wasi::Iovec {
+                buf: buf.as_mut_ptr(),
+                buf_len: buf.len(),
+            }],
+        )?
+    };
     buf.truncate(n);
     Ok(buf)
 }
@@ -136,7 +186,11 @@ pub fn close(fd: Fd) {
 
 /// `path_filestat_get`, following symlinks or not.
 pub fn stat(dir: Fd, path: &str, follow: bool) -> Result<wasi::Filestat, Errno> {
-    let flags = if follow { wasi::LOOKUPFLAGS_SYMLINK_FOLLOW } else { 0 };
+    let flags = if follow {
+        wasi::LOOKUPFLAGS_SYMLINK_FOLLOW
+    } else {
+        0
+    };
     unsafe { wasi::path_filestat_get(dir, flags, path) }
 }
 
@@ -147,7 +201,11 @@ pub fn kind(t: wasi::Filetype) -> &'static str {
 
 /// Every entry of a directory listing, `(name, type, next cookie)`, read
 /// with a buffer of `buf_len` bytes starting at `cookie`.
-pub fn readdir_from(fd: Fd, cookie: u64, buf_len: usize) -> Result<Vec<(String, wasi::Filetype, u64)>, Errno> {
+pub fn readdir_from(
+    fd: Fd,
+    cookie: u64,
+    buf_len: usize,
+) -> Result<Vec<(String, wasi::Filetype, u64)>, Errno> {
     let mut out = Vec::new();
     let mut cookie = cookie;
     let mut buf = vec![0u8; buf_len];
@@ -156,7 +214,8 @@ pub fn readdir_from(fd: Fd, cookie: u64, buf_len: usize) -> Result<Vec<(String, 
         let mut pos = 0;
         let mut progressed = false;
         while pos + 24 <= used {
-            let d: wasi::Dirent = unsafe { std::ptr::read_unaligned(buf[pos..].as_ptr() as *const wasi::Dirent) };
+            let d: wasi::Dirent =
+                unsafe { std::ptr::read_unaligned(buf[pos..].as_ptr() as *const wasi::Dirent) };
             let name_start = pos + 24;
             let name_end = name_start + d.d_namlen as usize;
             if name_end > used {
@@ -190,5 +249,11 @@ pub fn list(fd: Fd) -> Result<Vec<String>, Errno> {
 
 /// Opens a directory for listing.
 pub fn open_dir(dir: Fd, path: &str) -> Result<Fd, Errno> {
-    open(dir, path, wasi::OFLAGS_DIRECTORY, wasi::RIGHTS_FD_READDIR, 0)
+    open(
+        dir,
+        path,
+        wasi::OFLAGS_DIRECTORY,
+        wasi::RIGHTS_FD_READDIR,
+        0,
+    )
 }

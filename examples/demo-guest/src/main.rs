@@ -1,0 +1,31 @@
+//! An ordinary preview-1 program: it uses `std::fs` and has no idea that its
+//! filesystem lives in the memory of the process that runs it.
+
+use std::fs;
+use std::io::Write;
+
+fn main() -> std::io::Result<()> {
+    fs::create_dir_all("/tmp/demo/notes")?;
+    println!("guest: created /tmp/demo/notes");
+    fs::write("/tmp/demo/notes/hello.txt", "hello from the guest\n")?;
+    let mut f = fs::OpenOptions::new()
+        .append(true)
+        .open("/tmp/demo/notes/hello.txt")?;
+    writeln!(f, "appended a second line")?;
+    println!("guest: wrote and appended to hello.txt");
+    fs::rename("/tmp/demo/notes/hello.txt", "/tmp/demo/notes/greeting.txt")?;
+    fs::hard_link("/tmp/demo/notes/greeting.txt", "/tmp/demo/latest")?;
+    println!("guest: renamed it to greeting.txt and hard-linked /tmp/demo/latest to it");
+    let text = fs::read_to_string("/tmp/demo/latest")?;
+    println!(
+        "guest: read back {} bytes through the link: {:?}",
+        text.len(),
+        text
+    );
+    let mut names: Vec<String> = fs::read_dir("/tmp/demo")?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    names.sort();
+    println!("guest: /tmp/demo holds {names:?}");
+    Ok(())
+}
