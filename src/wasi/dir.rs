@@ -122,6 +122,7 @@ impl WasiDir for VfsDir {
             follow: symlink_follow,
             write: writable,
         };
+        tracing::trace!(path, ?oflags, ?fdflags, write, "path_open");
         let (node, kind) = self.ns().open(self.at(path), options)?;
         let handle = self.ns().open_handle(node)?;
         Ok(match kind {

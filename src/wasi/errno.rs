@@ -30,6 +30,7 @@ pub(crate) fn errno_of(e: &Error) -> Errno {
 
 impl From<Error> for wasi_common::Error {
     fn from(e: Error) -> Self {
+        tracing::debug!(error = %e, "filesystem call failed");
         match e {
             // wasi-common knows how to read the host's errno.
             Error::Io(io) => io.into(),
