@@ -67,9 +67,62 @@ pub enum Error {
     /// `ENOTSUP`: the store does not implement this operation.
     #[error("operation not supported")]
     NotSupported,
+    /// A mount table that cannot be built, naming the mount path.
+    #[error("cannot mount at {path:?}: {reason}")]
+    Mount {
+        /// The mount path as given.
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A host directory that cannot be opened, naming it.
+    #[error("cannot open host directory {}: {source}", path.display())]
+    HostDir {
+        /// The host path as given.
+        path: std::path::PathBuf,
+        /// Why it could not be opened.
+        #[source]
+        source: std::io::Error,
+    },
     /// An error from the host operating system.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// The variant for an error of the host operating system, so that the
+    /// layers above can tell `ENOENT` from `EEXIST` whatever the backend.
+    pub(crate) fn from_host(e: std::io::Error) -> Error {
+        use rustix::io::Errno as E;
+        let Some(code) = e.raw_os_error() else {
+            // cap-std reports an attempt to leave its directory without an
+            // OS error code.
+            return match e.kind() {
+                std::io::ErrorKind::PermissionDenied => Error::Escape,
+                std::io::ErrorKind::InvalidInput => Error::Invalid,
+                _ => Error::Io(e),
+            };
+        };
+        match E::from_raw_os_error(code) {
+            E::NOENT => Error::NotFound,
+            E::EXIST => Error::Exists,
+            E::NOTDIR => Error::NotDir,
+            E::ISDIR => Error::IsDir,
+            E::NOTEMPTY => Error::NotEmpty,
+            E::LOOP => Error::Loop,
+            E::NAMETOOLONG => Error::NameTooLong,
+            E::INVAL => Error::Invalid,
+            E::PERM => Error::NotPermitted,
+            E::ROFS => Error::ReadOnly,
+            E::XDEV => Error::CrossDevice,
+            E::BUSY => Error::Busy,
+            E::NOSPC => Error::NoSpace,
+            E::FBIG => Error::FileTooBig,
+            E::MFILE | E::NFILE => Error::TooManyOpen,
+            E::BADF => Error::BadHandle,
+            _ => Error::Io(e),
+        }
+    }
 }
 
 /// Shorthand for results of this crate.

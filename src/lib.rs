@@ -67,8 +67,12 @@ mod wasi;
 
 pub use error::{Error, Result};
 pub use namespace::Metadata;
+pub use storage::Storage;
+pub use storage::host::HostDir;
 pub use storage::mem::MemFs;
-pub use vfs::{DirEntry, Vfs};
+pub use storage::overlay::{Changes, Overlay};
+pub use storage::read_only::ReadOnly;
+pub use vfs::{DirEntry, Vfs, VfsBuilder};
 pub use wasi::{VfsDir, VfsFile};
 
 /// The code blocks of the README compile as doctests.

@@ -12,7 +12,7 @@ use crate::namespace::ops::{At, OpenOptions};
 use crate::namespace::resolve::Scope;
 use crate::namespace::{Metadata, Namespace};
 use crate::storage::mem::MemFs;
-use crate::storage::{FileKind, SetAttr, TimeSet, WritePos};
+use crate::storage::{FileKind, SetAttr, Storage, TimeSet, WritePos};
 use crate::wasi::VfsDir;
 use std::io::{IoSlice, IoSliceMut};
 use std::path::Path;
@@ -61,12 +61,79 @@ impl std::fmt::Debug for Vfs {
     }
 }
 
-impl Vfs {
-    /// An empty in-memory tree.
-    pub fn new() -> Self {
-        Vfs {
-            ns: Namespace::new(Arc::new(MemFs::new())),
+/// Assembles a [`Vfs`] from stores mounted at absolute paths.
+///
+/// ```
+/// use wasi_common_vfs::{MemFs, Storage, Vfs};
+///
+/// let vfs = Vfs::builder()
+///     .mount("/", MemFs::new())
+///     .mount("/data", MemFs::new().read_only())
+///     .build()?;
+/// assert!(vfs.metadata("/data")?.is_dir());
+/// # Ok::<(), wasi_common_vfs::Error>(())
+/// ```
+#[derive(Default)]
+pub struct VfsBuilder {
+    mounts: Vec<(String, Arc<dyn Storage>)>,
+}
+
+impl VfsBuilder {
+    /// Mounts `store` at the absolute path `path`. Mounts may nest; without
+    /// a mount at `/`, the root is an empty [`MemFs`].
+    pub fn mount(mut self, path: &str, store: impl Storage) -> Self {
+        self.mounts.push((path.to_owned(), Arc::new(store)));
+        self
+    }
+
+    /// Builds the tree. Fails, naming the path, for a relative path, a path
+    /// with `.` or `..`, a path mounted twice, or a mountpoint whose parent
+    /// cannot be made a directory.
+    pub fn build(self) -> Result<Vfs> {
+        let mut mounts: Vec<(String, Arc<dyn Storage>)> = Vec::with_capacity(self.mounts.len() + 1);
+        for (path, store) in self.mounts {
+            let bad = |reason| Error::Mount {
+                path: path.clone(),
+                reason,
+            };
+            if !path.starts_with('/') {
+                return Err(bad("the path is not absolute"));
+            }
+            let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+            if components.iter().any(|c| *c == "." || *c == ".." || c.contains('\0')) {
+                return Err(bad("the path has a `.`, `..` or NUL component"));
+            }
+            let normal = format!("/{}", components.join("/"));
+            if mounts.iter().any(|(p, _)| *p == normal) {
+                return Err(bad("the path is mounted twice"));
+            }
+            mounts.push((normal, store));
         }
+        if !mounts.iter().any(|(p, _)| p == "/") {
+            mounts.push(("/".to_owned(), Arc::new(MemFs::new())));
+        }
+        // Parents before children; `/` has no components and comes first.
+        mounts.sort_by_key(|(p, _)| p.split('/').filter(|c| !c.is_empty()).count());
+        Ok(Vfs {
+            ns: Namespace::new(mounts)?,
+        })
+    }
+}
+
+impl Vfs {
+    /// An empty in-memory tree: a [`MemFs`] at `/`.
+    pub fn new() -> Self {
+        let root: Arc<dyn Storage> = Arc::new(MemFs::new());
+        let ns = Namespace::new(vec![("/".to_owned(), root)]);
+        Vfs {
+            // A single root mount has no mountpoint to fail on.
+            ns: ns.unwrap_or_else(|_| unreachable!("a lone root mount always builds")),
+        }
+    }
+
+    /// A builder for a tree of several mounted stores.
+    pub fn builder() -> VfsBuilder {
+        VfsBuilder::default()
     }
 
     fn at<'a>(&self, path: &'a str) -> At<'a> {
@@ -96,6 +163,18 @@ impl Vfs {
         let dir = VfsDir::new(self.ns.open_handle(node)?);
         ctx.push_preopened_dir(Box::new(dir), guest_name)
             .map_err(|_| Error::TooManyOpen)
+    }
+
+    /// Adds one preopen per mount, named by its path (`/`, `/mnt/session`,
+    /// ...), parents first, for guests whose libc picks the longest
+    /// preopen matching a path. The guest sees the same tree as through
+    /// a single preopen of `/`, except that `..` cannot climb out of a
+    /// mount's own preopen.
+    pub fn preopen_mounts(&self, ctx: &wasi_common::WasiCtx) -> Result<()> {
+        for path in self.ns.mount_paths() {
+            self.preopen(ctx, path, path)?;
+        }
+        Ok(())
     }
 
     /// The whole contents of the file at `path`.

@@ -40,14 +40,24 @@ pub(crate) struct Node {
     pub(crate) ino: Ino,
 }
 
+/// Listing cookies at or above this value list mountpoints that the
+/// directory's own store does not hold.
+const MOUNT_COOKIES: u64 = 1 << 62;
+
 struct Mount {
     dev: u64,
     store: Arc<dyn Storage>,
+    /// Where it is mounted, as an absolute normalised path.
+    path: String,
+    /// The directory and name it is mounted on; `None` for the root.
+    covers: Option<(Node, String)>,
 }
 
 /// A tree of mounted stores.
 pub(crate) struct Namespace {
     mounts: Vec<Mount>,
+    /// Mountpoints by the directory holding them: `(name, mount)`.
+    mountpoints: HashMap<Node, Vec<(String, MountId)>>,
 }
 
 /// What `stat` says about a node: the store's attributes plus the device id
@@ -103,18 +113,99 @@ impl Metadata {
 }
 
 impl Namespace {
-    /// A namespace whose root is the root of `store`.
-    pub(crate) fn new(store: Arc<dyn Storage>) -> Arc<Self> {
-        let dev = NEXT_DEV.fetch_add(1, Ordering::Relaxed);
-        let ns = Arc::new(Namespace {
-            mounts: vec![Mount { dev, store }],
-        });
+    /// A namespace of `mounts`: absolute, normalised, distinct paths, the
+    /// first being `/`, each after the mounts that hold it. Directories
+    /// missing on the way to a mountpoint are created in the store that
+    /// holds them, as `mkdir -p` would.
+    pub(crate) fn new(mounts: Vec<(String, Arc<dyn Storage>)>) -> Result<Arc<Self>> {
+        let mut ns = Namespace {
+            mounts: Vec::with_capacity(mounts.len()),
+            mountpoints: HashMap::new(),
+        };
+        for (path, store) in mounts {
+            let covers = if ns.mounts.is_empty() {
+                None
+            } else {
+                Some(ns.mountpoint_for(&path)?)
+            };
+            let id = ns.mounts.len();
+            if let Some((dir, name)) = &covers {
+                ns.mountpoints.entry(*dir).or_default().push((name.clone(), id));
+            }
+            ns.mounts.push(Mount {
+                dev: NEXT_DEV.fetch_add(1, Ordering::Relaxed),
+                store,
+                path,
+                covers,
+            });
+        }
+        let ns = Arc::new(ns);
         let mut registry = BY_DEVICE.lock();
         registry.retain(|_, ns| ns.strong_count() > 0);
         for m in &ns.mounts {
             registry.insert(m.dev, Arc::downgrade(&ns));
         }
-        ns
+        Ok(ns)
+    }
+
+    /// The directory and name a new mount at `path` covers, creating
+    /// missing parent directories.
+    fn mountpoint_for(&self, path: &str) -> Result<(Node, String)> {
+        let bad = |reason| Error::Mount {
+            path: path.to_owned(),
+            reason,
+        };
+        let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+        let Some((name, parents)) = components.split_last() else {
+            return Err(bad("the root is mounted twice"));
+        };
+        let mut dir = self.root();
+        for component in parents {
+            dir = match self.lookup(dir, component) {
+                Ok((node, FileKind::Dir)) => node,
+                Ok(_) => return Err(bad("a parent on the path is not a directory")),
+                Err(Error::NotFound) => {
+                    let made = self
+                        .store(dir.mount)
+                        .create(dir.ino, component, crate::storage::NewNode::Dir)
+                        .map_err(|_| bad("a missing parent directory cannot be created"))?;
+                    Node {
+                        mount: dir.mount,
+                        ino: made.ino,
+                    }
+                }
+                Err(e) => return Err(e),
+            };
+        }
+        Ok((dir, (*name).to_owned()))
+    }
+
+    /// Mount paths, in the order they were mounted (parents first).
+    pub(crate) fn mount_paths(&self) -> impl Iterator<Item = &str> {
+        self.mounts.iter().map(|m| m.path.as_str())
+    }
+
+    /// The mount whose mountpoint is `name` in directory `dir`.
+    pub(crate) fn mount_at(&self, dir: Node, name: &str) -> Option<MountId> {
+        let points = self.mountpoints.get(&dir)?;
+        points.iter().find(|(n, _)| n == name).map(|&(_, m)| m)
+    }
+
+    /// True when `dir` holds a mountpoint, so it must not be removed.
+    pub(crate) fn holds_mountpoints(&self, dir: Node) -> bool {
+        self.mountpoints.contains_key(&dir)
+    }
+
+    fn mount_root(&self, mount: MountId) -> Node {
+        Node {
+            mount,
+            ino: self.store(mount).root(),
+        }
+    }
+
+    /// True when `store(mount)` refuses every change.
+    pub(crate) fn is_read_only(&self, mount: MountId) -> bool {
+        self.store(mount).is_read_only()
     }
 
     /// The namespace and mount owning device id `dev`, if one is alive.
@@ -140,16 +231,20 @@ impl Namespace {
         self.mounts[mount].dev
     }
 
-    /// The child `name` of directory `dir`; `..` gives the parent.
+    /// The child `name` of directory `dir`, crossing into a mount at its
+    /// mountpoint; `..` gives the parent, crossing out of a mount at its root.
     pub(crate) fn lookup(&self, dir: Node, name: &str) -> Result<(Node, FileKind)> {
+        if let Some(mount) = self.mount_at(dir, name) {
+            return Ok((self.mount_root(mount), FileKind::Dir));
+        }
+        if name == ".."
+            && dir == self.mount_root(dir.mount)
+            && let Some((parent, _)) = &self.mounts[dir.mount].covers
+        {
+            return Ok((*parent, FileKind::Dir));
+        }
         let (ino, kind) = self.store(dir.mount).lookup(dir.ino, name)?;
-        Ok((
-            Node {
-                mount: dir.mount,
-                ino,
-            },
-            kind,
-        ))
+        Ok((Node { mount: dir.mount, ino }, kind))
     }
 
     pub(crate) fn metadata(&self, node: Node) -> Result<Metadata> {
@@ -194,8 +289,10 @@ impl Namespace {
     }
 
     /// Up to `max` entries of a directory from `cookie`, `.` and `..`
-    /// first: cookie 0 starts at `.`, 1 at `..`, and `c >= 2` continues the
-    /// store's listing at its cursor `c - 2`.
+    /// first: cookie 0 starts at `.`, 1 at `..`, `c >= 2` continues the
+    /// store's listing at its cursor `c - 2`, and cookies from
+    /// `MOUNT_COOKIES` list mountpoints the store does not hold. A
+    /// mountpoint is listed as the root of its mount.
     pub(crate) fn readdir(&self, dir: Node, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
         let mut out = Vec::new();
         let dot = |name: &str, ino, next| DirEntry {
@@ -211,13 +308,36 @@ impl Namespace {
             let parent = self.lookup(dir, "..").map_or(dir.ino, |(p, _)| p.ino);
             out.push(dot("..", parent, 2));
         }
-        let cursor = cookie.saturating_sub(2);
-        let rest = max - out.len();
-        if rest > 0 {
-            for mut e in self.store(dir.mount).readdir(dir.ino, cursor, rest)? {
-                e.next = e.next.checked_add(2).ok_or(Error::Invalid)?;
+        let points = self.mountpoints.get(&dir).map_or(&[][..], Vec::as_slice);
+        let store = self.store(dir.mount);
+        if cookie < MOUNT_COOKIES {
+            let want = max - out.len();
+            if want == 0 {
+                return Ok(out);
+            }
+            let entries = store.readdir(dir.ino, cookie.saturating_sub(2), want)?;
+            let exhausted = entries.len() < want;
+            for mut e in entries {
+                e.next = e.next.checked_add(2).filter(|&n| n < MOUNT_COOKIES).ok_or(Error::Invalid)?;
+                if let Some(mount) = self.mount_at(dir, &e.name) {
+                    e.ino = self.mount_root(mount).ino;
+                    e.kind = FileKind::Dir;
+                }
                 out.push(e);
             }
+            if !exhausted {
+                return Ok(out);
+            }
+        }
+        let first = usize::try_from(cookie.saturating_sub(MOUNT_COOKIES)).unwrap_or(usize::MAX);
+        for (i, (name, mount)) in points.iter().enumerate().skip(first) {
+            if out.len() >= max {
+                break;
+            }
+            if store.lookup(dir.ino, name).is_ok() {
+                continue; // listed with the store's entries
+            }
+            out.push(dot(name, self.mount_root(*mount).ino, MOUNT_COOKIES + i as u64 + 1));
         }
         Ok(out)
     }

@@ -89,6 +89,9 @@ impl Namespace {
                 if o.directory {
                     return Err(Error::NotDir);
                 }
+                if o.write && self.is_read_only(node.mount) {
+                    return Err(Error::ReadOnly);
+                }
                 if o.truncate {
                     self.setattr(
                         node,
@@ -190,6 +193,9 @@ impl Namespace {
     pub(crate) fn unlink(&self, at: At<'_>) -> Result<()> {
         let r = at.resolve(self, false)?;
         let e = named(r, Error::IsDir)?;
+        if self.mount_at(e.parent, &e.name).is_some() {
+            return Err(Error::Busy);
+        }
         match e.target {
             None => Err(Error::NotFound),
             Some((_, FileKind::Dir)) => Err(Error::IsDir),
@@ -201,18 +207,30 @@ impl Namespace {
     pub(crate) fn rmdir(&self, at: At<'_>) -> Result<()> {
         let r = at.resolve(self, false)?;
         let e = named(r, Error::Invalid)?;
+        if self.mount_at(e.parent, &e.name).is_some() {
+            return Err(Error::Busy);
+        }
         match e.target {
             None => Err(Error::NotFound),
+            Some((node, _)) if self.holds_mountpoints(node) => Err(Error::Busy),
             Some((_, FileKind::Dir)) => self.store(e.parent.mount).rmdir(e.parent.ino, &e.name),
             Some(_) => Err(Error::NotDir),
         }
     }
 
-    /// `rename(from, to)`.
+    /// `rename(from, to)`. A mountpoint can be neither moved nor replaced
+    /// (`EBUSY`); a directory holding mountpoints can move (they are
+    /// attached to it, not to its path) but not be replaced.
     pub(crate) fn rename(&self, from: At<'_>, to: At<'_>) -> Result<()> {
         let src = named(from.resolve(self, false)?, Error::Busy)?;
         let (_, src_kind) = src.target.ok_or(Error::NotFound)?;
         let dst = named(to.resolve(self, false)?, Error::Busy)?;
+        if self.mount_at(src.parent, &src.name).is_some()
+            || self.mount_at(dst.parent, &dst.name).is_some()
+            || dst.target.is_some_and(|(node, _)| self.holds_mountpoints(node))
+        {
+            return Err(Error::Busy);
+        }
         if dst.dir_required && src_kind != FileKind::Dir {
             return Err(Error::NotDir);
         }

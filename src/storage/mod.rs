@@ -12,7 +12,10 @@
 //! `ENOTDIR`, `EINVAL` for a rename into its own subtree, `EPERM` for a hard
 //! link to a directory, exact `nlink` counts.
 
+pub mod host;
 pub mod mem;
+pub mod overlay;
+pub mod read_only;
 
 use crate::error::Result;
 use std::io::{IoSlice, IoSliceMut};
@@ -121,6 +124,21 @@ pub struct DirEntry {
 pub trait Storage: Send + Sync + 'static {
     /// The root directory's inode.
     fn root(&self) -> Ino;
+
+    /// This store behind a [`ReadOnly`](read_only::ReadOnly) wrapper, which
+    /// refuses every change with `EROFS`.
+    fn read_only(self) -> read_only::ReadOnly<Self>
+    where
+        Self: Sized,
+    {
+        read_only::ReadOnly::new(self)
+    }
+
+    /// True when every change is refused with `EROFS`; the namespace then
+    /// refuses to open files for writing, as a read-only mount does.
+    fn is_read_only(&self) -> bool {
+        false
+    }
 
     /// The inode named `name` in directory `dir`, and its kind. `..` gives
     /// the parent (the root's parent is the root).

@@ -24,7 +24,8 @@ pub(crate) fn errno_of(e: &Error) -> Errno {
         Error::TooManyOpen => Errno::Mfile,
         Error::BadHandle => Errno::Badf,
         Error::NotSupported => Errno::Notsup,
-        Error::Io(_) => Errno::Io,
+        Error::Io(_) | Error::HostDir { .. } => Errno::Io,
+        Error::Mount { .. } => Errno::Inval,
     }
 }
 

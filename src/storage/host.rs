@@ -1,0 +1,415 @@
+//! `HostDir`: a directory of the host as a backend.
+//!
+//! Every host access goes through one `cap_std::fs::Dir` opened on the
+//! directory, with paths made only of names the namespace looked up, so no
+//! `..` or symlink, including one planted on the host afterwards, reaches
+//! outside it: cap-std refuses to resolve beyond its directory.
+//!
+//! Inode numbers are the host's; the store remembers one path per inode it
+//! has seen, and checks on every use that the path still leads to that inode,
+//! so changes made on the host by other processes are seen (a stale entry
+//! answers `ENOENT` until the name is looked up again). Open files are held
+//! as host file handles, so unlink and rename of an open file behave as on
+//! the host. This module must not interpret symlinks: it reports them.
+
+use crate::error::{Error, Result};
+use crate::storage::{Attr, DirEntry, FileKind, Ino, NewNode, SetAttr, Storage, TimeSet, WritePos};
+use cap_fs_ext::{DirExt, SystemTimeSpec};
+use cap_std::fs::{Dir, File, FileExt, Metadata, MetadataExt, OpenOptions};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::io::{IoSlice, IoSliceMut};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Directory listings kept for continuing a paged `readdir`, at most.
+const LISTINGS_KEPT: usize = 32;
+
+/// A host directory, confined with cap-std.
+///
+/// ```no_run
+/// use wasi_common_vfs::{HostDir, Storage, Vfs};
+///
+/// let vfs = Vfs::builder()
+///     .mount("/mnt/data", HostDir::open("/srv/data")?.read_only())
+///     .build()?;
+/// # Ok::<(), wasi_common_vfs::Error>(())
+/// ```
+pub struct HostDir {
+    dir: Dir,
+    root: Ino,
+    root_dev: u64,
+    /// A path (relative to `dir`) for every inode seen.
+    paths: Mutex<HashMap<Ino, PathBuf>>,
+    /// Host handles of open files, with their open counts.
+    open: Mutex<HashMap<Ino, (Arc<File>, u64)>>,
+    /// Serialises appends, which need the size and the write to be atomic.
+    append: Mutex<()>,
+    /// Listings in progress, by directory.
+    listings: Mutex<HashMap<Ino, Arc<Vec<DirEntry>>>>,
+}
+
+fn host(e: std::io::Error) -> Error {
+    Error::from_host(e)
+}
+
+fn kind_of(meta: &Metadata) -> FileKind {
+    let t = meta.file_type();
+    if t.is_dir() {
+        FileKind::Dir
+    } else if t.is_symlink() {
+        FileKind::Symlink
+    } else {
+        FileKind::File
+    }
+}
+
+fn ctime(meta: &Metadata) -> SystemTime {
+    let secs = meta.ctime();
+    let nanos = Duration::from_nanos(u64::try_from(meta.ctime_nsec()).unwrap_or(0));
+    match u64::try_from(secs) {
+        Ok(s) => SystemTime::UNIX_EPOCH + Duration::from_secs(s) + nanos,
+        Err(_) => SystemTime::UNIX_EPOCH,
+    }
+}
+
+fn time_spec(t: Option<TimeSet>) -> Option<SystemTimeSpec> {
+    t.map(|t| match t {
+        TimeSet::Now => SystemTimeSpec::SymbolicNow,
+        TimeSet::At(t) => SystemTimeSpec::Absolute(cap_std::time::SystemTime::from_std(t)),
+    })
+}
+
+impl HostDir {
+    /// Opens the host directory `path`; fails, naming the path, if it does
+    /// not exist or is not a directory.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let named = |source| Error::HostDir {
+            path: path.to_path_buf(),
+            source,
+        };
+        let dir = Dir::open_ambient_dir(path, cap_std::ambient_authority()).map_err(named)?;
+        let meta = dir.dir_metadata().map_err(named)?;
+        let root = meta.ino();
+        Ok(HostDir {
+            dir,
+            root,
+            root_dev: meta.dev(),
+            paths: Mutex::new(HashMap::from([(root, PathBuf::from("."))])),
+            open: Mutex::new(HashMap::new()),
+            append: Mutex::new(()),
+            listings: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The store's inode number for host metadata: the host's, mixed with
+    /// the device for anything on another host filesystem below the root.
+    fn ino_of(&self, meta: &Metadata) -> Ino {
+        if meta.dev() == self.root_dev {
+            meta.ino()
+        } else {
+            meta.ino() ^ meta.dev().rotate_left(40)
+        }
+    }
+
+    fn path(&self, ino: Ino) -> Result<PathBuf> {
+        self.paths.lock().get(&ino).cloned().ok_or(Error::NotFound)
+    }
+
+    fn child(&self, dir: Ino, name: &str) -> Result<PathBuf> {
+        Ok(self.path(dir)?.join(name))
+    }
+
+    fn open_file(&self, ino: Ino) -> Option<Arc<File>> {
+        self.open.lock().get(&ino).map(|(f, _)| f.clone())
+    }
+
+    /// Metadata of `ino`, from its open handle or its remembered path; a
+    /// path that now leads elsewhere is a stale entry, forgotten.
+    fn meta(&self, ino: Ino) -> Result<Metadata> {
+        if let Some(f) = self.open_file(ino) {
+            return f.metadata().map_err(host);
+        }
+        let path = self.path(ino)?;
+        let meta = self.dir.symlink_metadata(&path).map_err(host)?;
+        if self.ino_of(&meta) != ino {
+            self.paths.lock().remove(&ino);
+            return Err(Error::NotFound);
+        }
+        Ok(meta)
+    }
+
+    fn attr(&self, ino: Ino, meta: &Metadata) -> Attr {
+        let time = |t: std::io::Result<cap_std::time::SystemTime>| {
+            t.map(|t| t.into_std()).unwrap_or(SystemTime::UNIX_EPOCH)
+        };
+        Attr {
+            ino,
+            kind: kind_of(meta),
+            size: meta.len(),
+            nlink: meta.nlink(),
+            atime: time(meta.accessed()),
+            mtime: time(meta.modified()),
+            ctime: ctime(meta),
+        }
+    }
+
+    /// A host handle on the file `ino`: the open one, or a fresh one.
+    fn file(&self, ino: Ino, write: bool) -> Result<Arc<File>> {
+        if let Some(f) = self.open_file(ino) {
+            return Ok(f);
+        }
+        let path = self.path(ino)?;
+        let file = self
+            .dir
+            .open_with(&path, OpenOptions::new().read(!write).write(write))
+            .map_err(host)?;
+        Ok(Arc::new(file))
+    }
+
+    fn remember(&self, path: PathBuf, meta: &Metadata) -> Ino {
+        let ino = self.ino_of(meta);
+        self.paths.lock().insert(ino, path);
+        ino
+    }
+
+    /// After a rename, every remembered path under `from` moves to `to`.
+    fn moved(&self, from: &Path, to: &Path) {
+        for path in self.paths.lock().values_mut() {
+            if let Ok(rest) = path.strip_prefix(from) {
+                *path = to.join(rest);
+            }
+        }
+    }
+}
+
+impl Storage for HostDir {
+    fn root(&self) -> Ino {
+        self.root
+    }
+
+    fn lookup(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind)> {
+        let path = if name == ".." {
+            let dir_path = self.path(dir)?;
+            match dir_path.parent() {
+                Some(p) if dir != self.root && !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            }
+        } else {
+            self.child(dir, name)?
+        };
+        let meta = self.dir.symlink_metadata(&path).map_err(host)?;
+        Ok((self.remember(path, &meta), kind_of(&meta)))
+    }
+
+    fn getattr(&self, ino: Ino) -> Result<Attr> {
+        let meta = self.meta(ino)?;
+        Ok(self.attr(ino, &meta))
+    }
+
+    fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
+        if let Some(size) = set.size {
+            self.file(ino, true)?.set_len(size).map_err(host)?;
+        }
+        if set.atime.is_some() || set.mtime.is_some() {
+            let path = self.path(ino)?;
+            self.dir
+                .set_symlink_times(&path, time_spec(set.atime), time_spec(set.mtime))
+                .map_err(host)?;
+        }
+        self.getattr(ino)
+    }
+
+    fn read(&self, ino: Ino, offset: u64, bufs: &mut [IoSliceMut<'_>]) -> Result<usize> {
+        let file = self.file(ino, false)?;
+        let mut total = 0;
+        let mut at = offset;
+        for buf in bufs.iter_mut() {
+            let n = file.read_at(buf, at).map_err(host)?;
+            total += n;
+            at += n as u64;
+            if n < buf.len() {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    fn write(&self, ino: Ino, pos: WritePos, bufs: &[IoSlice<'_>]) -> Result<(usize, u64)> {
+        let file = self.file(ino, true)?;
+        let _append = matches!(pos, WritePos::Append).then(|| self.append.lock());
+        let mut at = match pos {
+            WritePos::At(offset) => offset,
+            WritePos::Append => file.metadata().map_err(host)?.len(),
+        };
+        let mut total = 0;
+        for buf in bufs {
+            file.write_all_at(buf, at).map_err(host)?;
+            total += buf.len();
+            at += buf.len() as u64;
+        }
+        Ok((total, at))
+    }
+
+    fn create(&self, dir: Ino, name: &str, node: NewNode<'_>) -> Result<Attr> {
+        let path = self.child(dir, name)?;
+        match node {
+            NewNode::File => {
+                self.dir
+                    .open_with(&path, OpenOptions::new().write(true).create_new(true))
+                    .map_err(host)?;
+            }
+            NewNode::Dir => self.dir.create_dir(&path).map_err(host)?,
+            NewNode::Symlink(target) => self.dir.symlink(target, &path).map_err(host)?,
+        }
+        let meta = self.dir.symlink_metadata(&path).map_err(host)?;
+        let ino = self.remember(path, &meta);
+        Ok(self.attr(ino, &meta))
+    }
+
+    fn readdir(&self, dir: Ino, cursor: u64, max: usize) -> Result<Vec<DirEntry>> {
+        // A listing is read from the host when it starts and kept while it
+        // is paged through, so each call costs only the entries it returns.
+        let kept = if cursor == 0 {
+            None
+        } else {
+            self.listings.lock().get(&dir).cloned()
+        };
+        let listing = match kept {
+            Some(l) => l,
+            None => {
+                let path = self.path(dir)?;
+                let mut entries = Vec::new();
+                for entry in self.dir.read_dir(&path).map_err(host)? {
+                    let entry = entry.map_err(host)?;
+                    let Ok(name) = entry.file_name().into_string() else {
+                        continue;
+                    };
+                    let meta = entry.metadata().map_err(host)?;
+                    let index = entries.len() as u64;
+                    entries.push(DirEntry {
+                        name,
+                        ino: self.ino_of(&meta),
+                        kind: kind_of(&meta),
+                        next: index + 1,
+                    });
+                }
+                let listing = Arc::new(entries);
+                let mut listings = self.listings.lock();
+                if listings.len() >= LISTINGS_KEPT {
+                    listings.clear();
+                }
+                listings.insert(dir, listing.clone());
+                listing
+            }
+        };
+        let start = usize::try_from(cursor).unwrap_or(usize::MAX).min(listing.len());
+        let page: Vec<DirEntry> = listing[start..].iter().take(max).cloned().collect();
+        if start + page.len() >= listing.len() {
+            self.listings.lock().remove(&dir);
+        }
+        Ok(page)
+    }
+
+    fn readlink(&self, ino: Ino) -> Result<String> {
+        let path = self.path(ino)?;
+        let target = self.dir.read_link_contents(&path).map_err(host)?;
+        target.into_os_string().into_string().map_err(|_| Error::Invalid)
+    }
+
+    fn unlink(&self, dir: Ino, name: &str) -> Result<()> {
+        let path = self.child(dir, name)?;
+        let meta = self.dir.symlink_metadata(&path).map_err(host)?;
+        if meta.is_dir() {
+            return Err(Error::IsDir);
+        }
+        self.dir.remove_file(&path).map_err(host)?;
+        self.forget_path(&path, self.ino_of(&meta));
+        Ok(())
+    }
+
+    fn rmdir(&self, dir: Ino, name: &str) -> Result<()> {
+        let path = self.child(dir, name)?;
+        let meta = self.dir.symlink_metadata(&path).map_err(host)?;
+        self.dir.remove_dir(&path).map_err(host)?;
+        self.forget_path(&path, self.ino_of(&meta));
+        Ok(())
+    }
+
+    fn rename(&self, src_dir: Ino, src_name: &str, dst_dir: Ino, dst_name: &str) -> Result<()> {
+        let from = self.child(src_dir, src_name)?;
+        let to = self.child(dst_dir, dst_name)?;
+        let replaced = self.dir.symlink_metadata(&to).ok();
+        self.dir.rename(&from, &self.dir, &to).map_err(host)?;
+        if let Some(meta) = replaced {
+            self.forget_path(&to, self.ino_of(&meta));
+        }
+        self.moved(&from, &to);
+        Ok(())
+    }
+
+    fn link(&self, ino: Ino, dir: Ino, name: &str) -> Result<Attr> {
+        let from = self.path(ino)?;
+        let to = self.child(dir, name)?;
+        if self.meta(ino)?.is_dir() {
+            return Err(Error::NotPermitted);
+        }
+        self.dir.hard_link(&from, &self.dir, &to).map_err(host)?;
+        self.getattr(ino)
+    }
+
+    fn allocate(&self, ino: Ino, size: u64) -> Result<()> {
+        let file = self.file(ino, true)?;
+        let _append = self.append.lock();
+        if file.metadata().map_err(host)?.len() < size {
+            file.set_len(size).map_err(host)?;
+        }
+        Ok(())
+    }
+
+    fn open(&self, ino: Ino) -> Result<()> {
+        let mut open = self.open.lock();
+        if let Some((_, count)) = open.get_mut(&ino) {
+            *count += 1;
+            return Ok(());
+        }
+        drop(open);
+        let meta = self.meta(ino)?;
+        if !meta.is_file() {
+            // Directories and symlinks are reached by path; only files need a
+            // handle to outlive their name.
+            return Ok(());
+        }
+        let path = self.path(ino)?;
+        let file = self
+            .dir
+            .open_with(&path, OpenOptions::new().read(true).write(true))
+            .or_else(|_| self.dir.open_with(&path, OpenOptions::new().read(true)))
+            .map_err(host)?;
+        let mut open = self.open.lock();
+        open.entry(ino).or_insert((Arc::new(file), 0)).1 += 1;
+        Ok(())
+    }
+
+    fn release(&self, ino: Ino) {
+        let mut open = self.open.lock();
+        if let Some((_, count)) = open.get_mut(&ino) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&ino);
+            }
+        }
+    }
+}
+
+impl HostDir {
+    /// Forgets `path` as the way to `ino` once that name is gone.
+    fn forget_path(&self, path: &Path, ino: Ino) {
+        let mut paths = self.paths.lock();
+        if paths.get(&ino).is_some_and(|p| p == path) {
+            paths.remove(&ino);
+        }
+    }
+}

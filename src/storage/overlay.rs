@@ -1,0 +1,673 @@
+//! `Overlay`: a writable upper store over a read-only lower one.
+//!
+//! Reads fall through to the lower store until something is written; the
+//! first change to a lower file, symlink or directory copies it up (with its
+//! parents) into the upper store. Deleting a lower name leaves a whiteout so
+//! it stays deleted; a directory created or moved over a deleted lower
+//! directory is opaque, so nothing of the lower one shows through. Listings
+//! merge both layers without duplicates.
+//!
+//! The overlay keeps its own inode numbers, stable across copy-up, and owns
+//! whiteouts and opacity. The lower store is wrapped read-only, so nothing
+//! done through the overlay can change it. Changes to the merged namespace
+//! (copy-up, create, remove, rename) are serialised by one mutex; reads and
+//! writes of files already copied up go straight to the stores.
+
+use crate::error::{Error, Result};
+use crate::storage::mem::MemFs;
+use crate::storage::read_only::ReadOnly;
+use crate::storage::{Attr, DirEntry, FileKind, Ino, NewNode, SetAttr, Storage, TimeSet, WritePos};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::io::{IoSlice, IoSliceMut};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const ROOT: Ino = 1;
+
+/// Listing cursors at or above this value continue in the lower layer.
+const LOWER_CURSORS: u64 = 1 << 60;
+
+/// Bytes copied at a time during copy-up.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// A copy-on-write overlay: reads from `lower` until written, writes to the
+/// upper store (an in-memory [`MemFs`] unless given). Cloning gives another
+/// handle on the same overlay, so the embedder can keep one to ask for
+/// [`Overlay::changes`] after mounting the other.
+#[derive(Clone)]
+pub struct Overlay {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    upper: Arc<dyn Storage>,
+    lower: Arc<dyn Storage>,
+    nodes: RwLock<HashMap<Ino, Arc<Node>>>,
+    by_upper: Mutex<HashMap<Ino, Ino>>,
+    by_lower: Mutex<HashMap<Ino, Ino>>,
+    next_ino: AtomicU64,
+    change: Mutex<()>,
+}
+
+struct Node {
+    kind: FileKind,
+    st: Mutex<NodeState>,
+}
+
+#[derive(Default)]
+struct NodeState {
+    upper: Option<Ino>,
+    lower: Option<Ino>,
+    parent: Ino,
+    name: String,
+    /// Lower entries hidden below this directory.
+    whiteouts: HashSet<String>,
+    /// Nothing of the lower layer shows through this directory.
+    opaque: bool,
+    opens_upper: u64,
+    opens_lower: u64,
+}
+
+/// What an overlay's upper layer changed, as paths relative to the
+/// overlay's root (`/` separated, without a leading slash).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Paths that exist only in the upper layer.
+    pub added: Vec<String>,
+    /// Lower files and symlinks that were copied up and changed.
+    pub modified: Vec<String>,
+    /// Lower paths deleted (or moved away) through the overlay.
+    pub deleted: Vec<String>,
+}
+
+impl Overlay {
+    /// An overlay of an in-memory upper layer over `lower`.
+    pub fn new(lower: impl Storage) -> Self {
+        Self::with_upper(lower, MemFs::new())
+    }
+
+    /// An overlay of `upper` over `lower`.
+    pub fn with_upper(lower: impl Storage, upper: impl Storage) -> Self {
+        let upper: Arc<dyn Storage> = Arc::new(upper);
+        let lower: Arc<dyn Storage> = Arc::new(ReadOnly::new(lower));
+        let root = Node {
+            kind: FileKind::Dir,
+            st: Mutex::new(NodeState {
+                upper: Some(upper.root()),
+                lower: Some(lower.root()),
+                parent: ROOT,
+                ..NodeState::default()
+            }),
+        };
+        let inner = Inner {
+            by_upper: Mutex::new(HashMap::from([(upper.root(), ROOT)])),
+            by_lower: Mutex::new(HashMap::from([(lower.root(), ROOT)])),
+            upper,
+            lower,
+            nodes: RwLock::new(HashMap::from([(ROOT, Arc::new(root))])),
+            next_ino: AtomicU64::new(ROOT + 1),
+            change: Mutex::new(()),
+        };
+        Overlay {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The paths added, modified and deleted through the overlay, each list
+    /// sorted.
+    pub fn changes(&self) -> Result<Changes> {
+        let _change = self.inner.change.lock();
+        let mut changes = Changes::default();
+        let (up, low) = self.inner.layers(ROOT)?;
+        if let Some(up) = up {
+            self.inner.walk_upper(up, low, "", &mut changes)?;
+        }
+        let nodes: Vec<Arc<Node>> = self.inner.nodes.read().values().cloned().collect();
+        for node in nodes {
+            let (parent, name, whiteouts) = {
+                let st = node.st.lock();
+                (st.parent, st.name.clone(), st.whiteouts.clone())
+            };
+            if whiteouts.is_empty() {
+                continue;
+            }
+            let dir = self.inner.path_of(parent, &name)?;
+            for gone in whiteouts {
+                changes.deleted.push(join(&dir, &gone));
+            }
+        }
+        changes.added.sort();
+        changes.modified.sort();
+        changes.deleted.sort();
+        Ok(changes)
+    }
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+fn found<T>(r: Result<T>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(Error::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl Inner {
+    fn node(&self, ino: Ino) -> Result<Arc<Node>> {
+        self.nodes.read().get(&ino).cloned().ok_or(Error::NotFound)
+    }
+
+    fn layers(&self, ino: Ino) -> Result<(Option<Ino>, Option<Ino>)> {
+        let node = self.node(ino)?;
+        let st = node.st.lock();
+        Ok((st.upper, st.lower))
+    }
+
+    /// The overlay inode for a pair of layer inodes, made on first sight.
+    fn intern(&self, upper: Option<Ino>, lower: Option<Ino>, kind: FileKind, parent: Ino, name: &str) -> Ino {
+        let known = upper
+            .and_then(|u| self.by_upper.lock().get(&u).copied())
+            .or_else(|| lower.and_then(|l| self.by_lower.lock().get(&l).copied()));
+        if let Some(ino) = known
+            && let Ok(node) = self.node(ino)
+        {
+            let mut st = node.st.lock();
+            if st.upper.is_none() && upper.is_some() {
+                st.upper = upper;
+            }
+            if st.lower.is_none() && lower.is_some() {
+                st.lower = lower;
+            }
+            drop(st);
+            self.index(ino, upper, lower);
+            return ino;
+        }
+        let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
+        let node = Node {
+            kind,
+            st: Mutex::new(NodeState {
+                upper,
+                lower,
+                parent,
+                name: name.to_owned(),
+                ..NodeState::default()
+            }),
+        };
+        self.nodes.write().insert(ino, Arc::new(node));
+        self.index(ino, upper, lower);
+        ino
+    }
+
+    fn index(&self, ino: Ino, upper: Option<Ino>, lower: Option<Ino>) {
+        if let Some(u) = upper {
+            self.by_upper.lock().insert(u, ino);
+        }
+        if let Some(l) = lower {
+            self.by_lower.lock().insert(l, ino);
+        }
+    }
+
+    /// The lower entry `name` of directory `dir`, unless hidden.
+    fn lower_child(&self, dir: &NodeState, name: &str) -> Result<Option<(Ino, FileKind)>> {
+        match dir.lower {
+            Some(l) if !dir.opaque && !dir.whiteouts.contains(name) => found(self.lower.lookup(l, name)),
+            _ => Ok(None),
+        }
+    }
+
+    fn lookup_in(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind)> {
+        let node = self.node(dir)?;
+        let (upper, lower) = {
+            let st = node.st.lock();
+            if node.kind != FileKind::Dir {
+                return Err(Error::NotDir);
+            }
+            if name == ".." {
+                return Ok((st.parent, FileKind::Dir));
+            }
+            let upper = match st.upper {
+                Some(u) => found(self.upper.lookup(u, name))?,
+                None => None,
+            };
+            (upper, self.lower_child(&st, name)?)
+        };
+        let (upper, lower, kind) = match (upper, lower) {
+            (Some((u, FileKind::Dir)), Some((l, FileKind::Dir))) => (Some(u), Some(l), FileKind::Dir),
+            (Some((u, kind)), _) => (Some(u), None, kind),
+            (None, Some((l, kind))) => (None, Some(l), kind),
+            (None, None) => return Err(Error::NotFound),
+        };
+        Ok((self.intern(upper, lower, kind, dir, name), kind))
+    }
+
+    /// The upper inode of `ino`, copying it (and its parents) up first if
+    /// it lives only in the lower layer. Needs the change lock.
+    fn copy_up(&self, ino: Ino) -> Result<Ino> {
+        let node = self.node(ino)?;
+        let (lower, parent, name) = {
+            let st = node.st.lock();
+            if let Some(u) = st.upper {
+                return Ok(u);
+            }
+            (st.lower.ok_or(Error::NotFound)?, st.parent, st.name.clone())
+        };
+        let parent_up = self.copy_up(parent)?;
+        let attr = self.lower.getattr(lower)?;
+        let made = match node.kind {
+            FileKind::Dir => self.upper.create(parent_up, &name, NewNode::Dir)?,
+            FileKind::Symlink => {
+                let target = self.lower.readlink(lower)?;
+                self.upper.create(parent_up, &name, NewNode::Symlink(&target))?
+            }
+            FileKind::File => {
+                let made = self.upper.create(parent_up, &name, NewNode::File)?;
+                self.copy_data(lower, made.ino, attr.size)?;
+                made
+            }
+        };
+        let times = SetAttr {
+            size: None,
+            atime: Some(TimeSet::At(attr.atime)),
+            mtime: Some(TimeSet::At(attr.mtime)),
+        };
+        self.upper.setattr(made.ino, &times)?;
+        let mut st = node.st.lock();
+        st.upper = Some(made.ino);
+        // Handles opened on the lower file now hold the upper one.
+        for _ in 0..st.opens_lower {
+            self.upper.open(made.ino)?;
+            self.lower.release(lower);
+        }
+        st.opens_upper += std::mem::take(&mut st.opens_lower);
+        drop(st);
+        self.by_upper.lock().insert(made.ino, ino);
+        Ok(made.ino)
+    }
+
+    fn copy_data(&self, lower: Ino, upper: Ino, size: u64) -> Result<()> {
+        let mut buf = vec![0u8; COPY_CHUNK];
+        let mut at = 0u64;
+        while at < size {
+            let n = self.lower.read(lower, at, &mut [IoSliceMut::new(&mut buf)])?;
+            if n == 0 {
+                break;
+            }
+            self.upper.write(upper, WritePos::At(at), &[IoSlice::new(&buf[..n])])?;
+            at += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Copies up `ino` and everything visible below it and cuts the subtree
+    /// loose from the lower layer, before it moves to where the lower layer
+    /// has nothing of it.
+    fn detach_tree(&self, ino: Ino) -> Result<()> {
+        self.copy_up(ino)?;
+        let node = self.node(ino)?;
+        if node.kind == FileKind::Dir {
+            for entry in self.list_all(ino)? {
+                self.detach_tree(entry.ino)?;
+            }
+            let mut st = node.st.lock();
+            st.opaque = true;
+            st.whiteouts.clear();
+        }
+        Ok(())
+    }
+
+    fn list_all(&self, dir: Ino) -> Result<Vec<DirEntry>> {
+        self.list(dir, 0, usize::MAX)
+    }
+
+    fn list(&self, dir: Ino, cursor: u64, max: usize) -> Result<Vec<DirEntry>> {
+        let node = self.node(dir)?;
+        if node.kind != FileKind::Dir {
+            return Err(Error::NotDir);
+        }
+        let (upper, lower, opaque) = {
+            let st = node.st.lock();
+            (st.upper, st.lower, st.opaque)
+        };
+        let mut out = Vec::new();
+        if cursor < LOWER_CURSORS
+            && let Some(u) = upper
+        {
+            for e in self.upper.readdir(u, cursor, max)? {
+                let (ino, kind) = self.lookup_in(dir, &e.name)?;
+                out.push(DirEntry { ino, kind, ..e });
+            }
+            if out.len() >= max {
+                return Ok(out);
+            }
+        }
+        let Some(l) = lower.filter(|_| !opaque) else {
+            return Ok(out);
+        };
+        let mut lower_cursor = cursor.saturating_sub(LOWER_CURSORS);
+        while out.len() < max {
+            let want = (max - out.len()).min(256);
+            let batch = self.lower.readdir(l, lower_cursor, want)?;
+            let done = batch.len() < want;
+            for e in batch {
+                lower_cursor = e.next;
+                let shadowed = match upper {
+                    Some(u) => found(self.upper.lookup(u, &e.name))?.is_some(),
+                    None => false,
+                };
+                let hidden = node.st.lock().whiteouts.contains(&e.name);
+                if shadowed || hidden {
+                    continue;
+                }
+                let (ino, kind) = self.lookup_in(dir, &e.name)?;
+                out.push(DirEntry {
+                    ino,
+                    kind,
+                    name: e.name,
+                    next: LOWER_CURSORS + e.next,
+                });
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Fails with `EINVAL` when `dir` is `ancestor` or below it.
+    fn check_not_within(&self, dir: Ino, ancestor: Ino) -> Result<()> {
+        let mut cur = dir;
+        loop {
+            if cur == ancestor {
+                return Err(Error::Invalid);
+            }
+            if cur == ROOT {
+                return Ok(());
+            }
+            cur = self.node(cur)?.st.lock().parent;
+        }
+    }
+
+    fn path_of(&self, ino: Ino, name: &str) -> Result<String> {
+        let mut parts = vec![name.to_owned()];
+        let mut cur = ino;
+        while cur != ROOT {
+            let node = self.node(cur)?;
+            let st = node.st.lock();
+            parts.push(st.name.clone());
+            cur = st.parent;
+        }
+        parts.reverse();
+        Ok(parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join("/"))
+    }
+
+    fn walk_upper(&self, up: Ino, low: Option<Ino>, path: &str, changes: &mut Changes) -> Result<()> {
+        for e in self.upper.readdir(up, 0, usize::MAX)? {
+            let child_path = join(path, &e.name);
+            let below = match low {
+                Some(l) => found(self.lower.lookup(l, &e.name))?,
+                None => None,
+            };
+            // A directory the overlay made opaque shows nothing of the lower
+            // one, so everything in it counts as added.
+            let opaque = e.kind == FileKind::Dir
+                && self
+                    .by_upper
+                    .lock()
+                    .get(&e.ino)
+                    .and_then(|o| self.node(*o).ok())
+                    .is_some_and(|n| n.st.lock().opaque);
+            match below {
+                Some((l, FileKind::Dir)) if e.kind == FileKind::Dir && !opaque => {
+                    self.walk_upper(e.ino, Some(l), &child_path, changes)?
+                }
+                Some(_) if e.kind != FileKind::Dir => changes.modified.push(child_path),
+                _ => {
+                    changes.added.push(child_path.clone());
+                    if e.kind == FileKind::Dir {
+                        self.walk_upper(e.ino, None, &child_path, changes)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the lower layer still has `name` visible under `dir`.
+    fn lower_has(&self, dir: Ino, name: &str) -> Result<bool> {
+        let node = self.node(dir)?;
+        let st = node.st.lock();
+        Ok(self.lower_child(&st, name)?.is_some())
+    }
+
+    fn hide(&self, dir: Ino, name: &str) -> Result<()> {
+        if self.lower_has(dir, name)? {
+            self.node(dir)?.st.lock().whiteouts.insert(name.to_owned());
+        }
+        Ok(())
+    }
+
+    fn with_ino(attr: Attr, ino: Ino) -> Attr {
+        Attr { ino, ..attr }
+    }
+}
+
+impl Storage for Overlay {
+    fn root(&self) -> Ino {
+        ROOT
+    }
+
+    fn lookup(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind)> {
+        self.inner.lookup_in(dir, name)
+    }
+
+    fn getattr(&self, ino: Ino) -> Result<Attr> {
+        let i = &self.inner;
+        let node = i.node(ino)?;
+        let (upper, lower) = i.layers(ino)?;
+        let attr = match (upper, lower) {
+            (Some(u), _) => i.upper.getattr(u)?,
+            (None, Some(l)) => i.lower.getattr(l)?,
+            (None, None) => return Err(Error::NotFound),
+        };
+        let mut attr = Inner::with_ino(attr, ino);
+        if node.kind == FileKind::Dir && lower.is_some() && attr.nlink > 0 {
+            // Both layers contribute subdirectories.
+            let subdirs = i.list_all(ino)?.iter().filter(|e| e.kind == FileKind::Dir).count();
+            attr.nlink = 2 + subdirs as u64;
+        }
+        Ok(attr)
+    }
+
+    fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
+        let up = {
+            let _change = self.inner.change.lock();
+            self.inner.copy_up(ino)?
+        };
+        self.inner.upper.setattr(up, set)?;
+        self.getattr(ino)
+    }
+
+    fn read(&self, ino: Ino, offset: u64, bufs: &mut [IoSliceMut<'_>]) -> Result<usize> {
+        match self.inner.layers(ino)? {
+            (Some(u), _) => self.inner.upper.read(u, offset, bufs),
+            (None, Some(l)) => self.inner.lower.read(l, offset, bufs),
+            (None, None) => Err(Error::NotFound),
+        }
+    }
+
+    fn write(&self, ino: Ino, pos: WritePos, bufs: &[IoSlice<'_>]) -> Result<(usize, u64)> {
+        let up = match self.inner.layers(ino)?.0 {
+            Some(u) => u,
+            None => {
+                let _change = self.inner.change.lock();
+                self.inner.copy_up(ino)?
+            }
+        };
+        self.inner.upper.write(up, pos, bufs)
+    }
+
+    fn create(&self, dir: Ino, name: &str, new: NewNode<'_>) -> Result<Attr> {
+        let i = &self.inner;
+        let _change = i.change.lock();
+        if found(i.lookup_in(dir, name))?.is_some() {
+            return Err(Error::Exists);
+        }
+        let dir_up = i.copy_up(dir)?;
+        let attr = i.upper.create(dir_up, name, new)?;
+        let dir_node = i.node(dir)?;
+        let was_deleted = dir_node.st.lock().whiteouts.remove(name);
+        let ino = i.intern(Some(attr.ino), None, attr.kind, dir, name);
+        if attr.kind == FileKind::Dir && was_deleted {
+            i.node(ino)?.st.lock().opaque = true;
+        }
+        Ok(Inner::with_ino(attr, ino))
+    }
+
+    fn readdir(&self, dir: Ino, cursor: u64, max: usize) -> Result<Vec<DirEntry>> {
+        self.inner.list(dir, cursor, max)
+    }
+
+    fn readlink(&self, ino: Ino) -> Result<String> {
+        match self.inner.layers(ino)? {
+            (Some(u), _) => self.inner.upper.readlink(u),
+            (None, Some(l)) => self.inner.lower.readlink(l),
+            (None, None) => Err(Error::NotFound),
+        }
+    }
+
+    fn unlink(&self, dir: Ino, name: &str) -> Result<()> {
+        let i = &self.inner;
+        let _change = i.change.lock();
+        let (_, kind) = i.lookup_in(dir, name)?;
+        if kind == FileKind::Dir {
+            return Err(Error::IsDir);
+        }
+        if let Some(dir_up) = i.layers(dir)?.0
+            && found(i.upper.lookup(dir_up, name))?.is_some()
+        {
+            i.upper.unlink(dir_up, name)?;
+        }
+        i.hide(dir, name)
+    }
+
+    fn rmdir(&self, dir: Ino, name: &str) -> Result<()> {
+        let i = &self.inner;
+        let _change = i.change.lock();
+        let (child, kind) = i.lookup_in(dir, name)?;
+        if kind != FileKind::Dir {
+            return Err(Error::NotDir);
+        }
+        if !i.list(child, 0, 1)?.is_empty() {
+            return Err(Error::NotEmpty);
+        }
+        if let Some(dir_up) = i.layers(dir)?.0
+            && found(i.upper.lookup(dir_up, name))?.is_some()
+        {
+            i.upper.rmdir(dir_up, name)?;
+        }
+        i.hide(dir, name)?;
+        i.node(child)?.st.lock().whiteouts.clear();
+        Ok(())
+    }
+
+    fn rename(&self, src_dir: Ino, src_name: &str, dst_dir: Ino, dst_name: &str) -> Result<()> {
+        let i = &self.inner;
+        let _change = i.change.lock();
+        let (src, src_kind) = i.lookup_in(src_dir, src_name)?;
+        let dst = found(i.lookup_in(dst_dir, dst_name))?;
+        if src_kind == FileKind::Dir {
+            i.check_not_within(dst_dir, src)?;
+        }
+        if let Some((dst_ino, dst_kind)) = dst {
+            if dst_ino == src {
+                return Ok(());
+            }
+            match (src_kind == FileKind::Dir, dst_kind == FileKind::Dir) {
+                (true, false) => return Err(Error::NotDir),
+                (false, true) => return Err(Error::IsDir),
+                (true, true) if !i.list(dst_ino, 0, 1)?.is_empty() => return Err(Error::NotEmpty),
+                _ => {}
+            }
+        }
+        if src_kind == FileKind::Dir {
+            i.detach_tree(src)?;
+        } else {
+            i.copy_up(src)?;
+        }
+        let src_dir_up = i.copy_up(src_dir)?;
+        let dst_dir_up = i.copy_up(dst_dir)?;
+        i.upper.rename(src_dir_up, src_name, dst_dir_up, dst_name)?;
+        i.hide(src_dir, src_name)?;
+        i.node(dst_dir)?.st.lock().whiteouts.remove(dst_name);
+        let node = i.node(src)?;
+        let mut st = node.st.lock();
+        st.parent = dst_dir;
+        st.name = dst_name.to_owned();
+        Ok(())
+    }
+
+    fn link(&self, ino: Ino, dir: Ino, name: &str) -> Result<Attr> {
+        let i = &self.inner;
+        let _change = i.change.lock();
+        if i.node(ino)?.kind == FileKind::Dir {
+            return Err(Error::NotPermitted);
+        }
+        if found(i.lookup_in(dir, name))?.is_some() {
+            return Err(Error::Exists);
+        }
+        let up = i.copy_up(ino)?;
+        let dir_up = i.copy_up(dir)?;
+        let attr = i.upper.link(up, dir_up, name)?;
+        i.node(dir)?.st.lock().whiteouts.remove(name);
+        Ok(Inner::with_ino(attr, ino))
+    }
+
+    fn allocate(&self, ino: Ino, size: u64) -> Result<()> {
+        let up = {
+            let _change = self.inner.change.lock();
+            self.inner.copy_up(ino)?
+        };
+        self.inner.upper.allocate(up, size)
+    }
+
+    fn open(&self, ino: Ino) -> Result<()> {
+        let node = self.inner.node(ino)?;
+        let mut st = node.st.lock();
+        match (st.upper, st.lower) {
+            (Some(u), _) => {
+                self.inner.upper.open(u)?;
+                st.opens_upper += 1;
+            }
+            (None, Some(l)) => {
+                self.inner.lower.open(l)?;
+                st.opens_lower += 1;
+            }
+            (None, None) => return Err(Error::NotFound),
+        }
+        Ok(())
+    }
+
+    fn release(&self, ino: Ino) {
+        let Ok(node) = self.inner.node(ino) else { return };
+        let mut st = node.st.lock();
+        if st.opens_upper > 0 {
+            st.opens_upper -= 1;
+            if let Some(u) = st.upper {
+                self.inner.upper.release(u);
+            }
+        } else if st.opens_lower > 0 {
+            st.opens_lower -= 1;
+            if let Some(l) = st.lower {
+                self.inner.lower.release(l);
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! `ReadOnly`: any backend with every change refused.
+//!
+//! Reads pass through; every call that would change the store answers
+//! `EROFS` before reaching it, so the wrapped store (a host directory, say)
+//! is never modified through this wrapper.
+
+use crate::error::{Error, Result};
+use crate::storage::{Attr, DirEntry, FileKind, Ino, NewNode, SetAttr, Storage, WritePos};
+use std::io::{IoSlice, IoSliceMut};
+
+/// A read-only view of another store: creating, writing, truncating,
+/// setting times, renaming, linking and removing all fail with `EROFS`.
+pub struct ReadOnly<S> {
+    inner: S,
+}
+
+impl<S: Storage> ReadOnly<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S) -> Self {
+        ReadOnly { inner }
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: Storage> Storage for ReadOnly<S> {
+    fn root(&self) -> Ino {
+        self.inner.root()
+    }
+
+    fn is_read_only(&self) -> bool {
+        true
+    }
+
+    fn lookup(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind)> {
+        self.inner.lookup(dir, name)
+    }
+
+    fn getattr(&self, ino: Ino) -> Result<Attr> {
+        self.inner.getattr(ino)
+    }
+
+    fn setattr(&self, _ino: Ino, _set: &SetAttr) -> Result<Attr> {
+        Err(Error::ReadOnly)
+    }
+
+    fn read(&self, ino: Ino, offset: u64, bufs: &mut [IoSliceMut<'_>]) -> Result<usize> {
+        self.inner.read(ino, offset, bufs)
+    }
+
+    fn write(&self, _ino: Ino, _pos: WritePos, _bufs: &[IoSlice<'_>]) -> Result<(usize, u64)> {
+        Err(Error::ReadOnly)
+    }
+
+    fn create(&self, dir: Ino, name: &str, _node: NewNode<'_>) -> Result<Attr> {
+        // As on a read-only mount, a name that is taken is EEXIST first.
+        match self.inner.lookup(dir, name) {
+            Ok(_) => Err(Error::Exists),
+            Err(_) => Err(Error::ReadOnly),
+        }
+    }
+
+    fn readdir(&self, dir: Ino, cursor: u64, max: usize) -> Result<Vec<DirEntry>> {
+        self.inner.readdir(dir, cursor, max)
+    }
+
+    fn readlink(&self, ino: Ino) -> Result<String> {
+        self.inner.readlink(ino)
+    }
+
+    fn unlink(&self, _dir: Ino, _name: &str) -> Result<()> {
+        Err(Error::ReadOnly)
+    }
+
+    fn rmdir(&self, _dir: Ino, _name: &str) -> Result<()> {
+        Err(Error::ReadOnly)
+    }
+
+    fn rename(&self, _src_dir: Ino, _src_name: &str, _dst_dir: Ino, _dst_name: &str) -> Result<()> {
+        Err(Error::ReadOnly)
+    }
+
+    fn link(&self, _ino: Ino, _dir: Ino, _name: &str) -> Result<Attr> {
+        Err(Error::ReadOnly)
+    }
+
+    fn allocate(&self, _ino: Ino, _size: u64) -> Result<()> {
+        Err(Error::ReadOnly)
+    }
+
+    fn open(&self, ino: Ino) -> Result<()> {
+        self.inner.open(ino)
+    }
+
+    fn release(&self, ino: Ino) {
+        self.inner.release(ino)
+    }
+}
