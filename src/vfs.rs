@@ -100,7 +100,10 @@ impl VfsBuilder {
                 return Err(bad("the path is not absolute"));
             }
             let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
-            if components.iter().any(|c| *c == "." || *c == ".." || c.contains('\0')) {
+            if components
+                .iter()
+                .any(|c| *c == "." || *c == ".." || c.contains('\0'))
+            {
                 return Err(bad("the path has a `.`, `..` or NUL component"));
             }
             let normal = format!("/{}", components.join("/"));

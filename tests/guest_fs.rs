@@ -88,7 +88,7 @@ fn bad_input() {
             "the largest file size is the host filesystem's (16 TiB on ext4); the Vfs allows i64::MAX like tmpfs",
         )],
     );
-    assert!(out.contains("max size: write at i64::MAX: EFBIG"));
+    assert!(out.contains("max size: write at i64::MAX: EINVAL"));
 }
 
 /// Out-of-bounds pointers trap the guest (the witx rule wasi-common follows)

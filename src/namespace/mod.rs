@@ -130,7 +130,10 @@ impl Namespace {
             };
             let id = ns.mounts.len();
             if let Some((dir, name)) = &covers {
-                ns.mountpoints.entry(*dir).or_default().push((name.clone(), id));
+                ns.mountpoints
+                    .entry(*dir)
+                    .or_default()
+                    .push((name.clone(), id));
             }
             ns.mounts.push(Mount {
                 dev: NEXT_DEV.fetch_add(1, Ordering::Relaxed),
@@ -244,7 +247,13 @@ impl Namespace {
             return Ok((*parent, FileKind::Dir));
         }
         let (ino, kind) = self.store(dir.mount).lookup(dir.ino, name)?;
-        Ok((Node { mount: dir.mount, ino }, kind))
+        Ok((
+            Node {
+                mount: dir.mount,
+                ino,
+            },
+            kind,
+        ))
     }
 
     pub(crate) fn metadata(&self, node: Node) -> Result<Metadata> {
@@ -318,7 +327,11 @@ impl Namespace {
             let entries = store.readdir(dir.ino, cookie.saturating_sub(2), want)?;
             let exhausted = entries.len() < want;
             for mut e in entries {
-                e.next = e.next.checked_add(2).filter(|&n| n < MOUNT_COOKIES).ok_or(Error::Invalid)?;
+                e.next = e
+                    .next
+                    .checked_add(2)
+                    .filter(|&n| n < MOUNT_COOKIES)
+                    .ok_or(Error::Invalid)?;
                 if let Some(mount) = self.mount_at(dir, &e.name) {
                     e.ino = self.mount_root(mount).ino;
                     e.kind = FileKind::Dir;
@@ -337,7 +350,11 @@ impl Namespace {
             if store.lookup(dir.ino, name).is_ok() {
                 continue; // listed with the store's entries
             }
-            out.push(dot(name, self.mount_root(*mount).ino, MOUNT_COOKIES + i as u64 + 1));
+            out.push(dot(
+                name,
+                self.mount_root(*mount).ino,
+                MOUNT_COOKIES + i as u64 + 1,
+            ));
         }
         Ok(out)
     }

@@ -227,7 +227,9 @@ impl Namespace {
         let dst = named(to.resolve(self, false)?, Error::Busy)?;
         if self.mount_at(src.parent, &src.name).is_some()
             || self.mount_at(dst.parent, &dst.name).is_some()
-            || dst.target.is_some_and(|(node, _)| self.holds_mountpoints(node))
+            || dst
+                .target
+                .is_some_and(|(node, _)| self.holds_mountpoints(node))
         {
             return Err(Error::Busy);
         }

@@ -42,12 +42,23 @@ pub struct HostDir {
     root_dev: u64,
     /// A path (relative to `dir`) for every inode seen.
     paths: Mutex<HashMap<Ino, PathBuf>>,
-    /// Host handles of open files, with their open counts.
-    open: Mutex<HashMap<Ino, (Arc<File>, u64)>>,
+    /// Host handles of open inodes, with their open counts.
+    open: Mutex<HashMap<Ino, (Held, u64)>>,
     /// Serialises appends, which need the size and the write to be atomic.
     append: Mutex<()>,
     /// Listings in progress, by directory.
     listings: Mutex<HashMap<Ino, Arc<Vec<DirEntry>>>>,
+}
+
+/// What an open inode holds on the host.
+#[derive(Clone)]
+enum Held {
+    /// A file handle: the data stays reachable after unlink or rename.
+    File(Arc<File>),
+    /// A directory handle: a removed directory still lists (as empty).
+    Dir(Arc<Dir>),
+    /// Symlinks are only ever reached by path.
+    Nothing,
 }
 
 fn host(e: std::io::Error) -> Error {
@@ -123,7 +134,53 @@ impl HostDir {
     }
 
     fn open_file(&self, ino: Ino) -> Option<Arc<File>> {
-        self.open.lock().get(&ino).map(|(f, _)| f.clone())
+        match self.open.lock().get(&ino) {
+            Some((Held::File(f), _)) => Some(f.clone()),
+            _ => None,
+        }
+    }
+
+    fn open_dir(&self, ino: Ino) -> Option<Arc<Dir>> {
+        match self.open.lock().get(&ino) {
+            Some((Held::Dir(d), _)) => Some(d.clone()),
+            _ => None,
+        }
+    }
+
+    /// Reads the listing of `dir` from the host.
+    fn read_listing(&self, dir: Ino) -> Result<Vec<DirEntry>> {
+        let entries = match self.open_dir(dir) {
+            Some(d) => d.entries(),
+            None => self.dir.read_dir(self.path(dir)?),
+        };
+        let mut out = Vec::new();
+        for entry in entries.map_err(host)? {
+            let entry = entry.map_err(host)?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue; // a guest could not name it anyway
+            };
+            let meta = entry.metadata().map_err(host)?;
+            let index = out.len() as u64;
+            out.push(DirEntry {
+                name,
+                ino: self.ino_of(&meta),
+                kind: kind_of(&meta),
+                next: index + 1,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether `entry` of directory `dir` is still there, as listed.
+    fn still_there(&self, dir: Ino, entry: &DirEntry) -> bool {
+        let meta = match self.open_dir(dir) {
+            Some(d) => d.symlink_metadata(&entry.name),
+            None => match self.path(dir) {
+                Ok(p) => self.dir.symlink_metadata(p.join(&entry.name)),
+                Err(_) => return false,
+            },
+        };
+        meta.is_ok_and(|m| self.ino_of(&m) == entry.ino)
     }
 
     /// Metadata of `ino`, from its open handle or its remembered path; a
@@ -270,8 +327,10 @@ impl Storage for HostDir {
     }
 
     fn readdir(&self, dir: Ino, cursor: u64, max: usize) -> Result<Vec<DirEntry>> {
-        // A listing is read from the host when it starts and kept while it
-        // is paged through, so each call costs only the entries it returns.
+        // A listing is read from the host when it starts (cursor 0) and kept
+        // until the next one starts, so that each call costs only the entries
+        // it returns and a cursor stays valid while the directory changes:
+        // entries gone since are skipped; entries added since may not show.
         let kept = if cursor == 0 {
             None
         } else {
@@ -280,23 +339,7 @@ impl Storage for HostDir {
         let listing = match kept {
             Some(l) => l,
             None => {
-                let path = self.path(dir)?;
-                let mut entries = Vec::new();
-                for entry in self.dir.read_dir(&path).map_err(host)? {
-                    let entry = entry.map_err(host)?;
-                    let Ok(name) = entry.file_name().into_string() else {
-                        continue;
-                    };
-                    let meta = entry.metadata().map_err(host)?;
-                    let index = entries.len() as u64;
-                    entries.push(DirEntry {
-                        name,
-                        ino: self.ino_of(&meta),
-                        kind: kind_of(&meta),
-                        next: index + 1,
-                    });
-                }
-                let listing = Arc::new(entries);
+                let listing = Arc::new(self.read_listing(dir)?);
                 let mut listings = self.listings.lock();
                 if listings.len() >= LISTINGS_KEPT {
                     listings.clear();
@@ -305,18 +348,24 @@ impl Storage for HostDir {
                 listing
             }
         };
-        let start = usize::try_from(cursor).unwrap_or(usize::MAX).min(listing.len());
-        let page: Vec<DirEntry> = listing[start..].iter().take(max).cloned().collect();
-        if start + page.len() >= listing.len() {
-            self.listings.lock().remove(&dir);
-        }
-        Ok(page)
+        let start = usize::try_from(cursor)
+            .unwrap_or(usize::MAX)
+            .min(listing.len());
+        Ok(listing[start..]
+            .iter()
+            .filter(|e| cursor == 0 || self.still_there(dir, e))
+            .take(max)
+            .cloned()
+            .collect())
     }
 
     fn readlink(&self, ino: Ino) -> Result<String> {
         let path = self.path(ino)?;
         let target = self.dir.read_link_contents(&path).map_err(host)?;
-        target.into_os_string().into_string().map_err(|_| Error::Invalid)
+        target
+            .into_os_string()
+            .into_string()
+            .map_err(|_| Error::Invalid)
     }
 
     fn unlink(&self, dir: Ino, name: &str) -> Result<()> {
@@ -377,19 +426,21 @@ impl Storage for HostDir {
         }
         drop(open);
         let meta = self.meta(ino)?;
-        if !meta.is_file() {
-            // Directories and symlinks are reached by path; only files need a
-            // handle to outlive their name.
-            return Ok(());
-        }
         let path = self.path(ino)?;
-        let file = self
-            .dir
-            .open_with(&path, OpenOptions::new().read(true).write(true))
-            .or_else(|_| self.dir.open_with(&path, OpenOptions::new().read(true)))
-            .map_err(host)?;
+        let held = if meta.is_file() {
+            let file = self
+                .dir
+                .open_with(&path, OpenOptions::new().read(true).write(true))
+                .or_else(|_| self.dir.open_with(&path, OpenOptions::new().read(true)))
+                .map_err(host)?;
+            Held::File(Arc::new(file))
+        } else if meta.is_dir() {
+            Held::Dir(Arc::new(self.dir.open_dir_nofollow(&path).map_err(host)?))
+        } else {
+            Held::Nothing
+        };
         let mut open = self.open.lock();
-        open.entry(ino).or_insert((Arc::new(file), 0)).1 += 1;
+        open.entry(ino).or_insert((held, 0)).1 += 1;
         Ok(())
     }
 

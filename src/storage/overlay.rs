@@ -172,7 +172,14 @@ impl Inner {
     }
 
     /// The overlay inode for a pair of layer inodes, made on first sight.
-    fn intern(&self, upper: Option<Ino>, lower: Option<Ino>, kind: FileKind, parent: Ino, name: &str) -> Ino {
+    fn intern(
+        &self,
+        upper: Option<Ino>,
+        lower: Option<Ino>,
+        kind: FileKind,
+        parent: Ino,
+        name: &str,
+    ) -> Ino {
         let known = upper
             .and_then(|u| self.by_upper.lock().get(&u).copied())
             .or_else(|| lower.and_then(|l| self.by_lower.lock().get(&l).copied()));
@@ -218,7 +225,9 @@ impl Inner {
     /// The lower entry `name` of directory `dir`, unless hidden.
     fn lower_child(&self, dir: &NodeState, name: &str) -> Result<Option<(Ino, FileKind)>> {
         match dir.lower {
-            Some(l) if !dir.opaque && !dir.whiteouts.contains(name) => found(self.lower.lookup(l, name)),
+            Some(l) if !dir.opaque && !dir.whiteouts.contains(name) => {
+                found(self.lower.lookup(l, name))
+            }
             _ => Ok(None),
         }
     }
@@ -240,7 +249,9 @@ impl Inner {
             (upper, self.lower_child(&st, name)?)
         };
         let (upper, lower, kind) = match (upper, lower) {
-            (Some((u, FileKind::Dir)), Some((l, FileKind::Dir))) => (Some(u), Some(l), FileKind::Dir),
+            (Some((u, FileKind::Dir)), Some((l, FileKind::Dir))) => {
+                (Some(u), Some(l), FileKind::Dir)
+            }
             (Some((u, kind)), _) => (Some(u), None, kind),
             (None, Some((l, kind))) => (None, Some(l), kind),
             (None, None) => return Err(Error::NotFound),
@@ -265,7 +276,8 @@ impl Inner {
             FileKind::Dir => self.upper.create(parent_up, &name, NewNode::Dir)?,
             FileKind::Symlink => {
                 let target = self.lower.readlink(lower)?;
-                self.upper.create(parent_up, &name, NewNode::Symlink(&target))?
+                self.upper
+                    .create(parent_up, &name, NewNode::Symlink(&target))?
             }
             FileKind::File => {
                 let made = self.upper.create(parent_up, &name, NewNode::File)?;
@@ -296,11 +308,14 @@ impl Inner {
         let mut buf = vec![0u8; COPY_CHUNK];
         let mut at = 0u64;
         while at < size {
-            let n = self.lower.read(lower, at, &mut [IoSliceMut::new(&mut buf)])?;
+            let n = self
+                .lower
+                .read(lower, at, &mut [IoSliceMut::new(&mut buf)])?;
             if n == 0 {
                 break;
             }
-            self.upper.write(upper, WritePos::At(at), &[IoSlice::new(&buf[..n])])?;
+            self.upper
+                .write(upper, WritePos::At(at), &[IoSlice::new(&buf[..n])])?;
             at += n as u64;
         }
         Ok(())
@@ -405,10 +420,20 @@ impl Inner {
             cur = st.parent;
         }
         parts.reverse();
-        Ok(parts.into_iter().filter(|p| !p.is_empty()).collect::<Vec<_>>().join("/"))
+        Ok(parts
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join("/"))
     }
 
-    fn walk_upper(&self, up: Ino, low: Option<Ino>, path: &str, changes: &mut Changes) -> Result<()> {
+    fn walk_upper(
+        &self,
+        up: Ino,
+        low: Option<Ino>,
+        path: &str,
+        changes: &mut Changes,
+    ) -> Result<()> {
         for e in self.upper.readdir(up, 0, usize::MAX)? {
             let child_path = join(path, &e.name);
             let below = match low {
@@ -480,7 +505,11 @@ impl Storage for Overlay {
         let mut attr = Inner::with_ino(attr, ino);
         if node.kind == FileKind::Dir && lower.is_some() && attr.nlink > 0 {
             // Both layers contribute subdirectories.
-            let subdirs = i.list_all(ino)?.iter().filter(|e| e.kind == FileKind::Dir).count();
+            let subdirs = i
+                .list_all(ino)?
+                .iter()
+                .filter(|e| e.kind == FileKind::Dir)
+                .count();
             attr.nlink = 2 + subdirs as u64;
         }
         Ok(attr)
@@ -656,7 +685,9 @@ impl Storage for Overlay {
     }
 
     fn release(&self, ino: Ino) {
-        let Ok(node) = self.inner.node(ino) else { return };
+        let Ok(node) = self.inner.node(ino) else {
+            return;
+        };
         let mut st = node.st.lock();
         if st.opens_upper > 0 {
             st.opens_upper -= 1;

@@ -35,12 +35,17 @@ impl VfsFile {
         }
     }
 
-    fn write_pos(&self, offset: u64) -> WritePos {
-        // As on Linux, a file opened with O_APPEND appends even for pwrite.
+    /// Where a write of `bufs` at `offset` goes. As on Linux, a file
+    /// opened with O_APPEND appends even for pwrite, and a range that runs
+    /// past the largest `off_t` is `EINVAL`.
+    fn write_pos(&self, offset: u64, bufs: &[IoSlice<'_>]) -> Result<WritePos, Error> {
         if self.flags.contains(FdFlags::APPEND) {
-            WritePos::Append
-        } else {
-            WritePos::At(offset)
+            return Ok(WritePos::Append);
+        }
+        let len: u64 = bufs.iter().map(|b| b.len() as u64).sum();
+        match offset.checked_add(len) {
+            Some(end) if end <= MAX_FILE_SIZE => Ok(WritePos::At(offset)),
+            _ => Err(Error::Invalid),
         }
     }
 }
@@ -134,16 +139,16 @@ impl WasiFile for VfsFile {
 
     async fn write_vectored<'a>(&self, bufs: &[IoSlice<'a>]) -> Result<u64, WasiError> {
         let mut pos = self.pos.lock();
-        let (n, end) = self
-            .handle
-            .ns()
-            .write(self.handle.node(), self.write_pos(*pos), bufs)?;
+        let (n, end) =
+            self.handle
+                .ns()
+                .write(self.handle.node(), self.write_pos(*pos, bufs)?, bufs)?;
         *pos = end;
         Ok(n as u64)
     }
 
     async fn write_vectored_at<'a>(&self, bufs: &[IoSlice<'a>], at: u64) -> Result<u64, WasiError> {
-        let pos = self.write_pos(offset(at)?);
+        let pos = self.write_pos(offset(at)?, bufs)?;
         let (n, _) = self.handle.ns().write(self.handle.node(), pos, bufs)?;
         Ok(n as u64)
     }

@@ -11,7 +11,7 @@ use std::sync::{LazyLock, Mutex, OnceLock};
 use wasi_common::WasiCtx;
 use wasi_common::pipe::WritePipe;
 use wasi_common::sync::WasiCtxBuilder;
-use wasi_common_vfs::Vfs;
+use wasi_common_vfs::{HostDir, MemFs, Overlay, Vfs};
 use wasmtime::{Engine, Linker, Module, Store};
 
 const GUESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/guests");
@@ -135,14 +135,104 @@ pub fn run_with(
 
 /// Runs a guest on `vfs`, with `/` preopened as fd 3 and `/sub2` as fd 4.
 pub fn try_run_on_vfs(module: &Module, args: &[&str], vfs: &Vfs) -> wasmtime::Result<Outcome> {
+    try_run_in(module, args, vfs, "")
+}
+
+/// Runs a guest on `vfs`, with `sandbox` (`""` for the root) preopened as
+/// fd 3 and its `sub2` as fd 4.
+pub fn try_run_in(
+    module: &Module,
+    args: &[&str],
+    vfs: &Vfs,
+    sandbox: &str,
+) -> wasmtime::Result<Outcome> {
     try_run_with(module, args, false, |ctx| {
-        vfs.preopen(ctx, "/", "/sandbox").unwrap();
-        vfs.preopen(ctx, "/sub2", "/sandbox/sub2").unwrap();
+        vfs.preopen(
+            ctx,
+            if sandbox.is_empty() { "/" } else { sandbox },
+            "/sandbox",
+        )
+        .unwrap();
+        vfs.preopen(ctx, &format!("{sandbox}/sub2"), "/sandbox/sub2")
+            .unwrap();
     })
 }
 
 pub fn run_on_vfs(module: &Module, args: &[&str], vfs: &Vfs) -> Outcome {
     run_with_handler(try_run_on_vfs(module, args, vfs))
+}
+
+/// The stores the differential suite runs on.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    /// An in-memory tree.
+    Mem,
+    /// A host temp dir mounted at `/`.
+    Host,
+    /// An in-memory overlay over a host temp dir, at `/`.
+    OverlayOnHost,
+    /// An in-memory store mounted at `/nested/box` inside another one.
+    Nested,
+}
+
+pub const BACKENDS: [Backend; 4] = [
+    Backend::Mem,
+    Backend::Host,
+    Backend::OverlayOnHost,
+    Backend::Nested,
+];
+
+/// A tree for `backend` with an empty `sub2` in the sandbox, the sandbox
+/// path (`""` for the root), and the host dir behind it (kept alive with
+/// the tree).
+pub fn tree(backend: Backend) -> (Vfs, &'static str, Option<tempfile::TempDir>) {
+    seeded_tree(backend, &[])
+}
+
+/// [`tree`], with symlinks `(target, name)` planted in the sandbox by the
+/// host: on the host disk for host-backed trees (cap-std will not create an
+/// absolute symlink), through the host API otherwise.
+pub fn seeded_tree(
+    backend: Backend,
+    symlinks: &[(&str, &str)],
+) -> (Vfs, &'static str, Option<tempfile::TempDir>) {
+    let tmp = tempfile::tempdir().unwrap();
+    if matches!(backend, Backend::Host | Backend::OverlayOnHost) {
+        for (target, link) in symlinks {
+            std::os::unix::fs::symlink(target, tmp.path().join(link)).unwrap();
+        }
+    }
+    let (vfs, sandbox, tmp) = match backend {
+        Backend::Mem => (Vfs::new(), "", None),
+        Backend::Host => {
+            let vfs = Vfs::builder()
+                .mount("/", HostDir::open(tmp.path()).unwrap())
+                .build()
+                .unwrap();
+            (vfs, "", Some(tmp))
+        }
+        Backend::OverlayOnHost => {
+            // `sub2` lives in the lower layer, so guests work across both.
+            std::fs::create_dir(tmp.path().join("sub2")).unwrap();
+            let overlay = Overlay::new(HostDir::open(tmp.path()).unwrap());
+            let vfs = Vfs::builder().mount("/", overlay).build().unwrap();
+            return (vfs, "", Some(tmp));
+        }
+        Backend::Nested => {
+            let vfs = Vfs::builder()
+                .mount("/nested/box", MemFs::new())
+                .build()
+                .unwrap();
+            (vfs, "/nested/box", None)
+        }
+    };
+    if tmp.is_none() {
+        for (target, link) in symlinks {
+            vfs.symlink(target, &format!("{sandbox}/{link}")).unwrap();
+        }
+    }
+    vfs.create_dir(&format!("{sandbox}/sub2")).unwrap();
+    (vfs, sandbox, tmp)
 }
 
 /// Runs a guest on wasi-common's host directory `dir`, with `dir` preopened
@@ -197,34 +287,38 @@ pub fn differential_seeded(
     differences: &[(&str, &str)],
 ) -> String {
     let module = guest(name);
-    let vfs = Vfs::new();
-    vfs.create_dir("/sub2").unwrap();
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir(tmp.path().join("sub2")).unwrap();
     for (target, link) in symlinks {
-        vfs.symlink(target, &format!("/{link}")).unwrap();
         std::os::unix::fs::symlink(target, tmp.path().join(link)).unwrap();
     }
-    let ours = run_on_vfs(&module, args, &vfs);
     let reference = run_on_host(&module, args, tmp.path());
-    assert_eq!(
-        ours.code, 0,
-        "{name} failed its checks on the Vfs:\n{}",
-        ours.stderr
-    );
     assert_eq!(
         reference.code, 0,
         "{name} failed its checks on wasi-common's host directory:\n{}",
         reference.stderr
     );
-    let (a, b) = (
-        comparable(&ours.stdout, differences),
-        comparable(&reference.stdout, differences),
-    );
-    for (x, y) in a.iter().zip(&b) {
-        assert_eq!(x, y, "{name}: the Vfs and the host directory disagree");
+    let expected = comparable(&reference.stdout, differences);
+    assert!(!expected.is_empty(), "{name} printed nothing");
+    let mut first = None;
+    for backend in BACKENDS {
+        let (vfs, sandbox, _host) = seeded_tree(backend, symlinks);
+        let ours = run_with_handler(try_run_in(&module, args, &vfs, sandbox));
+        assert_eq!(
+            ours.code, 0,
+            "{name} failed its checks on {backend:?}:\n{}",
+            ours.stderr
+        );
+        let got = comparable(&ours.stdout, differences);
+        for (x, y) in got.iter().zip(&expected) {
+            assert_eq!(x, y, "{name}: {backend:?} and the host directory disagree");
+        }
+        assert_eq!(
+            got.len(),
+            expected.len(),
+            "{name}: transcripts differ in length on {backend:?}"
+        );
+        first.get_or_insert(ours.stdout);
     }
-    assert_eq!(a.len(), b.len(), "{name}: transcripts differ in length");
-    assert!(!a.is_empty(), "{name} printed nothing");
-    ours.stdout
+    first.unwrap_or_default()
 }
