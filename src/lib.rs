@@ -41,12 +41,32 @@
 //! | runtime glue | [`runtime`] | linking WASI into a `wasmtime::Linker`, running `_start` |
 //! | wasi adapter | [`VfsDir`], [`VfsFile`] | `WasiDir`/`WasiFile`, errno mapping, per-descriptor state |
 //! | namespace | [`Vfs`] and the private `namespace` module | mount table, the one path resolver, path operations |
-//! | storage | [`storage`] | the inode-level [`Storage`](storage::Storage) trait and [`MemFs`] |
+//! | storage | [`storage`] | the inode-level [`Storage`] trait; [`MemFs`], [`HostDir`], [`Overlay`], [`ReadOnly`] |
 //!
 //! Storage is inode-based, like FUSE's low-level API: an open file is a
 //! handle on an inode, so unlinking or renaming an open file behaves as on
 //! POSIX. Every path, from a guest or from the host API, is resolved by one
-//! resolver, which confines guests to the directory they were given.
+//! resolver, which confines guests to the directory they were given and
+//! crosses mountpoints: stores are mounted at absolute paths with
+//! [`Vfs::builder`], each mount is its own device (rename or link between
+//! mounts is `EXDEV`, removing a mountpoint `EBUSY`), and
+//! [`Vfs::preopen_mounts`] hands a guest one preopen per mount.
+//!
+//! ```
+//! use wasi_common_vfs::{MemFs, Overlay, Vfs};
+//!
+//! # fn main() -> wasi_common_vfs::Result<()> {
+//! let image = MemFs::new(); // typically HostDir::open("/srv/image")?
+//! let layer = Overlay::new(image); // writes stay in memory
+//! let vfs = Vfs::builder()
+//!     .mount("/", MemFs::new())
+//!     .mount("/app", layer.clone())
+//!     .build()?;
+//! vfs.write("/app/config.toml", b"debug = true")?;
+//! assert_eq!(layer.changes()?.added, ["config.toml"]);
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! # Differences from wasi-common's host directory
 //!
@@ -57,6 +77,12 @@
 //! file fail with `ENOTDIR`, `rmdir("dir/")` works, and `readlink` returns
 //! an absolute target's text. Like cap-std, guests may not create symlinks
 //! with absolute targets (`EPERM`).
+//!
+//! [`HostDir`] works through cap-std and inherits its rules: it cannot
+//! create a symlink with an absolute target even for the host API. It
+//! remembers one path per inode it has seen, so memory grows with the
+//! number of distinct host files looked up; a listing's cursors stay valid
+//! for the 32 directories listed most recently.
 
 mod error;
 mod namespace;

@@ -13,6 +13,7 @@
 //! the host. This module must not interpret symlinks: it reports them.
 
 use crate::error::{Error, Result};
+use crate::storage::read_only::ReadOnly;
 use crate::storage::{Attr, DirEntry, FileKind, Ino, NewNode, SetAttr, Storage, TimeSet, WritePos};
 use cap_fs_ext::{DirExt, SystemTimeSpec};
 use cap_std::fs::{Dir, File, FileExt, Metadata, MetadataExt, OpenOptions};
@@ -29,7 +30,7 @@ const LISTINGS_KEPT: usize = 32;
 /// A host directory, confined with cap-std.
 ///
 /// ```no_run
-/// use wasi_common_vfs::{HostDir, Storage, Vfs};
+/// use wasi_common_vfs::{HostDir, Vfs};
 ///
 /// let vfs = Vfs::builder()
 ///     .mount("/mnt/data", HostDir::open("/srv/data")?.read_only())
@@ -113,6 +114,12 @@ impl HostDir {
             append: Mutex::new(()),
             listings: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// This directory behind a [`ReadOnly`] wrapper: guests and the host API
+    /// can read it, and every change fails with `EROFS`.
+    pub fn read_only(self) -> ReadOnly<Self> {
+        ReadOnly::new(self)
     }
 
     /// The store's inode number for host metadata: the host's, mixed with

@@ -77,7 +77,9 @@ pub struct Changes {
     pub added: Vec<String>,
     /// Lower files and symlinks that were copied up and changed.
     pub modified: Vec<String>,
-    /// Lower paths deleted (or moved away) through the overlay.
+    /// Lower paths deleted (or moved away) through the overlay; a lower
+    /// entry replaced by a new one of another kind, or a lower directory
+    /// replaced by a new one, is both deleted and added.
     pub deleted: Vec<String>,
 }
 
@@ -453,8 +455,15 @@ impl Inner {
                 Some((l, FileKind::Dir)) if e.kind == FileKind::Dir && !opaque => {
                     self.walk_upper(e.ino, Some(l), &child_path, changes)?
                 }
-                Some(_) if e.kind != FileKind::Dir => changes.modified.push(child_path),
-                _ => {
+                Some((_, lower_kind)) if e.kind != FileKind::Dir && lower_kind != FileKind::Dir => {
+                    changes.modified.push(child_path)
+                }
+                // Something new stands where a lower entry of another kind
+                // (or a directory now opaque) was: a replacement.
+                replaced => {
+                    if replaced.is_some() {
+                        changes.deleted.push(child_path.clone());
+                    }
                     changes.added.push(child_path.clone());
                     if e.kind == FileKind::Dir {
                         self.walk_upper(e.ino, None, &child_path, changes)?;
