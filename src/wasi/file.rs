@@ -7,6 +7,7 @@ use crate::storage::{MAX_FILE_SIZE, SetAttr, WritePos};
 use parking_lot::Mutex;
 use std::any::Any;
 use std::io::{IoSlice, IoSliceMut, SeekFrom};
+use std::sync::atomic::{AtomicU32, Ordering};
 use wasi_common::file::{Advice, FdFlags, FileType, Filestat, WasiFile};
 use wasi_common::{Error as WasiError, SystemTimeSpec};
 
@@ -21,7 +22,9 @@ pub struct VfsFile {
     /// Opened with write access at the OS level, which `ftruncate` needs
     /// (wasi-common tracks the guest's read/write rights itself).
     writable: bool,
-    flags: FdFlags,
+    /// `FdFlags` bits; atomic so that threads sharing the descriptor can
+    /// change them (see `runtime::shadow`).
+    flags: AtomicU32,
     pos: Mutex<u64>,
 }
 
@@ -30,16 +33,30 @@ impl VfsFile {
         VfsFile {
             handle,
             writable,
-            flags: flags & (FdFlags::APPEND | FdFlags::NONBLOCK),
+            flags: AtomicU32::new((flags & (FdFlags::APPEND | FdFlags::NONBLOCK)).bits()),
             pos: Mutex::new(0),
         }
+    }
+
+    fn flags(&self) -> FdFlags {
+        FdFlags::from_bits_truncate(self.flags.load(Ordering::Acquire))
+    }
+
+    /// `fcntl(F_SETFL)`: only APPEND and NONBLOCK can change, and the
+    /// synchronous-I/O flags are refused as wasi-common's host files do.
+    fn set_flags(&self, flags: FdFlags) -> Result<(), Error> {
+        if flags.intersects(FdFlags::DSYNC | FdFlags::SYNC | FdFlags::RSYNC) {
+            return Err(Error::Invalid);
+        }
+        self.flags.store(flags.bits(), Ordering::Release);
+        Ok(())
     }
 
     /// Where a write of `bufs` at `offset` goes. As on Linux, a file
     /// opened with O_APPEND appends even for pwrite, and a range that runs
     /// past the largest `off_t` is `EINVAL`.
     fn write_pos(&self, offset: u64, bufs: &[IoSlice<'_>]) -> Result<WritePos, Error> {
-        if self.flags.contains(FdFlags::APPEND) {
+        if self.flags().contains(FdFlags::APPEND) {
             return Ok(WritePos::Append);
         }
         let len: u64 = bufs.iter().map(|b| b.len() as u64).sum();
@@ -71,15 +88,11 @@ impl WasiFile for VfsFile {
     }
 
     async fn get_fdflags(&self) -> Result<FdFlags, WasiError> {
-        Ok(self.flags)
+        Ok(self.flags())
     }
 
     async fn set_fdflags(&mut self, flags: FdFlags) -> Result<(), WasiError> {
-        if flags.intersects(FdFlags::DSYNC | FdFlags::SYNC | FdFlags::RSYNC) {
-            return Err(Error::Invalid.into());
-        }
-        self.flags = flags;
-        Ok(())
+        Ok(self.set_flags(flags)?)
     }
 
     async fn get_filestat(&self) -> Result<Filestat, WasiError> {
@@ -98,6 +111,11 @@ impl WasiFile for VfsFile {
     }
 
     async fn advise(&self, at: u64, len: u64, _advice: Advice) -> Result<(), WasiError> {
+        if let Some(bits) = crate::runtime::shadow::take_pending_flags() {
+            // Not advice: `fd_fdstat_set_flags` on a descriptor shared
+            // between threads (see `runtime::shadow`).
+            return Ok(self.set_flags(FdFlags::from_bits_truncate(u32::from(bits)))?);
+        }
         // Everything is already in memory; advice changes nothing, but the
         // arguments are checked as posix_fadvise checks them.
         offset(at)?;

@@ -33,6 +33,8 @@ fn build_guests() -> &'static Path {
                 "--quiet",
                 "--target",
                 "wasm32-wasip1",
+                "--target",
+                "wasm32-wasip1-threads",
                 "--manifest-path",
             ])
             .arg(format!("{GUESTS}/Cargo.toml"))
@@ -45,13 +47,73 @@ fn build_guests() -> &'static Path {
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building the test guests failed");
-        target_dir.join("wasm32-wasip1/release")
+        target_dir
     })
 }
 
-/// Path of the built guest `name`.
+/// Path of the guest `name` built for `wasm32-wasip1`.
 pub fn guest_path(name: &str) -> PathBuf {
-    build_guests().join(format!("{name}.wasm"))
+    build_guests().join(format!("wasm32-wasip1/release/{name}.wasm"))
+}
+
+/// Path of the guest `name` built for `wasm32-wasip1-threads`.
+pub fn threaded_guest_path(name: &str) -> PathBuf {
+    build_guests().join(format!("wasm32-wasip1-threads/release/{name}.wasm"))
+}
+
+/// An engine configured for threaded guests (`runtime::config`).
+pub fn threads_engine() -> &'static Engine {
+    static ENGINE: LazyLock<Engine> =
+        LazyLock::new(|| Engine::new(&wasi_common_vfs::runtime::config()).unwrap());
+    &ENGINE
+}
+
+/// The compiled threaded guest `name`.
+pub fn threaded_guest(name: &str) -> Module {
+    static MODULES: LazyLock<Mutex<HashMap<String, Module>>> = LazyLock::new(Default::default);
+    let mut modules = MODULES.lock().unwrap();
+    modules
+        .entry(name.to_owned())
+        .or_insert_with(|| {
+            Module::from_file(threads_engine(), threaded_guest_path(name)).expect("guest compiles")
+        })
+        .clone()
+}
+
+/// Runs a threaded guest with `args` on `vfs` (its `/` preopened as fd 3)
+/// through `runtime::link` and `Guest::run`.
+pub fn run_threaded(name: &str, args: &[&str], vfs: &Vfs) -> wasmtime::Result<Outcome> {
+    let module = threaded_guest(name);
+    let stdout = WritePipe::new_in_memory();
+    let stderr = WritePipe::new_in_memory();
+    let mut argv = vec![name];
+    argv.extend_from_slice(args);
+    let ctx = wasi_common_vfs::runtime::context(&argv)?;
+    ctx.set_stdout(Box::new(stdout.clone()));
+    ctx.set_stderr(Box::new(stderr.clone()));
+    vfs.preopen(&ctx, "/", "/sandbox").unwrap();
+    let mut store = Store::new(threads_engine(), ctx);
+    let mut linker = Linker::new(threads_engine());
+    let guest = wasi_common_vfs::runtime::link(&mut linker, &mut store, &module, |cx| cx)?;
+    let code = guest.run(&mut store, &linker);
+    let left_behind = guest.left_behind();
+    drop(store);
+    drop(linker);
+    let text = |p: WritePipe<std::io::Cursor<Vec<u8>>>| match p.try_into_inner() {
+        Ok(cursor) => String::from_utf8_lossy(&cursor.into_inner()).into_owned(),
+        // A thread left behind still holds the pipe.
+        Err(_) => String::new(),
+    };
+    let (stdout, stderr) = (text(stdout), text(stderr));
+    match code {
+        Ok(code) => Ok(Outcome {
+            code,
+            stdout,
+            stderr,
+            left_behind,
+        }),
+        Err(e) => Err(e.context(format!("guest stdout:\n{stdout}\nguest stderr:\n{stderr}"))),
+    }
 }
 
 pub fn engine() -> &'static Engine {
@@ -75,6 +137,8 @@ pub struct Outcome {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
+    /// Guest threads still running when the run call returned.
+    pub left_behind: usize,
 }
 
 /// Runs `module` with `args` on a context whose preopens were added by
@@ -115,6 +179,7 @@ pub fn try_run_with(
             code,
             stdout,
             stderr,
+            left_behind: 0,
         }),
         Err(e) => Err(e.context(format!("guest stdout:\n{stdout}\nguest stderr:\n{stderr}"))),
     }

@@ -3,10 +3,11 @@
 //! Inodes live in one table (`ino -> Arc<Inode>`) that is locked only long
 //! enough to clone an `Arc`; each inode has its own lock, so reads and writes
 //! of different files never wait for each other. Operations that lock more
-//! than one directory (`rename`, `rmdir`) first take the store's `topology`
+//! than one directory (`rmdir`, and `rename` unless it moves a
+//! non-directory within one directory) first take the store's `topology`
 //! mutex, which keeps directory parent pointers stable while they check for
 //! cycles and rules out lock-order deadlocks: every other operation locks at
-//! most one directory and then one non-directory.
+//! most one directory and then non-directories.
 //!
 //! This module owns inode lifetime (`nlink`, open handles) and timestamps;
 //! file bytes and directory order live in `file` and `dir`.
@@ -378,11 +379,15 @@ impl Storage for MemFs {
     }
 
     fn rename(&self, src_dir: Ino, src_name: &str, dst_dir: Ino, dst_name: &str) -> Result<()> {
-        let _topology = self.topology.lock();
+        // Renaming a non-directory within one directory locks only that
+        // directory and leaf inodes, so it needs no store-wide lock; every
+        // other rename changes parent pointers or locks a second directory.
+        let (src_ino, src_kind) = self.lookup(src_dir, src_name)?;
+        let _topology =
+            (src_dir != dst_dir || src_kind == FileKind::Dir).then(|| self.topology.lock());
         // The subtree check walks parent pointers, which only change under
         // `topology`; it must run before the parents are locked because the
         // walk may pass through them.
-        let (src_ino, src_kind) = self.lookup(src_dir, src_name)?;
         if src_kind == FileKind::Dir {
             self.check_not_within(dst_dir, src_ino)?;
         }

@@ -1,0 +1,238 @@
+//! Runtime glue: WASI (and wasi-threads) in a `wasmtime::Linker`, running a
+//! command module, and the scheduler for contexts with virtual files.
+//!
+//! Nothing here exits the process: `proc_exit` or a trap in any thread of
+//! a guest ends that guest, and [`Guest::run`] returns the exit status or
+//! the trap to the caller. This layer reaches files only through
+//! wasi-common's calls and the namespace, never the store.
+//!
+//! ```no_run
+//! use wasi_common_vfs::{Vfs, runtime};
+//! use wasmtime::{Engine, Linker, Module, Store};
+//!
+//! # fn main() -> wasmtime::Result<()> {
+//! let engine = Engine::new(&runtime::config())?;
+//! let module = Module::from_file(&engine, "threaded.wasm")?;
+//! let vfs = Vfs::new();
+//! let ctx = runtime::context(&["threaded.wasm"])?;
+//! vfs.preopen(&ctx, "/", "/")?;
+//! let mut store = Store::new(&engine, ctx);
+//! let mut linker = Linker::new(&engine);
+//! let guest = runtime::link(&mut linker, &mut store, &module, |cx| cx)?;
+//! let status = guest.run(&mut store, &linker)?;
+//! # let _ = status;
+//! # Ok(())
+//! # }
+//! ```
+
+mod sched;
+pub(crate) mod shadow;
+mod threads;
+
+pub use sched::VfsSched;
+pub use threads::{MAX_GUEST_THREADS, STOP_TIMEOUT};
+
+use std::sync::Arc;
+use threads::{Outcome, Threads};
+use wasi_common::{I32Exit, WasiCtx};
+use wasmtime::{Caller, Config, ExternType, Linker, Module, SharedMemory, Store};
+
+/// A `wasmtime::Config` for the guests of this crate: WebAssembly threads,
+/// shared memory, and epoch interruption, which is how the other threads
+/// of a guest are stopped when one of them exits.
+pub fn config() -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_threads(true)
+        .shared_memory(true)
+        .epoch_interruption(true);
+    config
+}
+
+/// A `WasiCtx` with [`VfsSched`] as its scheduler and `args` as its
+/// arguments; stdio starts empty (use `set_stdin` and friends), and
+/// preopens come from [`Vfs::preopen`](crate::Vfs::preopen).
+pub fn context(args: &[&str]) -> wasmtime::Result<WasiCtx> {
+    let mut ctx = WasiCtx::new(
+        wasi_common::sync::random_ctx(),
+        wasi_common::sync::clocks_ctx(),
+        Box::new(VfsSched::new()),
+        wasi_common::Table::new(),
+    );
+    for arg in args {
+        ctx.push_arg(arg)?;
+    }
+    Ok(ctx)
+}
+
+/// Defines WASI preview 1 (`wasi_snapshot_preview1`) and preview 0
+/// (`wasi_unstable`) in `linker`, for a store whose data gives a
+/// [`WasiCtx`] through `get_cx`.
+///
+/// This is wasi-common's own `add_to_linker` with two functions made to
+/// work on this crate's files: `fd_allocate` (wasi-common always answers
+/// `ENOTSUP`) and `fd_fdstat_set_flags` under threads (wasi-common answers
+/// `ENOTSUP` once the context is shared).
+pub fn add_to_linker<T: 'static>(
+    linker: &mut Linker<T>,
+    get_cx: impl Fn(&mut T) -> &mut WasiCtx + Send + Sync + Copy + 'static,
+) -> wasmtime::Result<()> {
+    wasi_common::sync::add_to_linker(linker, get_cx)?;
+    linker.allow_shadowing(true);
+    for module in ["wasi_snapshot_preview1", "wasi_unstable"] {
+        // The guest's i32/i64 bits are the unsigned WASI values.
+        linker.func_wrap(
+            module,
+            "fd_allocate",
+            move |mut caller: Caller<'_, T>, fd: i32, offset: i64, len: i64| {
+                shadow::fd_allocate(
+                    get_cx(caller.data_mut()),
+                    fd as u32,
+                    offset as u64,
+                    len as u64,
+                )
+            },
+        )?;
+        linker.func_wrap(
+            module,
+            "fd_fdstat_set_flags",
+            move |mut caller: Caller<'_, T>, fd: i32, flags: i32| {
+                // Flags are a u16; higher bits are invalid and refused.
+                let Ok(flags) = u16::try_from(flags) else {
+                    return Ok(i32::from(
+                        wasi_common::snapshots::preview_1::types::Errno::Inval as u16,
+                    ));
+                };
+                shadow::fd_fdstat_set_flags(get_cx(caller.data_mut()), fd as u32, flags)
+            },
+        )?;
+    }
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// A guest linked by [`link`], ready to [`run`](Guest::run).
+pub struct Guest<T: 'static> {
+    module: Module,
+    threads: Option<Arc<Threads<T>>>,
+}
+
+/// Whether `module` uses wasi-threads (imports `wasi::thread-spawn`).
+pub fn is_threaded(module: &Module) -> bool {
+    module
+        .imports()
+        .any(|i| i.module() == "wasi" && i.name() == "thread-spawn")
+}
+
+/// Links WASI into `linker` for one run of `module` in `store`: preview 0
+/// and 1 as [`add_to_linker`] does, and, when the module imports
+/// `wasi::thread-spawn`, a fresh shared memory for its memory import and
+/// thread spawning. Each spawned thread gets a clone of the store's data,
+/// so `T` is typically a `WasiCtx` or a struct holding one (clones share
+/// the descriptor table).
+///
+/// A threaded guest needs an engine with [`config`]'s settings.
+pub fn link<T: Clone + Send + 'static>(
+    linker: &mut Linker<T>,
+    store: &mut Store<T>,
+    module: &Module,
+    get_cx: impl Fn(&mut T) -> &mut WasiCtx + Send + Sync + Copy + 'static,
+) -> wasmtime::Result<Guest<T>> {
+    add_to_linker(linker, get_cx)?;
+    if !is_threaded(module) {
+        return Ok(Guest {
+            module: module.clone(),
+            threads: None,
+        });
+    }
+    let mut memory = None;
+    for import in module.imports() {
+        if let ExternType::Memory(ty) = import.ty()
+            && ty.is_shared()
+        {
+            let shared = SharedMemory::new(module.engine(), ty).map_err(|e| {
+                e.context("a threaded guest needs an engine with shared memory enabled (see runtime::config)")
+            })?;
+            linker.allow_shadowing(true);
+            linker.define(&mut *store, import.module(), import.name(), shared.clone())?;
+            linker.allow_shadowing(false);
+            memory = Some(shared);
+        }
+    }
+    let Some(memory) = memory else {
+        wasmtime::bail!("the module imports wasi::thread-spawn but no shared memory");
+    };
+    let threads = Threads::new(module, memory);
+    let spawner = Arc::downgrade(&threads);
+    linker.allow_shadowing(true);
+    linker.func_wrap(
+        "wasi",
+        "thread-spawn",
+        move |caller: Caller<'_, T>, start_arg: i32| match spawner.upgrade() {
+            Some(threads) => threads.spawn(caller.data().clone(), start_arg),
+            None => -6,
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(Guest {
+        module: module.clone(),
+        threads: Some(threads),
+    })
+}
+
+impl<T: Clone + Send + 'static> Guest<T> {
+    /// Threads of the last run that were still running (blocked in a host
+    /// call) when [`run`](Self::run) gave up waiting and returned.
+    pub fn left_behind(&self) -> usize {
+        self.threads.as_ref().map_or(0, |t| t.left_behind())
+    }
+
+    /// Instantiates the module in `store` with `linker` and runs `_start`.
+    ///
+    /// Returns the exit status: `proc_exit`'s argument from any thread, or
+    /// 0 when `_start` returns; a trap in any thread is the error. Either
+    /// way the guest's other threads are stopped first: they trap at their
+    /// next epoch check, and threads parked in `memory.atomic.wait` are
+    /// woken to get there. A thread blocked in a host call that never
+    /// returns (reading a stdin that never delivers, say) cannot be
+    /// stopped; after [`STOP_TIMEOUT`] it is left running detached and the
+    /// call returns anyway.
+    pub fn run(&self, store: &mut Store<T>, linker: &Linker<T>) -> wasmtime::Result<i32> {
+        let Some(threads) = &self.threads else {
+            return run_command(store, linker, &self.module);
+        };
+        threads.set_linker(linker);
+        threads.watch(store);
+        let result = (|| {
+            let instance = linker.instantiate(&mut *store, &self.module)?;
+            let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
+            start.call(&mut *store, ())
+        })();
+        threads.main_returned();
+        threads.finish(result);
+        match threads.join() {
+            Outcome::Exit(code) => Ok(code),
+            Outcome::Trap(e) => Err(e),
+        }
+    }
+}
+
+/// Instantiates `module` and runs its `_start`; returns the exit code
+/// (`proc_exit`'s argument, or 0 when `_start` returns) or, for a trap, the
+/// error. For modules without threads; [`link`] and [`Guest::run`] handle
+/// both kinds.
+pub fn run_command<T: 'static>(
+    store: &mut Store<T>,
+    linker: &Linker<T>,
+    module: &Module,
+) -> wasmtime::Result<i32> {
+    let instance = linker.instantiate(&mut *store, module)?;
+    let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
+    match start.call(&mut *store, ()) {
+        Ok(()) => Ok(0),
+        Err(e) => match e.downcast_ref::<I32Exit>() {
+            Some(exit) => Ok(exit.0),
+            None => Err(e),
+        },
+    }
+}

@@ -1,0 +1,256 @@
+//! Guests built for `wasm32-wasip1-threads`: several threads on one tree.
+//! The first argument names the scenario; the preopened directory is fd 3.
+//! Each scenario checks what it can and prints `ok` or a failure.
+
+use std::sync::{Arc, Barrier};
+use std::thread;
+use vfs_test_guests::*;
+use wasi::*;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let n: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(4);
+    match args.get(1).map(String::as_str) {
+        Some("own-files") => own_files(n),
+        Some("shared-fd") => shared_fd(n),
+        Some("churn") => churn(n),
+        Some("set-append") => set_append(),
+        Some("exit-in-thread") => exit_in_thread(),
+        Some("trap-in-thread") => trap_in_thread(),
+        Some("wait-forever") => wait_forever(),
+        Some("spin-forever") => spin_forever(),
+        other => panic!("unknown scenario {other:?}"),
+    }
+}
+
+fn check(ok: bool, what: &str) {
+    if !ok {
+        println!("FAILED: {what}");
+        std::process::exit(1);
+    }
+}
+
+/// Each thread writes its own file, then reads back everyone's.
+fn own_files(n: usize) {
+    let barrier = Arc::new(Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                let body = format!("thread {i} ").repeat(1000);
+                put(DIR, &format!("own{i}"), body.as_bytes()).unwrap();
+                barrier.wait();
+                for j in 0..n {
+                    let want = format!("thread {j} ").repeat(1000);
+                    assert_eq!(get(DIR, &format!("own{j}")).unwrap(), want.as_bytes());
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        check(h.join().is_ok(), "a thread failed");
+    }
+    println!("ok");
+}
+
+const RECORDS: usize = 200;
+const RECORD_LEN: usize = 32;
+
+fn record(thread: usize, i: usize) -> Vec<u8> {
+    let mut r = format!("<t{thread:03} r{i:05}").into_bytes();
+    r.resize(RECORD_LEN - 1, b'.');
+    r.push(b'>');
+    r
+}
+
+/// Threads share two descriptors: one with O_APPEND, one with a plain
+/// position. Every record lands whole, none is lost or overwritten.
+fn shared_fd(n: usize) {
+    let append = open(
+        DIR,
+        "appended",
+        OFLAGS_CREAT | OFLAGS_TRUNC,
+        RW,
+        FDFLAGS_APPEND,
+    )
+    .unwrap();
+    let positioned = open(DIR, "positioned", OFLAGS_CREAT | OFLAGS_TRUNC, RW, 0).unwrap();
+    let handles: Vec<_> = (0..n)
+        .map(|t| {
+            thread::spawn(move || {
+                for i in 0..RECORDS {
+                    let r = record(t, i);
+                    assert_eq!(write(append, &r).unwrap(), RECORD_LEN);
+                    assert_eq!(write(positioned, &r).unwrap(), RECORD_LEN);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        check(h.join().is_ok(), "a writer failed");
+    }
+    let total = (n * RECORDS * RECORD_LEN) as u64;
+    check(
+        unsafe { fd_tell(positioned) } == Ok(total),
+        "the shared position moved by every write",
+    );
+    for name in ["appended", "positioned"] {
+        let data = get(DIR, name).unwrap();
+        check(data.len() as u64 == total, "no write lost");
+        let mut seen = std::collections::HashSet::new();
+        for chunk in data.chunks(RECORD_LEN) {
+            check(
+                chunk[0] == b'<' && chunk[RECORD_LEN - 1] == b'>',
+                "records never interleave",
+            );
+            check(seen.insert(chunk.to_vec()), "no record written twice");
+        }
+        check(seen.len() == n * RECORDS, "every record present");
+    }
+    println!("ok");
+}
+
+/// Threads create, rename and unlink in one directory while another lists
+/// it; the listing never shows a name twice, and the end state is exact.
+fn churn(n: usize) {
+    unsafe { path_create_directory(DIR, "churn").unwrap() };
+    let dir = open_dir(DIR, "churn").unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lister = {
+        let done = done.clone();
+        thread::spawn(move || {
+            let mut passes = 0;
+            while !done.load(std::sync::atomic::Ordering::Acquire) || passes == 0 {
+                let names = readdir_from(dir, 0, 512).unwrap();
+                let mut unique: Vec<_> = names.iter().map(|e| e.0.clone()).collect();
+                unique.sort();
+                unique.dedup();
+                assert_eq!(unique.len(), names.len(), "a name listed twice");
+                passes += 1;
+            }
+            passes
+        })
+    };
+    let workers: Vec<_> = (0..n)
+        .map(|t| {
+            thread::spawn(move || unsafe {
+                for i in 0..100 {
+                    put(DIR, &format!("churn/new-{t}-{i}"), b"x").unwrap();
+                    path_rename(
+                        DIR,
+                        &format!("churn/new-{t}-{i}"),
+                        DIR,
+                        &format!("churn/kept-{t}-{i}"),
+                    )
+                    .unwrap();
+                    if i % 2 == 1 {
+                        path_unlink_file(DIR, &format!("churn/kept-{t}-{i}")).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        check(w.join().is_ok(), "a worker failed");
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let passes = lister.join();
+    check(passes.is_ok(), "the lister failed");
+    let mut names: Vec<String> = readdir_from(dir, 0, 4096)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    names.retain(|n| n != "." && n != "..");
+    names.sort();
+    let mut want: Vec<String> = (0..n)
+        .flat_map(|t| {
+            (0..100)
+                .filter(|i| i % 2 == 0)
+                .map(move |i| format!("kept-{t}-{i}"))
+        })
+        .collect();
+    want.sort();
+    check(names == want, "the directory holds exactly the kept files");
+    println!("ok");
+}
+
+/// fcntl(F_SETFL, O_APPEND) while the context is shared between threads.
+fn set_append() {
+    let fd = open(DIR, "flagged", OFLAGS_CREAT | OFLAGS_TRUNC, RW, 0).unwrap();
+    write(fd, b"0123456789").unwrap();
+    let helper = thread::spawn(move || {
+        // Runs while the main thread changes the flags.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    });
+    unsafe { fd_seek(fd, 0, WHENCE_SET).unwrap() };
+    let set = unsafe { fd_fdstat_set_flags(fd, FDFLAGS_APPEND) };
+    check(
+        set.is_ok(),
+        &format!("fd_fdstat_set_flags under threads: {}", show(&set)),
+    );
+    check(
+        unsafe { fd_fdstat_get(fd) }.map(|s| s.fs_flags) == Ok(FDFLAGS_APPEND),
+        "flag reported",
+    );
+    write(fd, b"END").unwrap();
+    check(
+        get(DIR, "flagged").unwrap() == b"0123456789END",
+        "the write appended",
+    );
+    let bad = unsafe { fd_fdstat_set_flags(fd, FDFLAGS_SYNC) };
+    check(bad == Err(ERRNO_INVAL), "sync flags refused");
+    helper.join().unwrap();
+    println!("ok");
+}
+
+fn park_forever() -> ! {
+    loop {
+        std::thread::park();
+    }
+}
+
+/// A non-main thread calls proc_exit(7) while the main thread waits.
+fn exit_in_thread() {
+    thread::spawn(|| {
+        put(DIR, "before-exit", b"written").unwrap();
+        std::process::exit(7);
+    });
+    park_forever();
+}
+
+/// A non-main thread traps while the main thread waits.
+fn trap_in_thread() {
+    thread::spawn(|| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        core::arch::wasm32::unreachable();
+    });
+    park_forever();
+}
+
+/// A thread blocked for good in memory.atomic.wait (std's condition
+/// variable waits with it on this target); the main thread exits.
+fn wait_forever() {
+    thread::spawn(|| {
+        let lock = std::sync::Mutex::new(());
+        let never = std::sync::Condvar::new();
+        let mut guard = lock.lock().unwrap();
+        loop {
+            guard = never.wait(guard).unwrap();
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::process::exit(3);
+}
+
+/// A thread spinning forever; the main thread returns.
+fn spin_forever() {
+    thread::spawn(|| {
+        let mut x: u64 = 0;
+        loop {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    println!("ok");
+}

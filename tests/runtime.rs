@@ -1,0 +1,86 @@
+//! The runtime glue: `poll_oneoff` with virtual files, and running guests
+//! from an async application.
+
+mod common;
+
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use wasi_common::WasiCtx;
+use wasi_common_vfs::{Vfs, runtime};
+use wasmtime::{Linker, Store};
+
+/// Runs the `poll` guest on `ctx` (stdin an OS pipe holding `hi`, fd 3 a
+/// tree holding the 5-byte file `data`).
+fn run_poll(ctx: WasiCtx) -> common::Outcome {
+    let stdout = wasi_common::pipe::WritePipe::new_in_memory();
+    ctx.set_stdout(Box::new(stdout.clone()));
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    writer.write_all(b"hi").unwrap();
+    let stdin = cap_std::fs::File::from_std(std::fs::File::from(OwnedFd::from(reader)));
+    ctx.set_stdin(Box::new(wasi_common::sync::file::File::from_cap_std(stdin)));
+    let vfs = Vfs::new();
+    vfs.write("/data", b"12345").unwrap();
+    vfs.preopen(&ctx, "/", "/").unwrap();
+    let mut linker = Linker::new(common::engine());
+    runtime::add_to_linker(&mut linker, |cx: &mut WasiCtx| cx).unwrap();
+    let mut store = Store::new(common::engine(), ctx);
+    let code = runtime::run_command(&mut store, &linker, &common::guest("poll")).unwrap();
+    drop(store);
+    drop(writer);
+    let out = stdout.try_into_inner().unwrap().into_inner();
+    common::Outcome {
+        code,
+        stdout: String::from_utf8(out).unwrap(),
+        stderr: String::new(),
+        left_behind: 0,
+    }
+}
+
+#[test]
+fn poll_oneoff_answers_virtual_files_and_os_descriptors_in_one_call() {
+    let out = run_poll(runtime::context(&["poll"]).unwrap());
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("virtual file and stdin in one call: Ok([(1, 0, 1, 5), (2, 0, 1, 1)])")
+    );
+
+    // wasi-common's own scheduler refuses the virtual file.
+    let plain = wasi_common::sync::WasiCtxBuilder::new().build();
+    let out = run_poll(plain);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stdout
+            .contains("virtual file and stdin in one call: EINVAL"),
+        "{}",
+        out.stdout
+    );
+}
+
+/// An async application runs guests on a blocking thread: the guest's
+/// filesystem calls are synchronous and never await, and the runtime keeps
+/// serving other tasks meanwhile.
+#[test]
+fn guests_run_from_an_async_runtime_on_blocking_threads() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let guests: Vec<_> = (0..3)
+            .map(|i| {
+                tokio::task::spawn_blocking(move || {
+                    let vfs = Vfs::new();
+                    let out = common::run_threaded("threads", &["own-files", "2"], &vfs).unwrap();
+                    (i, out.code, vfs.read("/own1").unwrap().len())
+                })
+            })
+            .collect();
+        let ticker = tokio::spawn(async { tokio::task::yield_now().await });
+        for g in guests {
+            let (_, code, len) = g.await.unwrap();
+            assert_eq!((code, len), (0, "thread 1 ".len() * 1000));
+        }
+        ticker.await.unwrap();
+    });
+}

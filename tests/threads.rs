@@ -1,0 +1,89 @@
+//! Threaded guests (`wasm32-wasip1-threads`) on one shared tree, and guests
+//! that end in a thread without ending the test process.
+
+mod common;
+
+use wasi_common_vfs::Vfs;
+
+fn ok(name: &str, args: &[&str], vfs: &Vfs) {
+    let out = common::run_threaded(name, args, vfs).unwrap_or_else(|e| panic!("{args:?}: {e:?}"));
+    assert_eq!(
+        (out.code, out.stdout.trim()),
+        (0, "ok"),
+        "{args:?}: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn threads_write_their_own_files_and_read_each_others() {
+    let vfs = Vfs::new();
+    ok("threads", &["own-files", "6"], &vfs);
+    for i in 0..6 {
+        assert_eq!(
+            vfs.read(&format!("/own{i}")).unwrap(),
+            format!("thread {i} ").repeat(1000).as_bytes()
+        );
+    }
+}
+
+#[test]
+fn threads_sharing_one_descriptor_never_interleave_or_lose_writes() {
+    let vfs = Vfs::new();
+    ok("threads", &["shared-fd", "4"], &vfs);
+    for name in ["/appended", "/positioned"] {
+        let meta = vfs.metadata(name).unwrap();
+        assert_eq!(meta.size, 4 * 200 * 32, "{name}");
+    }
+}
+
+#[test]
+fn threads_create_rename_and_unlink_while_another_lists() {
+    let vfs = Vfs::new();
+    ok("threads", &["churn", "4"], &vfs);
+    let names = vfs.read_dir("/churn").unwrap();
+    assert_eq!(names.len(), 4 * 50);
+    assert!(names.iter().all(|e| e.name.starts_with("kept-")
+        && vfs.metadata(&format!("/churn/{}", e.name)).unwrap().nlink == 1));
+    assert_eq!(vfs.metadata("/churn").unwrap().nlink, 2);
+}
+
+#[test]
+fn fcntl_set_append_works_while_threads_share_the_context() {
+    let vfs = Vfs::new();
+    ok("threads", &["set-append"], &vfs);
+    assert_eq!(vfs.read("/flagged").unwrap(), b"0123456789END");
+}
+
+/// `proc_exit(7)` and a trap in a non-main thread end that guest with that
+/// status, and this process carries on to run another guest.
+#[test]
+fn exit_or_trap_in_a_thread_ends_the_guest_not_the_host() {
+    let vfs = Vfs::new();
+    let out = common::run_threaded("threads", &["exit-in-thread"], &vfs).unwrap();
+    assert_eq!(out.code, 7);
+    assert_eq!(vfs.read("/before-exit").unwrap(), b"written");
+
+    let trap = common::run_threaded("threads", &["trap-in-thread"], &vfs).unwrap_err();
+    assert!(format!("{trap:?}").contains("unreachable"), "{trap:?}");
+
+    // Still here: run another guest, threaded and not.
+    ok("threads", &["own-files", "2"], &vfs);
+    let plain = common::run_on_vfs(&common::guest("files"), &[], &{
+        let v = Vfs::new();
+        v.create_dir("/sub2").unwrap();
+        v
+    });
+    assert_eq!(plain.code, 0);
+}
+
+/// Threads that would never end on their own are stopped when the guest
+/// exits: one parked in `memory.atomic.wait`, one spinning.
+#[test]
+fn blocked_and_spinning_threads_are_stopped_when_the_guest_ends() {
+    let vfs = Vfs::new();
+    let out = common::run_threaded("threads", &["wait-forever"], &vfs).unwrap();
+    assert_eq!((out.code, out.left_behind), (3, 0), "every thread stopped");
+    let out = common::run_threaded("threads", &["spin-forever"], &vfs).unwrap();
+    assert_eq!((out.code, out.stdout.trim(), out.left_behind), (0, "ok", 0));
+}
