@@ -84,6 +84,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A tar archive that cannot be loaded: corrupt, truncated, or holding an
+    /// entry that would land outside its directory.
+    #[error("bad archive: {0}")]
+    Archive(String),
     /// An error from the host operating system.
     #[error(transparent)]
     Io(#[from] std::io::Error),

@@ -84,6 +84,7 @@
 //! number of distinct host files looked up; a listing's cursors stay valid
 //! for the 32 directories listed most recently.
 
+mod archive;
 mod error;
 mod namespace;
 pub mod runtime;

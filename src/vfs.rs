@@ -313,8 +313,9 @@ impl Vfs {
         )
     }
 
-    /// Copies the host directory `host_dir` (files, directories, symlinks
-    /// and their times) into the tree at `vfs_path`, creating it if needed.
+    /// Copies the host directory `host_dir` (files, directories, symlinks,
+    /// their times and permission bits) into the tree at `vfs_path`,
+    /// creating it if needed.
     ///
     /// Symlinks are copied as symlinks, never followed, so a link in the
     /// host tree cannot pull in anything outside it.
@@ -363,9 +364,38 @@ impl Vfs {
     }
 
     fn set_node_times(&self, path: &str, follow: bool, meta: &std::fs::Metadata) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
         let atime = meta.accessed().ok().map(TimeSet::At);
         let mtime = meta.modified().ok().map(TimeSet::At);
+        if !meta.is_symlink() {
+            self.set_mode(path, meta.permissions().mode())?;
+        }
         self.ns.set_times(self.at(path), follow, atime, mtime)
+    }
+
+    /// Sets times of `path` without following a final symlink.
+    pub(crate) fn set_times_nofollow(
+        &self,
+        path: &str,
+        atime: Option<SystemTime>,
+        mtime: Option<SystemTime>,
+    ) -> Result<()> {
+        self.ns.set_times(
+            self.at(path),
+            false,
+            atime.map(TimeSet::At),
+            mtime.map(TimeSet::At),
+        )
+    }
+
+    /// Sets the permission bits of `path` (following symlinks).
+    pub fn set_mode(&self, path: &str, mode: u32) -> Result<()> {
+        let (node, _) = self.ns.find(self.at(path))?;
+        let set = SetAttr {
+            mode: Some(mode),
+            ..SetAttr::default()
+        };
+        self.ns.setattr(node, &set)
     }
 
     /// Sets the size of the file at `path`, truncating or extending it with

@@ -80,6 +80,8 @@ pub struct Metadata {
     pub mtime: SystemTime,
     /// Last status change time.
     pub ctime: SystemTime,
+    /// Permission bits.
+    pub mode: u32,
 }
 
 impl Metadata {
@@ -93,6 +95,7 @@ impl Metadata {
             atime: a.atime,
             mtime: a.mtime,
             ctime: a.ctime,
+            mode: a.mode,
         }
     }
 

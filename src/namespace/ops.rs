@@ -278,9 +278,9 @@ impl Namespace {
         self.setattr(
             node,
             &SetAttr {
-                size: None,
                 atime,
                 mtime,
+                ..SetAttr::default()
             },
         )
     }

@@ -35,7 +35,7 @@ pub use threads::{MAX_GUEST_THREADS, STOP_TIMEOUT};
 use std::sync::Arc;
 use threads::{Outcome, Threads};
 use wasi_common::{I32Exit, WasiCtx};
-use wasmtime::{Caller, Config, ExternType, Linker, Module, SharedMemory, Store};
+use wasmtime::{Caller, Config, ExternType, Linker, Module, SharedMemory, Store, UpdateDeadline};
 
 /// A `wasmtime::Config` for the guests of this crate: WebAssembly threads,
 /// shared memory, and epoch interruption, which is how the other threads
@@ -199,6 +199,10 @@ impl<T: Clone + Send + 'static> Guest<T> {
     /// call returns anyway.
     pub fn run(&self, store: &mut Store<T>, linker: &Linker<T>) -> wasmtime::Result<i32> {
         let Some(threads) = &self.threads else {
+            // With epoch interruption on (as `config()` sets), a store traps
+            // at once unless given a deadline; this one never interrupts.
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Continue(1)));
             return run_command(store, linker, &self.module);
         };
         threads.set_linker(linker);
@@ -220,7 +224,8 @@ impl<T: Clone + Send + 'static> Guest<T> {
 /// Instantiates `module` and runs its `_start`; returns the exit code
 /// (`proc_exit`'s argument, or 0 when `_start` returns) or, for a trap, the
 /// error. For modules without threads; [`link`] and [`Guest::run`] handle
-/// both kinds.
+/// both kinds. On an engine with epoch interruption, give the store an
+/// epoch deadline first (`Guest::run` does).
 pub fn run_command<T: 'static>(
     store: &mut Store<T>,
     linker: &Linker<T>,

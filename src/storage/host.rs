@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::storage::read_only::ReadOnly;
 use crate::storage::{Attr, DirEntry, FileKind, Ino, NewNode, SetAttr, Storage, TimeSet, WritePos};
 use cap_fs_ext::{DirExt, SystemTimeSpec};
-use cap_std::fs::{Dir, File, FileExt, Metadata, MetadataExt, OpenOptions};
+use cap_std::fs::{Dir, File, FileExt, Metadata, MetadataExt, OpenOptions, PermissionsExt};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io::{IoSlice, IoSliceMut};
@@ -217,6 +217,7 @@ impl HostDir {
             atime: time(meta.accessed()),
             mtime: time(meta.modified()),
             ctime: ctime(meta),
+            mode: meta.permissions().mode() & 0o7777,
         }
     }
 
@@ -276,6 +277,11 @@ impl Storage for HostDir {
     fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
         if let Some(size) = set.size {
             self.file(ino, true)?.set_len(size).map_err(host)?;
+        }
+        if let Some(mode) = set.mode {
+            let path = self.path(ino)?;
+            let perms = cap_std::fs::Permissions::from_mode(mode & 0o7777);
+            self.dir.set_permissions(&path, perms).map_err(host)?;
         }
         if set.atime.is_some() || set.mtime.is_some() {
             let path = self.path(ino)?;

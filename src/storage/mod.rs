@@ -60,6 +60,9 @@ pub struct Attr {
     pub mtime: SystemTime,
     /// Last status change time.
     pub ctime: SystemTime,
+    /// Permission bits (`0o7777` at most). WASI does not show them to
+    /// guests; archives and host directories keep them.
+    pub mode: u32,
 }
 
 /// A timestamp to set: an explicit value or the current time.
@@ -80,6 +83,8 @@ pub struct SetAttr {
     pub atime: Option<TimeSet>,
     /// New modification time.
     pub mtime: Option<TimeSet>,
+    /// New permission bits.
+    pub mode: Option<u32>,
 }
 
 /// What [`Storage::create`] makes.
@@ -194,4 +199,59 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Gives back a handle taken by [`Storage::open`].
     fn release(&self, ino: Ino);
+}
+
+/// A boxed store is a store, so one can be chosen at run time.
+impl Storage for Box<dyn Storage> {
+    fn root(&self) -> Ino {
+        (**self).root()
+    }
+    fn is_read_only(&self) -> bool {
+        (**self).is_read_only()
+    }
+    fn lookup(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind)> {
+        (**self).lookup(dir, name)
+    }
+    fn getattr(&self, ino: Ino) -> Result<Attr> {
+        (**self).getattr(ino)
+    }
+    fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
+        (**self).setattr(ino, set)
+    }
+    fn read(&self, ino: Ino, offset: u64, bufs: &mut [IoSliceMut<'_>]) -> Result<usize> {
+        (**self).read(ino, offset, bufs)
+    }
+    fn write(&self, ino: Ino, pos: WritePos, bufs: &[IoSlice<'_>]) -> Result<(usize, u64)> {
+        (**self).write(ino, pos, bufs)
+    }
+    fn create(&self, dir: Ino, name: &str, node: NewNode<'_>) -> Result<Attr> {
+        (**self).create(dir, name, node)
+    }
+    fn readdir(&self, dir: Ino, cursor: u64, max: usize) -> Result<Vec<DirEntry>> {
+        (**self).readdir(dir, cursor, max)
+    }
+    fn readlink(&self, ino: Ino) -> Result<String> {
+        (**self).readlink(ino)
+    }
+    fn unlink(&self, dir: Ino, name: &str) -> Result<()> {
+        (**self).unlink(dir, name)
+    }
+    fn rmdir(&self, dir: Ino, name: &str) -> Result<()> {
+        (**self).rmdir(dir, name)
+    }
+    fn rename(&self, src_dir: Ino, src_name: &str, dst_dir: Ino, dst_name: &str) -> Result<()> {
+        (**self).rename(src_dir, src_name, dst_dir, dst_name)
+    }
+    fn link(&self, ino: Ino, dir: Ino, name: &str) -> Result<Attr> {
+        (**self).link(ino, dir, name)
+    }
+    fn allocate(&self, ino: Ino, size: u64) -> Result<()> {
+        (**self).allocate(ino, size)
+    }
+    fn open(&self, ino: Ino) -> Result<()> {
+        (**self).open(ino)
+    }
+    fn release(&self, ino: Ino) {
+        (**self).release(ino)
+    }
 }

@@ -291,6 +291,7 @@ impl Inner {
             size: None,
             atime: Some(TimeSet::At(attr.atime)),
             mtime: Some(TimeSet::At(attr.mtime)),
+            mode: Some(attr.mode),
         };
         self.upper.setattr(made.ino, &times)?;
         let mut st = node.st.lock();

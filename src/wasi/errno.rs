@@ -25,7 +25,7 @@ pub(crate) fn errno_of(e: &Error) -> Errno {
         Error::BadHandle => Errno::Badf,
         Error::NotSupported => Errno::Notsup,
         Error::Io(_) | Error::HostDir { .. } => Errno::Io,
-        Error::Mount { .. } => Errno::Inval,
+        Error::Mount { .. } | Error::Archive(_) => Errno::Inval,
     }
 }
 

@@ -129,9 +129,9 @@ impl WasiFile for VfsFile {
         mtime: Option<SystemTimeSpec>,
     ) -> Result<(), WasiError> {
         let set = SetAttr {
-            size: None,
             atime: time_set(atime),
             mtime: time_set(mtime),
+            ..SetAttr::default()
         };
         Ok(self.handle.ns().setattr(self.handle.node(), &set)?)
     }

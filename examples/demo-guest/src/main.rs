@@ -1,10 +1,13 @@
 //! An ordinary preview-1 program: it uses `std::fs` and has no idea that its
 //! filesystem lives in the memory of the process that runs it.
+//!
+//! With no argument it builds a few files under `/tmp/demo`; with a
+//! directory argument it lists that directory and tries to write into it.
 
 use std::fs;
 use std::io::Write;
 
-fn main() -> std::io::Result<()> {
+fn demo() -> std::io::Result<()> {
     fs::create_dir_all("/tmp/demo/notes")?;
     println!("guest: created /tmp/demo/notes");
     fs::write("/tmp/demo/notes/hello.txt", "hello from the guest\n")?;
@@ -28,4 +31,33 @@ fn main() -> std::io::Result<()> {
     names.sort();
     println!("guest: /tmp/demo holds {names:?}");
     Ok(())
+}
+
+fn explore(dir: &str) -> std::io::Result<()> {
+    let mut entries: Vec<(String, u64)> = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        entries.push((
+            entry.file_name().to_string_lossy().into_owned(),
+            entry.metadata()?.len(),
+        ));
+    }
+    entries.sort();
+    println!("guest: {dir} holds {} entries", entries.len());
+    for (name, len) in entries.iter().take(5) {
+        println!("guest:   {name} ({len} bytes)");
+    }
+    let probe = format!("{dir}/written-by-guest.txt");
+    match fs::write(&probe, "hi") {
+        Ok(()) => println!("guest: wrote {probe}"),
+        Err(e) => println!("guest: could not write {probe}: {e}"),
+    }
+    Ok(())
+}
+
+fn main() -> std::io::Result<()> {
+    match std::env::args().nth(1) {
+        Some(dir) => explore(&dir),
+        None => demo(),
+    }
 }

@@ -58,6 +58,7 @@ struct State {
     atime: SystemTime,
     mtime: SystemTime,
     ctime: SystemTime,
+    mode: u32,
     body: Body,
 }
 
@@ -70,7 +71,13 @@ enum Body {
 impl State {
     fn new(body: Body, nlink: u64) -> Self {
         let now = SystemTime::now();
+        let mode = match body {
+            Body::File(_) => 0o644,
+            Body::Dir(_) => 0o755,
+            Body::Symlink(_) => 0o777,
+        };
         State {
+            mode,
             nlink,
             open: 0,
             atime: now,
@@ -116,6 +123,7 @@ impl State {
             atime: self.atime,
             mtime: self.mtime,
             ctime: self.ctime,
+            mode: self.mode,
         }
     }
 }
@@ -249,6 +257,9 @@ impl Storage for MemFs {
         }
         if let Some(t) = set.atime {
             st.atime = resolve_time(t, now);
+        }
+        if let Some(mode) = set.mode {
+            st.mode = mode & 0o7777;
         }
         if let Some(t) = set.mtime {
             st.mtime = resolve_time(t, now);

@@ -213,9 +213,11 @@ fn times_change_with_data_and_with_setattr() {
         atime: Some(TimeSet::At(epoch)),
         mtime: Some(TimeSet::At(epoch)),
         size: None,
+        mode: Some(0o100_640),
     };
     let a = fs.setattr(f, &set).unwrap();
     assert_eq!((a.atime, a.mtime), (epoch, epoch));
+    assert_eq!(a.mode, 0o640, "only permission bits are kept");
     assert!(a.ctime > epoch);
     fs.write(f, WritePos::At(0), &[IoSlice::new(b"x")]).unwrap();
     let a = fs.getattr(f).unwrap();

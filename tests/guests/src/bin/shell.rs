@@ -4,7 +4,8 @@
 //!
 //! `cat PATH`, `ls PATH`, `write PATH TEXT` (like `echo TEXT > PATH`),
 //! `append PATH TEXT` (like `printf TEXT >> PATH`),
-//! `mkdir PATH`, `rm PATH`, `rmdir PATH`, `mv FROM TO`.
+//! `mkdir PATH`, `rm PATH`, `rmdir PATH`, `mv FROM TO`, `ln FROM TO` (a hard
+//! link).
 
 use std::fs;
 use std::io::Write;
@@ -29,6 +30,7 @@ fn run(cmd: &str) -> std::io::Result<String> {
         ["rm", path] => fs::remove_file(path).map(|_| String::new()),
         ["rmdir", path] => fs::remove_dir(path).map(|_| String::new()),
         ["mv", from, to] => fs::rename(from, to).map(|_| String::new()),
+        ["ln", from, to] => fs::hard_link(from, to).map(|_| String::new()),
         _ => panic!("unknown command {cmd:?}"),
     }
 }

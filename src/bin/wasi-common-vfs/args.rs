@@ -1,0 +1,217 @@
+//! The command line: flags and their values, parsed and checked for
+//! syntax. Nothing here touches the host or builds a tree.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Run WASI preview 1 (and 0) modules on a virtual filesystem.
+#[derive(Parser, Debug)]
+#[command(name = "wasi-common-vfs", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a WebAssembly module (threaded or not) as a command.
+    Run(RunArgs),
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  # The embedded default: an in-memory / with an empty /tmp
+  wasi-common-vfs run app.wasm
+
+  # An in-memory root, a host directory at /mnt/session, a read-only dataset
+  wasi-common-vfs run --mount /=mem --mount /mnt/session=host:./session \\
+      --mount /data=host:/srv/data:ro app.wasm arg1 arg2
+
+  # Work on a copy of ./project, then keep the result as a tar archive
+  wasi-common-vfs run --mount /work=overlay:./project --save /work=out.tar app.wasm
+
+  # Exactly like wasmtime's --dir
+  wasi-common-vfs run --dir . --dir /tmp/data::/data app.wasm";
+
+/// Store specs a `--mount` takes.
+pub const SPECS: &str = "mem, mem:HOSTDIR, host:DIR, host:DIR:ro, overlay:DIR or tar:FILE";
+
+#[derive(Args, Debug)]
+#[command(after_help = EXAMPLES)]
+pub struct RunArgs {
+    /// Preopen the host directory HOST under the guest name GUEST (default:
+    /// HOST), as wasmtime's --dir does. GUEST is an absolute path (joins the
+    /// mount table) or a plain name such as `.`.
+    /// Example: --dir ./data::/data
+    #[arg(long = "dir", value_name = "HOST[::GUEST]", value_parser = parse_dir)]
+    pub dirs: Vec<Preopen>,
+
+    /// Mount a store at GUEST and preopen it. SPEC is `mem` (empty, in
+    /// memory), `mem:HOSTDIR` (in-memory copy of a host directory),
+    /// `host:DIR` or `host:DIR:ro` (a host directory, read-only with `:ro`),
+    /// `overlay:DIR` (in-memory writes over a read-only host directory) or
+    /// `tar:FILE` (in memory, loaded from a tar archive).
+    /// Example: --mount /mnt/session=host:./session
+    #[arg(long = "mount", value_name = "GUEST=SPEC", value_parser = parse_mount)]
+    pub mounts: Vec<Preopen>,
+
+    /// Set an environment variable for the guest, or pass one of the host's
+    /// with NAME alone. Repeatable.
+    /// Example: --env RUST_LOG=debug --env HOME
+    #[arg(long = "env", value_name = "NAME[=VALUE]", value_parser = parse_env)]
+    pub envs: Vec<(String, Option<String>)>,
+
+    /// Pass every environment variable of the host to the guest.
+    /// Example: --inherit-env
+    #[arg(long)]
+    pub inherit_env: bool,
+
+    /// The guest's argv[0] (default: the module's file name).
+    /// Example: --argv0 python3
+    #[arg(long, value_name = "NAME")]
+    pub argv0: Option<String>,
+
+    /// After the guest exits (whatever its status), write the subtree at
+    /// GUEST to a tar archive, atomically. Repeatable.
+    /// Example: --save /work=result.tar
+    #[arg(long = "save", value_name = "GUEST=FILE.tar", value_parser = parse_save)]
+    pub saves: Vec<(String, PathBuf)>,
+
+    /// The module to run (`.wasm`, or `.wat` text).
+    pub module: PathBuf,
+
+    /// Arguments for the guest.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+/// A store to preopen under a guest name.
+#[derive(Debug, Clone)]
+pub struct Preopen {
+    pub guest: String,
+    pub store: Store,
+}
+
+/// Where a preopen's files come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Store {
+    Mem,
+    MemCopy(PathBuf),
+    Host(PathBuf),
+    HostReadOnly(PathBuf),
+    Overlay(PathBuf),
+    Tar(PathBuf),
+}
+
+fn guest_name(guest: &str) -> Result<String, String> {
+    if guest.is_empty() {
+        return Err("the guest name is empty".into());
+    }
+    if guest.starts_with('/') && guest.split('/').any(|c| c == "." || c == "..") {
+        return Err(format!(
+            "the guest path {guest} has a `.` or `..` component"
+        ));
+    }
+    Ok(guest.to_owned())
+}
+
+fn parse_dir(value: &str) -> Result<Preopen, String> {
+    let (host, guest) = value.split_once("::").unwrap_or((value, value));
+    if host.is_empty() {
+        return Err("the host directory is empty".into());
+    }
+    Ok(Preopen {
+        guest: guest_name(guest)?,
+        store: Store::Host(PathBuf::from(host)),
+    })
+}
+
+fn parse_mount(value: &str) -> Result<Preopen, String> {
+    let (guest, spec) = value
+        .split_once('=')
+        .ok_or_else(|| format!("expected GUEST=SPEC, with SPEC one of {SPECS}"))?;
+    let path = |p: &str| -> Result<PathBuf, String> {
+        if p.is_empty() {
+            Err(format!("`{spec}` names no path"))
+        } else {
+            Ok(PathBuf::from(p))
+        }
+    };
+    let store = match spec.split_once(':') {
+        None if spec == "mem" => Store::Mem,
+        Some(("mem", dir)) => Store::MemCopy(path(dir)?),
+        Some(("host", rest)) => match rest.strip_suffix(":ro") {
+            Some(dir) => Store::HostReadOnly(path(dir)?),
+            None => Store::Host(path(rest)?),
+        },
+        Some(("overlay", dir)) => Store::Overlay(path(dir)?),
+        Some(("tar", file)) => Store::Tar(path(file)?),
+        _ => return Err(format!("unknown store `{spec}`; expected {SPECS}")),
+    };
+    Ok(Preopen {
+        guest: guest_name(guest)?,
+        store,
+    })
+}
+
+fn parse_env(value: &str) -> Result<(String, Option<String>), String> {
+    let (name, val) = match value.split_once('=') {
+        Some((n, v)) => (n, Some(v.to_owned())),
+        None => (value, None),
+    };
+    if name.is_empty() {
+        return Err("the variable name is empty".into());
+    }
+    Ok((name.to_owned(), val))
+}
+
+fn parse_save(value: &str) -> Result<(String, PathBuf), String> {
+    let (guest, file) = value.split_once('=').ok_or("expected GUEST=FILE.tar")?;
+    if file.is_empty() {
+        return Err("the archive file name is empty".into());
+    }
+    Ok((guest_name(guest)?, PathBuf::from(file)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_specs() {
+        let m = |v: &str| parse_mount(v).map(|p| (p.guest, p.store));
+        assert_eq!(m("/=mem"), Ok(("/".into(), Store::Mem)));
+        assert_eq!(m("/a=mem:x"), Ok(("/a".into(), Store::MemCopy("x".into()))));
+        assert_eq!(m("/a=host:x"), Ok(("/a".into(), Store::Host("x".into()))));
+        assert_eq!(
+            m("/a=host:x:ro"),
+            Ok(("/a".into(), Store::HostReadOnly("x".into())))
+        );
+        assert_eq!(
+            m(".=overlay:x"),
+            Ok((".".into(), Store::Overlay("x".into())))
+        );
+        assert_eq!(
+            m("/a=tar:a.tar"),
+            Ok(("/a".into(), Store::Tar("a.tar".into())))
+        );
+        assert!(m("/a=nfs:x").unwrap_err().contains("unknown store `nfs:x`"));
+        assert!(m("/a=host:").is_err());
+        assert!(m("/a").is_err());
+        assert!(m("/a/../b=mem").is_err());
+    }
+
+    #[test]
+    fn dirs_like_wasmtime() {
+        let d = |v: &str| parse_dir(v).map(|p| (p.guest, p.store));
+        assert_eq!(d("."), Ok((".".into(), Store::Host(".".into()))));
+        assert_eq!(
+            d("/tmp/x::/data"),
+            Ok(("/data".into(), Store::Host("/tmp/x".into())))
+        );
+        assert_eq!(
+            d("x::fs-tests.dir"),
+            Ok(("fs-tests.dir".into(), Store::Host("x".into())))
+        );
+    }
+}

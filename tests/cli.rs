@@ -1,0 +1,567 @@
+//! `wasi-common-vfs run`, tested by running the real binary.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
+use wasi_common_vfs::Vfs;
+
+const BIN: &str = env!("CARGO_BIN_EXE_wasi-common-vfs");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn guest(name: &str) -> String {
+    common::guest_path(name).display().to_string()
+}
+
+fn shell(flags: &[&str], commands: &[&str]) -> (i32, String) {
+    let g = guest("shell");
+    let mut args = vec!["run"];
+    args.extend_from_slice(flags);
+    args.push(&g);
+    args.extend_from_slice(commands);
+    let out = run(&args);
+    (
+        out.status.code().unwrap_or(-1),
+        stdout(&out) + &stderr(&out),
+    )
+}
+
+/// A failure reported as exactly one line on stderr, with `status`, naming
+/// `names`; no panic, no backtrace.
+fn one_line_failure(out: &Output, status: i32, names: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(status), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("error:"), "{err}");
+    for name in names {
+        assert!(err.contains(name), "{name} in {err}");
+    }
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_embedded_default_is_an_in_memory_root_with_tmp() {
+    let (status, out) = shell(
+        &[],
+        &["ls /", "write /tmp/a hello", "cat /tmp/a", "ls /tmp"],
+    );
+    assert_eq!(status, 0);
+    assert_eq!(
+        out,
+        "ls /: tmp\nwrite /tmp/a hello: \ncat /tmp/a: hello\nls /tmp: a\n"
+    );
+}
+
+#[test]
+fn each_store_spec_with_a_guest() {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("from-host"), b"on disk").unwrap();
+    let dir = host.path().display().to_string();
+
+    let (status, out) = shell(&["--mount", "/=mem"], &["ls /", "write /x mem", "cat /x"]);
+    assert_eq!(
+        (status, out.as_str()),
+        (0, "ls /: \nwrite /x mem: \ncat /x: mem\n")
+    );
+
+    let spec = format!("/w=mem:{dir}");
+    let (status, out) = shell(
+        &["--mount", &spec],
+        &["cat /w/from-host", "write /w/new copy", "ls /w"],
+    );
+    assert_eq!(
+        (status, out.as_str()),
+        (
+            0,
+            "cat /w/from-host: on disk\nwrite /w/new copy: \nls /w: from-host new\n"
+        )
+    );
+    assert!(!host.path().join("new").exists(), "mem:DIR works on a copy");
+
+    let spec = format!("/w=host:{dir}");
+    let (status, out) = shell(
+        &["--mount", &spec],
+        &["write /w/written by-guest", "cat /w/from-host"],
+    );
+    assert_eq!(
+        (status, out.as_str()),
+        (
+            0,
+            "write /w/written by-guest: \ncat /w/from-host: on disk\n"
+        )
+    );
+    assert_eq!(
+        std::fs::read(host.path().join("written")).unwrap(),
+        b"by-guest\n"
+    );
+
+    // EROFS is 69 in WASI.
+    let spec = format!("/w=host:{dir}:ro");
+    let (status, out) = shell(
+        &["--mount", &spec],
+        &["cat /w/from-host", "write /w/nope x", "rm /w/from-host"],
+    );
+    assert_eq!(
+        (status, out.as_str()),
+        (
+            0,
+            "cat /w/from-host: on disk\nwrite /w/nope x: errno 69\nrm /w/from-host: errno 69\n"
+        )
+    );
+    assert!(!host.path().join("nope").exists() && host.path().join("from-host").exists());
+
+    let spec = format!("/w=overlay:{dir}");
+    let (status, out) = shell(
+        &["--mount", &spec],
+        &[
+            "write /w/from-host changed",
+            "cat /w/from-host",
+            "rm /w/written",
+            "ls /w",
+        ],
+    );
+    assert_eq!(
+        (status, out.as_str()),
+        (
+            0,
+            "write /w/from-host changed: \ncat /w/from-host: changed\nrm /w/written: \nls /w: from-host\n"
+        )
+    );
+    assert_eq!(
+        std::fs::read(host.path().join("from-host")).unwrap(),
+        b"on disk",
+        "the overlay's lower dir is untouched"
+    );
+    assert!(host.path().join("written").exists());
+
+    let archive = host.path().join("a.tar");
+    let src = Vfs::new();
+    src.write("/inside.txt", b"from the archive").unwrap();
+    src.save_tar("/", std::fs::File::create(&archive).unwrap())
+        .unwrap();
+    let spec = format!("/t=tar:{}", archive.display());
+    let (status, out) = shell(&["--mount", &spec], &["cat /t/inside.txt"]);
+    assert_eq!(
+        (status, out.as_str()),
+        (0, "cat /t/inside.txt: from the archive\n")
+    );
+}
+
+#[test]
+fn mounts_form_one_tree_and_plain_names_their_own() {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("f"), b"session file").unwrap();
+    let spec = format!("/mnt/session=host:{}", host.path().display());
+    let (status, out) = shell(
+        &["--mount", "/=mem", "--mount", &spec],
+        &["ls /mnt", "cat /mnt/session/f"],
+    );
+    assert_eq!(
+        (status, out.as_str()),
+        (0, "ls /mnt: session\ncat /mnt/session/f: session file\n")
+    );
+
+    let (status, out) = shell(
+        &["--mount", "fs-tests.dir=mem"],
+        &[
+            "write fs-tests.dir/x plain",
+            "cat fs-tests.dir/x",
+            "ls fs-tests.dir",
+        ],
+    );
+    assert_eq!(
+        (status, out.as_str()),
+        (
+            0,
+            "write fs-tests.dir/x plain: \ncat fs-tests.dir/x: plain\nls fs-tests.dir: x\n"
+        )
+    );
+}
+
+#[test]
+fn dir_flag_with_dot_and_with_root() {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("here"), b"in cwd").unwrap();
+    let g = guest("shell");
+    let out = run_in(
+        host.path(),
+        &["run", "--dir", ".", &g, "cat here", "write made-here x"],
+    );
+    assert_eq!(
+        (out.status.code(), stdout(&out).as_str()),
+        (Some(0), "cat here: in cwd\nwrite made-here x: \n"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(host.path().join("made-here").exists());
+
+    let root = format!("{}::/", host.path().display());
+    let out = run(&["run", "--dir", &root, &g, "cat /here", "ls /"]);
+    assert_eq!(
+        stdout(&out),
+        "cat /here: in cwd\nls /: here made-here\n",
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn env_argv0_and_arguments() {
+    let g = guest("status");
+    let out = run(&["run", "--env", "A=1", &g, "env", "A"]);
+    assert_eq!(stdout(&out), "Some(\"1\")\n");
+    let out = Command::new(BIN)
+        .args(["run", "--env", "FROM_HOST", &g, "env", "FROM_HOST"])
+        .env("FROM_HOST", "yes")
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "Some(\"yes\")\n");
+    let out = Command::new(BIN)
+        .args(["run", &g, "env", "FROM_HOST"])
+        .env("FROM_HOST", "yes")
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "None\n", "nothing is inherited by default");
+    let out = Command::new(BIN)
+        .args(["run", "--inherit-env", &g, "env", "FROM_HOST"])
+        .env("FROM_HOST", "all")
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "Some(\"all\")\n");
+    let out = run(&["run", &g, "args", "--flag", "x"]);
+    assert_eq!(
+        stdout(&out),
+        "[\"status.wasm\", \"args\", \"--flag\", \"x\"]\n"
+    );
+    let out = run(&["run", "--argv0", "tool", &g, "args"]);
+    assert_eq!(stdout(&out), "[\"tool\", \"args\"]\n");
+}
+
+#[test]
+fn exit_statuses() {
+    let g = guest("status");
+    assert_eq!(run(&["run", &g, "return"]).status.code(), Some(0));
+    assert_eq!(run(&["run", &g, "exit3"]).status.code(), Some(3));
+    let trap = run(&["run", &g, "trap"]);
+    assert_eq!(trap.status.code(), Some(134));
+    let err = stderr(&trap);
+    assert!(
+        err.contains("trapped") && err.contains("unreachable"),
+        "{err}"
+    );
+    assert!(!err.contains("Stack backtrace"), "no host backtrace: {err}");
+}
+
+#[test]
+fn threaded_guest_runs_without_a_flag() {
+    let g = common::threaded_guest_path("threads").display().to_string();
+    let out = run(&["run", &g, "own-files", "4"]);
+    assert_eq!(
+        (out.status.code(), stdout(&out).as_str()),
+        (Some(0), "ok\n"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["run", &g, "exit-in-thread"]);
+    assert_eq!(out.status.code(), Some(7));
+}
+
+#[test]
+fn save_then_mount_the_archive_round_trips() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    std::fs::create_dir_all(src.join("dir")).unwrap();
+    std::fs::write(src.join("dir/file.txt"), b"payload").unwrap();
+    std::os::unix::fs::symlink("dir/file.txt", src.join("link")).unwrap();
+    let old = SystemTime::UNIX_EPOCH + Duration::from_secs(1_500_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(src.join("dir/file.txt"))
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    std::fs::set_permissions(
+        src.join("dir/file.txt"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let archive = work.path().join("out.tar");
+
+    // The guest adds a hard link and exits non-zero: the archive is still
+    // written, and no temporary file is left.
+    let mount = format!("/=mem:{}", src.display());
+    let save = format!("/={}", archive.display());
+    let out = run(&[
+        "run",
+        "--mount",
+        &mount,
+        "--save",
+        &save,
+        &guest("shell"),
+        "ln /dir/file.txt /hard",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run(&[
+        "run",
+        "--mount",
+        &mount,
+        "--save",
+        &format!("/={}.2", archive.display()),
+        &guest("status"),
+        "exit3",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        Path::new(&format!("{}.2", archive.display())).exists(),
+        "saved after a non-zero exit"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // What the archive holds, read back by the library.
+    let back = Vfs::new();
+    back.load_tar(std::fs::File::open(&archive).unwrap(), "/")
+        .unwrap();
+    assert_eq!(back.read("/hard").unwrap(), b"payload");
+    let (a, b) = (
+        back.metadata("/dir/file.txt").unwrap(),
+        back.metadata("/hard").unwrap(),
+    );
+    assert_eq!((a.ino, a.nlink), (b.ino, 2), "the hard link survives");
+    assert_eq!(back.read_link("/link").unwrap(), "dir/file.txt");
+    assert_eq!(a.mtime, old);
+    assert_eq!(a.mode, 0o600);
+
+    // And mounted by the command.
+    let tar = format!("/=tar:{}", archive.display());
+    let (status, out) = shell(&["--mount", &tar], &["cat /link", "cat /hard", "ls /dir"]);
+    assert_eq!(
+        (status, out.as_str()),
+        (
+            0,
+            "cat /link: payload\ncat /hard: payload\nls /dir: file.txt\n"
+        )
+    );
+}
+
+#[test]
+fn bad_input_is_one_line_with_a_status() {
+    let g = guest("status");
+    let work = tempfile::tempdir().unwrap();
+
+    one_line_failure(
+        &run(&["run", "--mount", "/x=nfs:server", &g]),
+        2,
+        &["--mount", "nfs:server", "unknown store"],
+    );
+    one_line_failure(
+        &run(&["run", "--mount", "relative", &g]),
+        2,
+        &["--mount", "GUEST=SPEC"],
+    );
+    // An absolute path may be made by the guest, so it is looked for after
+    // the run; a plain name must be a preopen.
+    let missing = work.path().join("x.tar");
+    let save = format!("/nowhere={}", missing.display());
+    one_line_failure(
+        &run(&["run", "--save", &save, "--mount", "/a=mem", &g, "return"]),
+        1,
+        &["--save", "/nowhere"],
+    );
+    assert!(!missing.exists());
+    one_line_failure(
+        &run(&["run", "--save", "nope=x.tar", &g, "return"]),
+        2,
+        &["--save", "nope"],
+    );
+    one_line_failure(
+        &run(&["run", "--mount", "/x=host:/no/such/dir", &g]),
+        1,
+        &["/no/such/dir"],
+    );
+    one_line_failure(
+        &run(&["run", "--dir", "/no/such/dir", &g]),
+        1,
+        &["/no/such/dir"],
+    );
+
+    let corrupt = work.path().join("corrupt.tar");
+    std::fs::write(&corrupt, vec![0x5a; 1536]).unwrap();
+    one_line_failure(
+        &run(&[
+            "run",
+            "--mount",
+            &format!("/t=tar:{}", corrupt.display()),
+            &g,
+        ]),
+        1,
+        &["corrupt.tar"],
+    );
+    let truncated = work.path().join("truncated.tar");
+    let src = Vfs::new();
+    src.write("/big", vec![7u8; 10_000]).unwrap();
+    let mut bytes = Vec::new();
+    src.save_tar("/", &mut bytes).unwrap();
+    std::fs::write(&truncated, &bytes[..3000]).unwrap();
+    one_line_failure(
+        &run(&[
+            "run",
+            "--mount",
+            &format!("/t=tar:{}", truncated.display()),
+            &g,
+        ]),
+        1,
+        &["truncated.tar"],
+    );
+    one_line_failure(
+        &run(&["run", "--mount", "/t=tar:/no/such.tar", &g]),
+        1,
+        &["/no/such.tar"],
+    );
+
+    let not_wasm = work.path().join("not.wasm");
+    std::fs::write(&not_wasm, b"#!/bin/sh\necho hi\n").unwrap();
+    one_line_failure(&run(&["run", not_wasm.to_str().unwrap()]), 1, &["not.wasm"]);
+    one_line_failure(
+        &run(&["run", "/no/such/module.wasm"]),
+        1,
+        &["/no/such/module.wasm"],
+    );
+    let unknown_import = work.path().join("import.wat");
+    std::fs::write(&unknown_import, r#"(module (import "env" "mystery" (func)) (memory (export "memory") 1) (func (export "_start")))"#).unwrap();
+    one_line_failure(
+        &run(&["run", unknown_import.to_str().unwrap()]),
+        1,
+        &["import.wat", "mystery"],
+    );
+    one_line_failure(&run(&["run", "--bogus", &g]), 2, &["--bogus"]);
+}
+
+/// Entries with an absolute path or `..` are refused, and nothing of them is
+/// written anywhere.
+#[test]
+fn archives_cannot_write_outside_their_directory() {
+    let work = tempfile::tempdir().unwrap();
+    for (name, bad_path) in [
+        ("abs.tar", "/escaped-abs"),
+        ("dotdot.tar", "../escaped-dotdot"),
+    ] {
+        let archive = work.path().join(name);
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(4);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        // Bypass the tar crate's own path checks to build a hostile archive.
+        let field = &mut header.as_old_mut().name;
+        field[..bad_path.len()].copy_from_slice(bad_path.as_bytes());
+        header.set_cksum();
+        builder.append(&header, &b"evil"[..]).unwrap();
+        std::fs::write(&archive, builder.into_inner().unwrap()).unwrap();
+        let out = run_in(
+            work.path(),
+            &[
+                "run",
+                "--mount",
+                &format!("/t=tar:{}", archive.display()),
+                &guest("status"),
+                "return",
+            ],
+        );
+        one_line_failure(&out, 1, &[name, "refused"]);
+    }
+    let escaped: Vec<_> = std::fs::read_dir(work.path())
+        .unwrap()
+        .chain(std::fs::read_dir(work.path().parent().unwrap()).unwrap())
+        .map(|e| e.unwrap().file_name().into_string().unwrap_or_default())
+        .filter(|n| n.starts_with("escaped"))
+        .collect();
+    assert!(escaped.is_empty(), "{escaped:?}");
+    assert!(!Path::new("/escaped-abs").exists());
+}
+
+#[test]
+fn help_documents_every_flag_and_version_works() {
+    let help = stdout(&run(&["run", "--help"]));
+    for flag in [
+        "--dir",
+        "--mount",
+        "--env",
+        "--inherit-env",
+        "--argv0",
+        "--save",
+    ] {
+        let line = help
+            .lines()
+            .find(|l| l.trim_start().starts_with(flag))
+            .unwrap_or_else(|| panic!("{flag} in {help}"));
+        assert!(line.contains("Example:"), "{flag} has an example: {line}");
+    }
+    assert!(help.contains("Examples:"));
+    let version = run(&["--version"]);
+    assert_eq!(version.status.code(), Some(0));
+    assert_eq!(
+        stdout(&version).trim(),
+        format!("wasi-common-vfs {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+/// A progress bar for archives over a few megabytes, only on a terminal.
+#[test]
+fn progress_bar_only_on_a_terminal() {
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("big.tar");
+    let src = Vfs::new();
+    src.write("/big", vec![1u8; 6 << 20]).unwrap();
+    src.save_tar("/", std::fs::File::create(&archive).unwrap())
+        .unwrap();
+    let spec = format!("/t=tar:{}", archive.display());
+    let g = guest("status");
+
+    let piped = run(&["run", "--mount", &spec, &g, "return"]);
+    assert_eq!(piped.status.code(), Some(0));
+    assert!(
+        stderr(&piped).is_empty(),
+        "nothing but the guest's output when stderr is a pipe: {}",
+        stderr(&piped)
+    );
+
+    // `script` gives the command a terminal.
+    let command = format!("{BIN} run --mount {spec} {g} return");
+    let tty = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("util-linux `script` runs");
+    let all = stdout(&tty) + &stderr(&tty);
+    assert!(all.contains("loading") && all.contains("MiB"), "{all}");
+}
