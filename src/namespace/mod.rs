@@ -193,6 +193,9 @@ impl Namespace {
 
     /// The mount whose mountpoint is `name` in directory `dir`.
     pub(crate) fn mount_at(&self, dir: Node, name: &str) -> Option<MountId> {
+        if self.mountpoints.is_empty() {
+            return None; // the common single-store tree, on every lookup
+        }
         let points = self.mountpoints.get(&dir)?;
         points.iter().find(|(n, _)| n == name).map(|&(_, m)| m)
     }

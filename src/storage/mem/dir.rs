@@ -5,26 +5,34 @@
 //! next sequence number to return", so a listing continued from a cursor
 //! starts with an O(log n) seek and never repeats or skips entries that stay
 //! put. Owns names and order only: inode bookkeeping (`nlink`, times) is the
-//! caller's.
+//! caller's. Laid out for memory, since a directory may hold millions of
+//! entries: a name is stored once, and an entry costs about 60 bytes plus
+//! its name.
 
 use crate::storage::{DirEntry, FileKind, Ino};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use hashbrown::HashTable;
+use std::hash::{BuildHasher, RandomState};
 
+/// One entry, or the tombstone of a removed one until the next compaction.
 #[derive(Debug)]
 struct Slot {
-    name: Arc<str>,
-    ino: Ino,
-    kind: FileKind,
+    seq: u64,
+    entry: Option<(Box<str>, Ino, FileKind)>,
 }
 
+/// Entries in insertion order (a `Vec` sorted by sequence number, so a
+/// cursor is found by binary search) and a hash index of names holding
+/// sequence numbers. Names are stored once, in the slots. The hasher is
+/// keyed per directory, so names a guest picks cannot be made to collide.
 #[derive(Debug)]
 pub(crate) struct DirData {
     /// The parent directory (the root is its own parent).
     pub(crate) parent: Ino,
     next_seq: u64,
-    by_seq: BTreeMap<u64, Slot>,
-    by_name: HashMap<Arc<str>, u64>,
+    slots: Vec<Slot>,
+    live: usize,
+    by_name: HashTable<u64>,
+    hasher: RandomState,
 }
 
 impl DirData {
@@ -32,46 +40,101 @@ impl DirData {
         DirData {
             parent,
             next_seq: 0,
-            by_seq: BTreeMap::new(),
-            by_name: HashMap::new(),
+            slots: Vec::new(),
+            live: 0,
+            by_name: HashTable::new(),
+            hasher: RandomState::new(),
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
+        self.live == 0
+    }
+
+    fn slot(&self, seq: u64) -> Option<&Slot> {
+        let i = self.slots.binary_search_by_key(&seq, |s| s.seq).ok()?;
+        self.slots.get(i)
+    }
+
+    fn name_of(&self, seq: u64) -> Option<&str> {
+        self.slot(seq)?.entry.as_ref().map(|(n, _, _)| &**n)
+    }
+
+    fn seq_of(&self, name: &str) -> Option<u64> {
+        let hash = self.hasher.hash_one(name);
+        self.by_name
+            .find(hash, |&seq| self.name_of(seq) == Some(name))
+            .copied()
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<(Ino, FileKind)> {
-        let seq = self.by_name.get(name)?;
-        self.by_seq.get(seq).map(|s| (s.ino, s.kind))
+        let seq = self.seq_of(name)?;
+        self.slot(seq)?
+            .entry
+            .as_ref()
+            .map(|&(_, ino, kind)| (ino, kind))
     }
 
     /// Adds an entry; the caller has checked that `name` is free.
     pub(crate) fn insert(&mut self, name: &str, ino: Ino, kind: FileKind) {
-        let name: Arc<str> = Arc::from(name);
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.by_name.insert(name.clone(), seq);
-        self.by_seq.insert(seq, Slot { name, ino, kind });
+        self.slots.push(Slot {
+            seq,
+            entry: Some((name.into(), ino, kind)),
+        });
+        self.live += 1;
+        let hash = self.hasher.hash_one(name);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        let rehash = |&s: &u64| {
+            let i = slots.binary_search_by_key(&s, |slot| slot.seq).unwrap_or(0);
+            let name = slots
+                .get(i)
+                .and_then(|slot| slot.entry.as_ref())
+                .map_or("", |(n, _, _)| n);
+            hasher.hash_one(name)
+        };
+        self.by_name.insert_unique(hash, seq, rehash);
     }
 
     /// Removes an entry, returning what it named.
     pub(crate) fn remove(&mut self, name: &str) -> Option<(Ino, FileKind)> {
-        let seq = self.by_name.remove(name)?;
-        self.by_seq.remove(&seq).map(|s| (s.ino, s.kind))
+        let hash = self.hasher.hash_one(name);
+        let (slots, by_name) = (&self.slots, &mut self.by_name);
+        let name_of = |seq: u64| {
+            let i = slots.binary_search_by_key(&seq, |s| s.seq).ok()?;
+            slots.get(i)?.entry.as_ref().map(|(n, _, _)| &**n)
+        };
+        let (seq, _) = by_name
+            .find_entry(hash, |&seq| name_of(seq) == Some(name))
+            .ok()?
+            .remove();
+        let i = self.slots.binary_search_by_key(&seq, |s| s.seq).ok()?;
+        let (_, ino, kind) = self.slots.get_mut(i)?.entry.take()?;
+        self.live -= 1;
+        // Compact once tombstones outnumber entries: amortised O(1) per
+        // removal, and cursors (sequence numbers) survive it.
+        if self.slots.len() > 2 * self.live + 16 {
+            self.slots.retain(|s| s.entry.is_some());
+            self.slots.shrink_to(self.slots.len() * 2);
+        }
+        Some((ino, kind))
     }
 
     /// Up to `max` entries whose sequence number is at least `cursor`.
     pub(crate) fn list(&self, cursor: u64, max: usize) -> Vec<DirEntry> {
-        self.by_seq
-            .range(cursor..)
-            .take(max)
-            .map(|(&seq, slot)| DirEntry {
-                name: slot.name.to_string(),
-                ino: slot.ino,
-                kind: slot.kind,
-                next: seq + 1,
+        let start = self.slots.partition_point(|s| s.seq < cursor);
+        self.slots[start..]
+            .iter()
+            .filter_map(|s| {
+                s.entry.as_ref().map(|(name, ino, kind)| DirEntry {
+                    name: name.to_string(),
+                    ino: *ino,
+                    kind: *kind,
+                    next: s.seq + 1,
+                })
             })
+            .take(max)
             .collect()
     }
 }
@@ -100,6 +163,27 @@ mod tests {
         assert_eq!(names(&rest), ["d", "e"]);
         assert_eq!(rest[1].kind, FileKind::Dir);
         assert!(dir.list(rest[1].next, 10).is_empty());
+    }
+
+    #[test]
+    fn compaction_keeps_cursors_and_names() {
+        let mut dir = DirData::new(1);
+        for i in 0..1000u64 {
+            dir.insert(&format!("e{i}"), i + 10, FileKind::File);
+        }
+        let page = dir.list(0, 500);
+        for i in 0..990u64 {
+            assert_eq!(dir.remove(&format!("e{i}")), Some((i + 10, FileKind::File)));
+        }
+        assert!(dir.slots.len() < 100, "tombstones were compacted");
+        let rest = dir.list(page[499].next, 100);
+        assert_eq!(
+            names(&rest),
+            (990..1000).map(|i| format!("e{i}")).collect::<Vec<_>>()
+        );
+        assert_eq!(dir.get("e995"), Some((1005, FileKind::File)));
+        assert_eq!(dir.get("e5"), None);
+        assert!(!dir.is_empty());
     }
 
     #[test]

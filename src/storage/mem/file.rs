@@ -82,10 +82,19 @@ impl FileData {
             let within = (pos % CHUNK) as usize;
             let take = data.len().min(CHUNK as usize - within);
             let chunk = self.chunks.entry(index).or_default();
-            if chunk.len() < within + take {
-                chunk.resize(within + take, 0);
+            let (part, end) = (&data[..take], within + take);
+            if within >= chunk.len() {
+                // Past the held bytes: zero only the gap, then append (no
+                // zero-fill of what is about to be overwritten).
+                chunk.resize(within, 0);
+                chunk.extend_from_slice(part);
+            } else if end <= chunk.len() {
+                chunk[within..end].copy_from_slice(part);
+            } else {
+                let (over, tail) = part.split_at(chunk.len() - within);
+                chunk[within..].copy_from_slice(over);
+                chunk.extend_from_slice(tail);
             }
-            chunk[within..within + take].copy_from_slice(&data[..take]);
             data = &data[take..];
             pos += take as u64;
         }

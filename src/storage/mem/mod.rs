@@ -14,6 +14,7 @@
 
 mod dir;
 mod file;
+mod table;
 
 use crate::error::{Error, Result};
 use crate::storage::{
@@ -22,11 +23,11 @@ use crate::storage::{
 use dir::DirData;
 use file::FileData;
 use parking_lot::{Mutex, RwLock};
-use std::collections::HashMap;
 use std::io::{IoSlice, IoSliceMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
+use table::Table;
 
 const ROOT: Ino = 1;
 
@@ -39,7 +40,7 @@ const DIR_SIZE: u64 = 4096;
 /// Everything lives in the host process's memory; nothing touches the host
 /// disk.
 pub struct MemFs {
-    inodes: RwLock<HashMap<Ino, Arc<Inode>>>,
+    inodes: Table<Inode>,
     next_ino: AtomicU64,
     topology: Mutex<()>,
 }
@@ -49,28 +50,56 @@ struct Inode {
     state: RwLock<State>,
 }
 
+/// Kept small: one of these lives for every file of the tree.
 struct State {
     /// Names referring to the inode; 0 once unlinked (or, for a directory,
     /// removed).
-    nlink: u64,
+    nlink: u32,
     /// Handles from `Storage::open` not yet released.
-    open: u64,
-    atime: SystemTime,
-    mtime: SystemTime,
-    ctime: SystemTime,
+    open: u32,
     mode: u32,
+    atime: Stamp,
+    mtime: Stamp,
+    ctime: Stamp,
     body: Body,
 }
 
 enum Body {
     File(FileData),
-    Dir(DirData),
+    /// Boxed, so that files do not pay for a directory's size.
+    Dir(Box<DirData>),
     Symlink(Box<str>),
 }
 
+/// A time as nanoseconds since the Unix epoch: WASI's own range (to the
+/// year 2554). Earlier times are kept as the epoch.
+#[derive(Clone, Copy)]
+struct Stamp(u64);
+
+impl Stamp {
+    fn now() -> Self {
+        Self::from(SystemTime::now())
+    }
+}
+
+impl From<SystemTime> for Stamp {
+    fn from(t: SystemTime) -> Self {
+        let nanos = t
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        Stamp(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+}
+
+impl From<Stamp> for SystemTime {
+    fn from(s: Stamp) -> Self {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(s.0)
+    }
+}
+
 impl State {
-    fn new(body: Body, nlink: u64) -> Self {
-        let now = SystemTime::now();
+    fn new(body: Body, nlink: u32) -> Self {
+        let now = Stamp::now();
         let mode = match body {
             Body::File(_) => 0o644,
             Body::Dir(_) => 0o755,
@@ -104,7 +133,7 @@ impl State {
     }
 
     fn touch_modified(&mut self) {
-        let now = SystemTime::now();
+        let now = Stamp::now();
         self.mtime = now;
         self.ctime = now;
     }
@@ -119,10 +148,10 @@ impl State {
             ino,
             kind,
             size,
-            nlink: self.nlink,
-            atime: self.atime,
-            mtime: self.mtime,
-            ctime: self.ctime,
+            nlink: u64::from(self.nlink),
+            atime: self.atime.into(),
+            mtime: self.mtime.into(),
+            ctime: self.ctime.into(),
             mode: self.mode,
         }
     }
@@ -139,23 +168,25 @@ impl MemFs {
     pub fn new() -> Self {
         let root = Arc::new(Inode {
             kind: FileKind::Dir,
-            state: RwLock::new(State::new(Body::Dir(DirData::new(ROOT)), 2)),
+            state: RwLock::new(State::new(Body::Dir(Box::new(DirData::new(ROOT))), 2)),
         });
+        let inodes = Table::new();
+        inodes.insert(ROOT, root);
         MemFs {
-            inodes: RwLock::new(HashMap::from([(ROOT, root)])),
+            inodes,
             next_ino: AtomicU64::new(ROOT + 1),
             topology: Mutex::new(()),
         }
     }
 
     fn inode(&self, ino: Ino) -> Result<Arc<Inode>> {
-        self.inodes.read().get(&ino).cloned().ok_or(Error::NotFound)
+        self.inodes.get(ino).ok_or(Error::NotFound)
     }
 
     /// Frees an inode that has neither names nor handles left.
     fn forget_if_unused(&self, ino: Ino, state: &State) {
         if state.nlink == 0 && state.open == 0 {
-            self.inodes.write().remove(&ino);
+            self.inodes.remove(ino);
         }
     }
 
@@ -168,7 +199,7 @@ impl MemFs {
         } else {
             st.nlink.saturating_sub(1)
         };
-        st.ctime = SystemTime::now();
+        st.ctime = Stamp::now();
         self.forget_if_unused(ino, &st);
         Ok(())
     }
@@ -212,10 +243,10 @@ fn put_entry(
     Ok(())
 }
 
-fn resolve_time(t: TimeSet, now: SystemTime) -> SystemTime {
+fn resolve_time(t: TimeSet, now: Stamp) -> Stamp {
     match t {
         TimeSet::Now => now,
-        TimeSet::At(t) => t,
+        TimeSet::At(t) => t.into(),
     }
 }
 
@@ -243,7 +274,7 @@ impl Storage for MemFs {
     fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
         let node = self.inode(ino)?;
         let mut st = node.state.write();
-        let now = SystemTime::now();
+        let now = Stamp::now();
         if let Some(size) = set.size {
             if size > MAX_FILE_SIZE {
                 return Err(Error::FileTooBig);
@@ -312,13 +343,13 @@ impl Storage for MemFs {
         }
         let (kind, body, nlink) = match new {
             NewNode::File => (FileKind::File, Body::File(FileData::default()), 1),
-            NewNode::Dir => (FileKind::Dir, Body::Dir(DirData::new(dir)), 2),
+            NewNode::Dir => (FileKind::Dir, Body::Dir(Box::new(DirData::new(dir))), 2),
             NewNode::Symlink(target) => (FileKind::Symlink, Body::Symlink(target.into()), 1),
         };
         let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
         let state = State::new(body, nlink);
         let attr = state.attr(ino, kind);
-        self.inodes.write().insert(
+        self.inodes.insert(
             ino,
             Arc::new(Inode {
                 kind,
@@ -327,7 +358,7 @@ impl Storage for MemFs {
         );
         pst.dir_mut()?.insert(name, ino, kind);
         if kind == FileKind::Dir {
-            pst.nlink += 1;
+            pst.nlink = pst.nlink.saturating_add(1);
         }
         pst.touch_modified();
         Ok(attr)
@@ -384,7 +415,7 @@ impl Storage for MemFs {
         pst.nlink = pst.nlink.saturating_sub(1);
         pst.touch_modified();
         cst.nlink = 0;
-        cst.ctime = SystemTime::now();
+        cst.ctime = Stamp::now();
         self.forget_if_unused(ino, &cst);
         Ok(())
     }
@@ -451,7 +482,7 @@ impl Storage for MemFs {
             Some(dst_st) => {
                 put_entry(dst_st, dst_name, src_ino, src_kind, replaces_dir)?;
                 if src_kind == FileKind::Dir {
-                    dst_st.nlink += 1;
+                    dst_st.nlink = dst_st.nlink.saturating_add(1);
                     sst.nlink = sst.nlink.saturating_sub(1);
                     if let Body::Dir(moved) = &mut self.inode(src_ino)?.state.write().body {
                         moved.parent = dst_dir;
@@ -463,7 +494,7 @@ impl Storage for MemFs {
         match (replaced, replaced_dir_guard) {
             (Some((ino, _)), Some(mut gone)) => {
                 gone.nlink = 0;
-                gone.ctime = SystemTime::now();
+                gone.ctime = Stamp::now();
                 self.forget_if_unused(ino, &gone);
             }
             (Some((ino, kind)), None) => self.drop_name(ino, kind)?,
@@ -487,8 +518,8 @@ impl Storage for MemFs {
         if st.nlink == 0 {
             return Err(Error::NotFound);
         }
-        st.nlink += 1;
-        st.ctime = SystemTime::now();
+        st.nlink = st.nlink.saturating_add(1);
+        st.ctime = Stamp::now();
         pst.dir_mut()?.insert(name, ino, node.kind);
         pst.touch_modified();
         Ok(st.attr(ino, node.kind))
@@ -512,7 +543,8 @@ impl Storage for MemFs {
 
     fn open(&self, ino: Ino) -> Result<()> {
         let node = self.inode(ino)?;
-        node.state.write().open += 1;
+        let mut st = node.state.write();
+        st.open = st.open.saturating_add(1);
         Ok(())
     }
 
@@ -527,14 +559,14 @@ impl Storage for MemFs {
 
 impl MemFs {
     fn touch_ctime(&self, ino: Ino) -> Result<()> {
-        self.inode(ino)?.state.write().ctime = SystemTime::now();
+        self.inode(ino)?.state.write().ctime = Stamp::now();
         Ok(())
     }
 
     /// Number of live inodes (named or held open), for consistency checks.
     #[cfg(test)]
     fn inode_count(&self) -> usize {
-        self.inodes.read().len()
+        self.inodes.len()
     }
 }
 

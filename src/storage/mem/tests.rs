@@ -2,6 +2,7 @@
 //! lifetime, rename rules, cursors, and concurrent use.
 
 use super::*;
+use std::collections::HashMap;
 
 fn fs() -> MemFs {
     MemFs::new()
@@ -337,7 +338,7 @@ fn check_consistency(fs: &MemFs, open: &HashMap<Ino, u64>) {
             }
         }
     }
-    let live: Vec<Ino> = fs.inodes.read().keys().copied().collect();
+    let live: Vec<Ino> = fs.inodes.keys();
     for ino in live {
         let attr = fs.getattr(ino).unwrap();
         let expected = match attr.kind {

@@ -4,6 +4,11 @@
 //!
 //! `threads T OPS`: T threads, each writing and reading back 4 KiB blocks
 //! of its own file, OPS times.
+//! `meta N`: create+write 100 B+close, stat, open+read+close at depth 16,
+//! unlink, N times each.
+//! `list N`: list a directory of N entries (made untimed first).
+//! `data MIB N`: sequential write and read of MIB MiB in 64 KiB blocks, then
+//! N random 4 KiB reads.
 
 use std::thread;
 use vfs_test_guests::*;
@@ -75,11 +80,120 @@ fn independent_files(threads: usize, ops: u64) {
     );
 }
 
+fn metadata(n: u64) {
+    unsafe { path_create_directory(DIR, "m").unwrap() };
+    let body = [b'x'; 100];
+    let start = now();
+    for i in 0..n {
+        let fd = open(DIR, &format!("m/f{i}"), OFLAGS_CREAT | OFLAGS_EXCL, RW, 0).unwrap();
+        assert_eq!(write(fd, &body), Ok(100));
+        close(fd);
+    }
+    report("create", n, start);
+    let start = now();
+    for i in 0..n {
+        assert_eq!(stat(DIR, &format!("m/f{i}"), true).map(|s| s.size), Ok(100));
+    }
+    report("stat", n, start);
+    let mut deep = String::new();
+    for level in 0..16 {
+        if level > 0 {
+            deep.push('/');
+        }
+        deep.push_str(&format!("d{level}"));
+        unsafe { path_create_directory(DIR, &deep).unwrap() };
+    }
+    let deep_file = format!("{deep}/leaf");
+    put(DIR, &deep_file, &body).unwrap();
+    let start = now();
+    for _ in 0..n {
+        let fd = open(DIR, &deep_file, 0, RIGHTS_FD_READ, 0).unwrap();
+        assert_eq!(read(fd, 128).map(|d| d.len()), Ok(100));
+        close(fd);
+    }
+    report("open-read-depth16", n, start);
+    let start = now();
+    for i in 0..n {
+        unsafe { path_unlink_file(DIR, &format!("m/f{i}")).unwrap() };
+    }
+    report("unlink", n, start);
+}
+
+fn listing(n: u64) {
+    let dir = format!("l{n}");
+    unsafe { path_create_directory(DIR, &dir).unwrap() };
+    for i in 0..n {
+        let fd = open(DIR, &format!("{dir}/entry-{i:07}"), OFLAGS_CREAT, RW, 0).unwrap();
+        close(fd);
+    }
+    let fd = open_dir(DIR, &dir).unwrap();
+    let start = now();
+    let listed = readdir_from(fd, 0, 64 * 1024).unwrap().len() as u64;
+    assert_eq!(listed, n + 2);
+    report(&format!("list-{n}"), listed, start);
+    close(fd);
+}
+
+fn data(mib: u64, random_reads: u64) {
+    let block = vec![0xA5u8; 64 * 1024];
+    let fd = open(DIR, "big", OFLAGS_CREAT | OFLAGS_TRUNC, RW, 0).unwrap();
+    let blocks = mib * 16;
+    let start = now();
+    for _ in 0..blocks {
+        assert_eq!(write(fd, &block), Ok(block.len()));
+    }
+    report("seq-write-bytes", blocks * block.len() as u64, start);
+    unsafe { fd_seek(fd, 0, WHENCE_SET).unwrap() };
+    let mut back = vec![0u8; 64 * 1024];
+    let start = now();
+    for _ in 0..blocks {
+        let n = unsafe {
+            fd_read(
+                fd,
+                &[Iovec {
+                    buf: back.as_mut_ptr(),
+                    buf_len: back.len(),
+                }],
+            )
+            .unwrap()
+        };
+        assert_eq!(n, back.len());
+    }
+    report("seq-read-bytes", blocks * block.len() as u64, start);
+    let mut small = [0u8; 4096];
+    let pages = blocks * 16;
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let start = now();
+    for _ in 0..random_reads {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let at = (x % pages) * 4096;
+        let n = unsafe {
+            fd_pread(
+                fd,
+                &[Iovec {
+                    buf: small.as_mut_ptr(),
+                    buf_len: 4096,
+                }],
+                at,
+            )
+            .unwrap()
+        };
+        assert_eq!(n, 4096);
+    }
+    report("random-read-4k", random_reads, start);
+    close(fd);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let num = |i: usize, default: u64| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     match args.get(1).map(String::as_str) {
         Some("threads") => independent_files(num(2, 1) as usize, num(3, 10_000)),
+        Some("meta") => metadata(num(2, 10_000)),
+        Some("list") => listing(num(2, 5_000)),
+        Some("data") => data(num(2, 256), num(3, 100_000)),
         other => panic!("unknown workload {other:?}"),
     }
 }

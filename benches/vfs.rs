@@ -1,0 +1,295 @@
+//! One guest module, many stores, one run: this crate's stores against
+//! wasi-common's own host directory on tmpfs, with ratios.
+//!
+//! ```sh
+//! cargo bench --bench vfs
+//! ```
+//!
+//! Every workload is timed inside the guest with its monotonic clock, so
+//! module compilation is excluded. Run without `--bench` (as `cargo test`
+//! does) it uses tiny sizes and only checks that everything still runs.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::Instant;
+use wasi_common_vfs::{HostDir, MemFs, Overlay, Vfs};
+
+/// Counts the bytes the process has allocated and not freed.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Where host directories are made: tmpfs when the machine has it.
+fn scratch() -> (PathBuf, &'static str) {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() && tempfile::tempdir_in(shm).is_ok() {
+        (shm.to_path_buf(), "/dev/shm (tmpfs)")
+    } else {
+        (std::env::temp_dir(), "the temp dir (no /dev/shm)")
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Store {
+    Reference,
+    Mem,
+    Host,
+    Overlay,
+    Nested,
+}
+
+impl Store {
+    const ALL: [Store; 5] = [
+        Store::Reference,
+        Store::Mem,
+        Store::Host,
+        Store::Overlay,
+        Store::Nested,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Store::Reference => "wasi-common host dir",
+            Store::Mem => "MemFs",
+            Store::Host => "HostDir",
+            Store::Overlay => "Overlay/HostDir",
+            Store::Nested => "nested mount",
+        }
+    }
+}
+
+/// Runs the bench guest with `args` on `store`; returns `(ops, seconds)` per
+/// reported workload.
+fn run(store: Store, args: &[&str], base: &Path) -> BTreeMap<String, (f64, f64)> {
+    let module = common::guest("bench");
+    let tmp = tempfile::tempdir_in(base).unwrap();
+    let out = match store {
+        Store::Reference => common::run_with(&module, args, true, |ctx| {
+            let d = cap_std::fs::Dir::open_ambient_dir(tmp.path(), cap_std::ambient_authority())
+                .unwrap();
+            ctx.push_preopened_dir(
+                Box::new(wasi_common::sync::dir::Dir::from_cap_std(d)),
+                "/sandbox",
+            )
+            .unwrap();
+        }),
+        _ => {
+            let (vfs, sandbox) = match store {
+                Store::Mem => (Vfs::new(), "/"),
+                Store::Host => (
+                    Vfs::builder()
+                        .mount("/", HostDir::open(tmp.path()).unwrap())
+                        .build()
+                        .unwrap(),
+                    "/",
+                ),
+                Store::Overlay => {
+                    let overlay = Overlay::new(HostDir::open(tmp.path()).unwrap());
+                    (Vfs::builder().mount("/", overlay).build().unwrap(), "/")
+                }
+                _ => (
+                    Vfs::builder()
+                        .mount("/nested/box", MemFs::new())
+                        .build()
+                        .unwrap(),
+                    "/nested/box",
+                ),
+            };
+            common::run_with(&module, args, false, |ctx| {
+                vfs.preopen(ctx, sandbox, "/sandbox").unwrap()
+            })
+        }
+    };
+    assert_eq!(out.code, 0, "{}: {:?}\n{}", store.name(), args, out.stderr);
+    out.stdout
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            Some((
+                f.first()?.to_string(),
+                (f.get(1)?.parse().ok()?, f.get(2)?.parse().ok()?),
+            ))
+        })
+        .collect()
+}
+
+/// Plain `memcpy` bandwidth for 64 KiB blocks, bytes per second.
+fn memcpy_bandwidth(total: usize) -> f64 {
+    let src = vec![0x5Au8; total];
+    let mut dst = vec![0u8; 64 * 1024];
+    let mut best = 0.0f64;
+    for _ in 0..3 {
+        let start = Instant::now();
+        for chunk in src.chunks(dst.len()) {
+            dst[..chunk.len()].copy_from_slice(chunk);
+            std::hint::black_box(&mut dst);
+        }
+        best = best.max(total as f64 / start.elapsed().as_secs_f64());
+    }
+    best
+}
+
+/// Host memory held per empty file after creating `n` of them through the
+/// host API: (allocated bytes, resident bytes) per file.
+fn memory_per_empty_file(n: usize) -> (f64, f64) {
+    let vfs = Vfs::new();
+    vfs.create_dir("/many").unwrap();
+    let (live, rss) = (LIVE.load(Ordering::Relaxed), rss_bytes());
+    let mut name = String::new();
+    for i in 0..n {
+        name.clear();
+        name.push_str("/many/f");
+        name.push_str(&i.to_string());
+        vfs.write(&name, b"").unwrap();
+    }
+    let per_alloc = (LIVE.load(Ordering::Relaxed) - live) as f64 / n as f64;
+    let per_rss = rss_bytes().saturating_sub(rss) as f64 / n as f64;
+    drop(vfs);
+    (per_alloc, per_rss)
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    // `cargo bench --bench vfs -- data` runs only the guest workloads whose
+    // first argument matches.
+    let only: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    let (files, meta, small_list, large_list, mib, random) = if full {
+        (1_000_000, "20000", "5000", "100000", "256", "200000")
+    } else {
+        (1000, "50", "50", "300", "1", "100")
+    };
+    let (base, base_name) = scratch();
+
+    // First, while the heap is fresh, so the resident size is honest.
+    let (per_alloc, per_rss) = if only.is_some() {
+        (f64::NAN, f64::NAN)
+    } else {
+        memory_per_empty_file(files)
+    };
+    let memcpy = memcpy_bandwidth(if full { 256 << 20 } else { 1 << 20 });
+
+    let mut results: BTreeMap<(usize, String), f64> = BTreeMap::new();
+    for (i, store) in Store::ALL.iter().enumerate() {
+        for args in [
+            vec!["meta", meta],
+            vec!["list", small_list],
+            vec!["list", large_list],
+            vec!["data", mib, random],
+        ] {
+            if only.as_deref().is_some_and(|o| o != args[0]) {
+                continue;
+            }
+            for (name, (ops, seconds)) in run(*store, &args, &base) {
+                let key = if let Some(size) = name.strip_prefix("list-") {
+                    if size == small_list {
+                        "list (small dir), per entry"
+                    } else {
+                        "list (large dir), per entry"
+                    }
+                    .to_owned()
+                } else {
+                    name
+                };
+                results.insert((i, key), ops / seconds);
+            }
+        }
+    }
+    let threads: Vec<f64> = [1usize, 2]
+        .iter()
+        .map(|t| {
+            let vfs = Vfs::new();
+            let ops = if full { "200000" } else { "100" };
+            let out =
+                common::run_threaded("bench", &["threads", &t.to_string(), ops], &vfs).unwrap();
+            let f: Vec<f64> = out
+                .stdout
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            f[0] / f[1]
+        })
+        .collect();
+
+    println!(
+        "host directories on {base_name}; sizes: metadata x{meta}, lists of {small_list} and {large_list}, {mib} MiB, {random} random reads"
+    );
+    print!("{:<30}", "workload (ops/s, bytes/s)");
+    for store in Store::ALL {
+        print!(" {:>21}", store.name());
+    }
+    println!();
+    let workloads: Vec<String> = results
+        .keys()
+        .filter(|(i, _)| *i == 0)
+        .map(|(_, w)| w.clone())
+        .collect();
+    for workload in &workloads {
+        print!("{workload:<30}");
+        let reference = results[&(0, workload.clone())];
+        for (i, _) in Store::ALL.iter().enumerate() {
+            let v = results.get(&(i, workload.clone())).copied().unwrap_or(0.0);
+            if i == 0 {
+                print!(" {v:>21.0}");
+            } else {
+                print!(" {:>12.0} ({:>5.1}x)", v, v / reference);
+            }
+        }
+        println!();
+    }
+    let get = |w: &str| results.get(&(1, w.to_owned())).copied().unwrap_or(f64::NAN);
+    println!();
+    println!(
+        "MemFs listing, per-entry rate small/large dir: {:.2} (linear is 1)",
+        get("list (small dir), per entry") / get("list (large dir), per entry")
+    );
+    println!(
+        "memcpy, 64 KiB blocks: {:.2} GiB/s; MemFs sequential read is {:.0}% of it",
+        memcpy / (1u64 << 30) as f64,
+        100.0 * get("seq-read-bytes") / memcpy
+    );
+    println!(
+        "threads on independent files (MemFs): 1: {:.0} ops/s, 2: {:.0} ops/s, ratio {:.2}x",
+        threads[0],
+        threads[1],
+        threads[1] / threads[0]
+    );
+    println!(
+        "memory per empty file after {files}: {per_alloc:.0} bytes allocated, {per_rss:.0} bytes resident"
+    );
+}

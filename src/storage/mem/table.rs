@@ -1,0 +1,80 @@
+//! The inode table of `MemFs`: inode numbers to inodes.
+//!
+//! Sharded, so that threads working on different files do not contend on
+//! one lock word; hashed with a plain multiplicative hash, since inode
+//! numbers are assigned by the store (a guest cannot pick them to collide).
+
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+const SHARDS: usize = 64;
+
+/// Hashes a `u64` key by one multiplication (Fibonacci hashing).
+#[derive(Default)]
+pub(crate) struct IntHasher(u64);
+
+impl Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type Shard<T> = RwLock<HashMap<u64, Arc<T>, BuildHasherDefault<IntHasher>>>;
+
+/// A map from inode numbers to shared inodes.
+pub(crate) struct Table<T> {
+    shards: Box<[Shard<T>]>,
+}
+
+impl<T> Table<T> {
+    pub(crate) fn new() -> Self {
+        Table {
+            shards: (0..SHARDS)
+                .map(|_| RwLock::new(HashMap::default()))
+                .collect(),
+        }
+    }
+
+    fn shard(&self, ino: u64) -> &Shard<T> {
+        // In range: the modulus is the slice's length.
+        &self.shards[(ino % SHARDS as u64) as usize]
+    }
+
+    pub(crate) fn get(&self, ino: u64) -> Option<Arc<T>> {
+        self.shard(ino).read().get(&ino).cloned()
+    }
+
+    pub(crate) fn insert(&self, ino: u64, value: Arc<T>) {
+        self.shard(ino).write().insert(ino, value);
+    }
+
+    pub(crate) fn remove(&self, ino: u64) {
+        self.shard(ino).write().remove(&ino);
+    }
+
+    /// Every inode number held, for consistency checks.
+    #[cfg(test)]
+    pub(crate) fn keys(&self) -> Vec<u64> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.read().keys().copied().collect::<Vec<_>>())
+            .collect()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().len()).sum()
+    }
+}
