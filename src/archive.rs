@@ -99,7 +99,7 @@ impl Vfs {
                         .to_owned();
                     self.replace(&target)?;
                     self.symlink(&link, &target)?;
-                    self.set_times_nofollow(&target, None, Some(mtime))?;
+                    self.set_times_at(&target, false, None, Some(mtime))?;
                     continue;
                 }
                 tar::EntryType::Link => {

@@ -305,9 +305,20 @@ impl Vfs {
         atime: Option<SystemTime>,
         mtime: Option<SystemTime>,
     ) -> Result<()> {
+        self.set_times_at(path, true, atime, mtime)
+    }
+
+    /// [`Vfs::set_times`], following a final symlink or not.
+    pub(crate) fn set_times_at(
+        &self,
+        path: &str,
+        follow: bool,
+        atime: Option<SystemTime>,
+        mtime: Option<SystemTime>,
+    ) -> Result<()> {
         self.ns.set_times(
             self.at(path),
-            true,
+            follow,
             atime.map(TimeSet::At),
             mtime.map(TimeSet::At),
         )
@@ -371,21 +382,6 @@ impl Vfs {
             self.set_mode(path, meta.permissions().mode())?;
         }
         self.ns.set_times(self.at(path), follow, atime, mtime)
-    }
-
-    /// Sets times of `path` without following a final symlink.
-    pub(crate) fn set_times_nofollow(
-        &self,
-        path: &str,
-        atime: Option<SystemTime>,
-        mtime: Option<SystemTime>,
-    ) -> Result<()> {
-        self.ns.set_times(
-            self.at(path),
-            false,
-            atime.map(TimeSet::At),
-            mtime.map(TimeSet::At),
-        )
     }
 
     /// Sets the permission bits of `path` (following symlinks).

@@ -70,13 +70,17 @@ pub fn threads_engine() -> &'static Engine {
 
 /// The compiled threaded guest `name`.
 pub fn threaded_guest(name: &str) -> Module {
-    static MODULES: LazyLock<Mutex<HashMap<String, Module>>> = LazyLock::new(Default::default);
+    compiled(threads_engine(), threaded_guest_path(name))
+}
+
+/// The module at `path` compiled by `engine`, once per test process (each
+/// path is only ever compiled by one engine).
+fn compiled(engine: &Engine, path: PathBuf) -> Module {
+    static MODULES: LazyLock<Mutex<HashMap<PathBuf, Module>>> = LazyLock::new(Default::default);
     let mut modules = MODULES.lock().unwrap();
     modules
-        .entry(name.to_owned())
-        .or_insert_with(|| {
-            Module::from_file(threads_engine(), threaded_guest_path(name)).expect("guest compiles")
-        })
+        .entry(path)
+        .or_insert_with_key(|path| Module::from_file(engine, path).expect("guest compiles"))
         .clone()
 }
 
@@ -123,12 +127,7 @@ pub fn engine() -> &'static Engine {
 
 /// The compiled guest `name`.
 pub fn guest(name: &str) -> Module {
-    static MODULES: LazyLock<Mutex<HashMap<String, Module>>> = LazyLock::new(Default::default);
-    let mut modules = MODULES.lock().unwrap();
-    modules
-        .entry(name.to_owned())
-        .or_insert_with(|| Module::from_file(engine(), guest_path(name)).expect("guest compiles"))
-        .clone()
+    compiled(engine(), guest_path(name))
 }
 
 /// What a guest run left behind.
