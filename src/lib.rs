@@ -84,6 +84,8 @@
 //! number of distinct host files looked up; a listing's cursors stay valid
 //! for the 32 directories listed most recently.
 
+#![warn(missing_docs)]
+
 mod archive;
 mod error;
 mod namespace;
