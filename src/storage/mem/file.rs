@@ -19,6 +19,40 @@ pub(crate) struct FileData {
     chunks: BTreeMap<u64, Vec<u8>>,
 }
 
+/// A chunk buffer with room for `len` bytes. A whole chunk's fresh memory
+/// is populated with one `madvise` rather than a page fault per page, which
+/// dominates writing large files otherwise.
+fn new_chunk(len: usize) -> Vec<u8> {
+    let chunk = Vec::with_capacity(len);
+    if len == CHUNK as usize {
+        prefault(chunk.as_ptr(), len);
+    }
+    chunk
+}
+
+#[cfg(target_os = "linux")]
+fn prefault(start: *const u8, len: usize) {
+    const PAGE: usize = 4096;
+    let first = (start as usize).next_multiple_of(PAGE);
+    let last = (start as usize + len) / PAGE * PAGE;
+    if last > first {
+        // SAFETY: the range lies inside an allocation this function's caller
+        // owns, and populating pages changes no byte of it (they are not yet
+        // initialised, and the kernel zero-fills them as a fault would).
+        // Failure (an older kernel) only means the faults happen later.
+        let _ = unsafe {
+            rustix::mm::madvise(
+                first as *mut core::ffi::c_void,
+                last - first,
+                rustix::mm::Advice::LinuxPopulateWrite,
+            )
+        };
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn prefault(_start: *const u8, _len: usize) {}
+
 impl FileData {
     pub(crate) fn size(&self) -> u64 {
         self.size
@@ -81,7 +115,10 @@ impl FileData {
             let index = pos / CHUNK;
             let within = (pos % CHUNK) as usize;
             let take = data.len().min(CHUNK as usize - within);
-            let chunk = self.chunks.entry(index).or_default();
+            let chunk = self
+                .chunks
+                .entry(index)
+                .or_insert_with(|| new_chunk(within + take));
             let (part, end) = (&data[..take], within + take);
             if within >= chunk.len() {
                 // Past the held bytes: zero only the gap, then append (no
