@@ -164,6 +164,21 @@ fn memcpy_bandwidth(total: usize) -> f64 {
     best
 }
 
+/// The namespace's own cost for a 16-component path (no guest, no
+/// wasi-common): `Vfs::metadata` calls per second.
+fn host_stat_depth16(n: u32) -> f64 {
+    let vfs = Vfs::new();
+    let deep: String = (0..16).map(|i| format!("/d{i}")).collect();
+    vfs.create_dir_all(&deep).unwrap();
+    let leaf = format!("{deep}/leaf");
+    vfs.write(&leaf, b"x").unwrap();
+    let start = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(vfs.metadata(&leaf).unwrap());
+    }
+    f64::from(n) / start.elapsed().as_secs_f64()
+}
+
 /// Host memory held per empty file after creating `n` of them through the
 /// host API: (allocated bytes, resident bytes) per file.
 fn memory_per_empty_file(n: usize) -> (f64, f64) {
@@ -202,6 +217,7 @@ fn main() {
         memory_per_empty_file(files)
     };
     let memcpy = memcpy_bandwidth(if full { 256 << 20 } else { 1 << 20 });
+    let resolve = host_stat_depth16(if full { 1_000_000 } else { 1000 });
 
     let mut results: BTreeMap<(usize, String), f64> = BTreeMap::new();
     for (i, store) in Store::ALL.iter().enumerate() {
@@ -289,6 +305,7 @@ fn main() {
         threads[1],
         threads[1] / threads[0]
     );
+    println!("host API stat of a depth-16 path (the resolver alone): {resolve:.0}/s");
     println!(
         "memory per empty file after {files}: {per_alloc:.0} bytes allocated, {per_rss:.0} bytes resident"
     );
