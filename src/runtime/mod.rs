@@ -197,6 +197,9 @@ impl<T: Clone + Send + 'static> Guest<T> {
     /// returns (reading a stdin that never delivers, say) cannot be
     /// stopped; after [`STOP_TIMEOUT`] it is left running detached and the
     /// call returns anyway.
+    ///
+    /// It sets the store's epoch deadline and replaces its epoch deadline
+    /// callback, which is how the guest's threads are stopped.
     pub fn run(&self, store: &mut Store<T>, linker: &Linker<T>) -> wasmtime::Result<i32> {
         let Some(threads) = &self.threads else {
             // With epoch interruption on (as `config()` sets), a store traps
