@@ -88,6 +88,7 @@
 
 mod archive;
 mod error;
+mod limits;
 mod namespace;
 pub mod runtime;
 pub mod storage;
@@ -95,6 +96,7 @@ mod vfs;
 mod wasi;
 
 pub use error::{Error, Result};
+pub use limits::Limits;
 pub use namespace::Metadata;
 pub use storage::Storage;
 pub use storage::host::HostDir;

@@ -76,6 +76,7 @@ impl std::fmt::Debug for Vfs {
 #[derive(Default)]
 pub struct VfsBuilder {
     mounts: Vec<(String, Arc<dyn Storage>)>,
+    limits: crate::Limits,
 }
 
 impl VfsBuilder {
@@ -83,6 +84,12 @@ impl VfsBuilder {
     /// a mount at `/`, the root is an empty [`MemFs`].
     pub fn mount(mut self, path: &str, store: impl Storage) -> Self {
         self.mounts.push((path.to_owned(), Arc::new(store)));
+        self
+    }
+
+    /// Sets the tree's [`Limits`](crate::Limits) (none by default).
+    pub fn limits(mut self, limits: crate::Limits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -118,7 +125,7 @@ impl VfsBuilder {
         // Parents before children; `/` has no components and comes first.
         mounts.sort_by_key(|(p, _)| p.split('/').filter(|c| !c.is_empty()).count());
         Ok(Vfs {
-            ns: Namespace::new(mounts)?,
+            ns: Namespace::new(mounts, &self.limits)?,
         })
     }
 }
@@ -127,7 +134,7 @@ impl Vfs {
     /// An empty in-memory tree: a [`MemFs`] at `/`.
     pub fn new() -> Self {
         let root: Arc<dyn Storage> = Arc::new(MemFs::new());
-        let ns = Namespace::new(vec![("/".to_owned(), root)]);
+        let ns = Namespace::new(vec![("/".to_owned(), root)], &crate::Limits::default());
         Vfs {
             // A single root mount has no mountpoint to fail on.
             ns: ns.unwrap_or_else(|_| unreachable!("a lone root mount always builds")),

@@ -520,6 +520,10 @@ fn help_documents_every_flag_and_version_works() {
         "--inherit-env",
         "--argv0",
         "--save",
+        "--limit-bytes",
+        "--limit-inodes",
+        "--limit-file-size",
+        "--limit-open-files",
     ] {
         let line = help
             .lines()
@@ -564,4 +568,43 @@ fn progress_bar_only_on_a_terminal() {
         .expect("util-linux `script` runs");
     let all = stdout(&tty) + &stderr(&tty);
     assert!(all.contains("loading") && all.contains("MiB"), "{all}");
+}
+
+/// Limits are on by default and set by flags; ENOSPC is 51, EFBIG 22 and
+/// EMFILE 33 in WASI.
+#[test]
+fn limits_from_flags() {
+    let (status, out) = shell(
+        &["--limit-bytes", "1M"],
+        &["fill /tmp/a 3000000", "rm /tmp/a", "fill /tmp/b 100000"],
+    );
+    assert_eq!(status, 0);
+    assert!(
+        out.starts_with("fill /tmp/a 3000000: wrote ") && out.contains("then errno 51\n"),
+        "{out}"
+    );
+    assert!(out.ends_with("fill /tmp/b 100000: wrote 100000\n"), "{out}");
+    let (_, out) = shell(&["--limit-file-size", "64K"], &["fill /tmp/c 100000"]);
+    assert_eq!(out, "fill /tmp/c 100000: wrote 65536, then errno 22\n");
+    let (_, out) = shell(&["--limit-inodes", "10"], &["touch-many /tmp/f 100"]);
+    assert_eq!(
+        out, "touch-many /tmp/f 100: made 9, then errno 51\n",
+        "/tmp counts too"
+    );
+    let (_, out) = shell(
+        &["--limit-open-files", "4"],
+        &["write /tmp/x hi", "open-many /tmp/x 10"],
+    );
+    assert_eq!(
+        out,
+        "write /tmp/x hi: \nopen-many /tmp/x 10: opened 3, then errno 33\n"
+    );
+    // The default is on: a guest cannot fill memory without bound.
+    let (_, out) = shell(&[], &["touch-many /tmp/f 2000000"]);
+    assert!(out.contains("then errno 51"), "{out}");
+    one_line_failure(
+        &run(&["run", "--limit-bytes", "lots", &guest("status")]),
+        2,
+        &["--limit-bytes", "lots"],
+    );
 }

@@ -55,6 +55,11 @@ struct Mount {
 
 /// A tree of mounted stores.
 pub(crate) struct Namespace {
+    /// The largest file size allowed.
+    max_file_size: u64,
+    /// Handles open, and how many may be.
+    open_handles: AtomicU64,
+    max_open_handles: u64,
     mounts: Vec<Mount>,
     /// Mountpoints by the directory holding them: `(name, mount)`.
     mountpoints: HashMap<Node, Vec<(String, MountId)>>,
@@ -120,8 +125,26 @@ impl Namespace {
     /// first being `/`, each after the mounts that hold it. Directories
     /// missing on the way to a mountpoint are created in the store that
     /// holds them, as `mkdir -p` would.
-    pub(crate) fn new(mounts: Vec<(String, Arc<dyn Storage>)>) -> Result<Arc<Self>> {
+    pub(crate) fn new(
+        mounts: Vec<(String, Arc<dyn Storage>)>,
+        limits: &crate::Limits,
+    ) -> Result<Arc<Self>> {
+        if limits.bytes.is_some() || limits.inodes.is_some() {
+            let budget = Arc::new(crate::storage::budget::Budget::new(
+                limits.bytes.unwrap_or(u64::MAX),
+                limits.inodes.unwrap_or(u64::MAX),
+            ));
+            for (_, store) in &mounts {
+                store.attach_budget(budget.clone());
+            }
+        }
         let mut ns = Namespace {
+            max_file_size: limits
+                .file_size
+                .unwrap_or(u64::MAX)
+                .min(crate::storage::MAX_FILE_SIZE),
+            open_handles: AtomicU64::new(0),
+            max_open_handles: limits.open_files.unwrap_or(u64::MAX),
             mounts: Vec::with_capacity(mounts.len()),
             mountpoints: HashMap::new(),
         };
@@ -268,6 +291,9 @@ impl Namespace {
     }
 
     pub(crate) fn setattr(&self, node: Node, set: &SetAttr) -> Result<()> {
+        if set.size.is_some_and(|s| s > self.max_file_size) {
+            return Err(Error::FileTooBig);
+        }
         self.store(node.mount).setattr(node.ino, set).map(drop)
     }
 
@@ -286,6 +312,20 @@ impl Namespace {
         pos: WritePos,
         bufs: &[IoSlice<'_>],
     ) -> Result<(usize, u64)> {
+        if self.max_file_size < crate::storage::MAX_FILE_SIZE {
+            let len: u64 = bufs.iter().map(|b| b.len() as u64).sum();
+            let start = match pos {
+                WritePos::At(offset) => offset,
+                WritePos::Append => self.metadata(node)?.size,
+            };
+            if len > 0
+                && start
+                    .checked_add(len)
+                    .is_none_or(|end| end > self.max_file_size)
+            {
+                return Err(Error::FileTooBig);
+            }
+        }
         self.store(node.mount).write(node.ino, pos, bufs)
     }
 
@@ -296,6 +336,9 @@ impl Namespace {
             return Err(Error::Invalid);
         }
         let end = offset.checked_add(len).ok_or(Error::FileTooBig)?;
+        if end > self.max_file_size {
+            return Err(Error::FileTooBig);
+        }
         self.store(node.mount).allocate(node.ino, end)
     }
 
@@ -367,7 +410,16 @@ impl Namespace {
 
     /// Takes a handle that keeps `node` alive until the guard is dropped.
     pub(crate) fn open_handle(self: &Arc<Self>, node: Node) -> Result<Handle> {
-        self.store(node.mount).open(node.ino)?;
+        let max = self.max_open_handles;
+        self.open_handles
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .map_err(|_| Error::TooManyOpen)?;
+        if let Err(e) = self.store(node.mount).open(node.ino) {
+            self.open_handles.fetch_sub(1, Ordering::AcqRel);
+            return Err(e);
+        }
         Ok(Handle {
             ns: self.clone(),
             node,
@@ -404,5 +456,6 @@ impl Handle {
 impl Drop for Handle {
     fn drop(&mut self) {
         self.ns.store(self.node.mount).release(self.node.ino);
+        self.ns.open_handles.fetch_sub(1, Ordering::AcqRel);
     }
 }

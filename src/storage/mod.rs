@@ -12,6 +12,7 @@
 //! `ENOTDIR`, `EINVAL` for a rename into its own subtree, `EPERM` for a hard
 //! link to a directory, exact `nlink` counts.
 
+pub mod budget;
 pub mod host;
 pub mod mem;
 pub mod overlay;
@@ -139,6 +140,11 @@ pub trait Storage: Send + Sync + 'static {
         read_only::ReadOnly::new(self)
     }
 
+    /// Makes the store charge the memory it allocates to `budget` (a
+    /// store that holds nothing in memory ignores it). Called once, when a
+    /// tree with limits is built.
+    fn attach_budget(&self, _budget: std::sync::Arc<budget::Budget>) {}
+
     /// True when every change is refused with `EROFS`; the namespace then
     /// refuses to open files for writing, as a read-only mount does.
     fn is_read_only(&self) -> bool {
@@ -208,6 +214,9 @@ impl Storage for Box<dyn Storage> {
     }
     fn is_read_only(&self) -> bool {
         (**self).is_read_only()
+    }
+    fn attach_budget(&self, budget: std::sync::Arc<budget::Budget>) {
+        (**self).attach_budget(budget)
     }
     fn lookup(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind)> {
         (**self).lookup(dir, name)

@@ -499,6 +499,11 @@ impl Storage for Overlay {
         ROOT
     }
 
+    fn attach_budget(&self, budget: std::sync::Arc<crate::storage::budget::Budget>) {
+        // Only the upper layer holds what guests write.
+        self.inner.upper.attach_budget(budget)
+    }
+
     fn lookup(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind)> {
         self.inner.lookup_in(dir, name)
     }

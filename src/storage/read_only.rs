@@ -35,6 +35,10 @@ impl<S: Storage> Storage for ReadOnly<S> {
         true
     }
 
+    fn attach_budget(&self, budget: std::sync::Arc<crate::storage::budget::Budget>) {
+        self.inner.attach_budget(budget)
+    }
+
     fn lookup(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind)> {
         self.inner.lookup(dir, name)
     }

@@ -77,6 +77,31 @@ pub struct RunArgs {
     #[arg(long = "save", value_name = "GUEST=FILE.tar", value_parser = parse_save)]
     pub saves: Vec<(String, PathBuf)>,
 
+    /// Most bytes the in-memory stores may hold (data, names, and a fixed
+    /// cost per file and entry); beyond it the guest gets ENOSPC. Accepts
+    /// K, M and G suffixes (powers of 1024) or `unlimited`.
+    /// Example: --limit-bytes 256M
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_limit)]
+    pub limit_bytes: Limit,
+
+    /// Most files, directories and symlinks in the in-memory stores; beyond
+    /// it the guest gets ENOSPC.
+    /// Example: --limit-inodes 100000
+    #[arg(long, value_name = "COUNT", default_value = "1000000", value_parser = parse_limit)]
+    pub limit_inodes: Limit,
+
+    /// Largest size of any file, in any store; beyond it the guest gets
+    /// EFBIG. Unlimited by default (the byte limit bounds memory).
+    /// Example: --limit-file-size 64M
+    #[arg(long, value_name = "SIZE", default_value = "unlimited", value_parser = parse_limit)]
+    pub limit_file_size: Limit,
+
+    /// Most files and directories open at once, preopens included; beyond
+    /// it the guest gets EMFILE.
+    /// Example: --limit-open-files 256
+    #[arg(long, value_name = "COUNT", default_value = "1024", value_parser = parse_limit)]
+    pub limit_open_files: Limit,
+
     /// The module to run (`.wasm`, or `.wat` text).
     pub module: PathBuf,
 
@@ -165,6 +190,33 @@ fn parse_env(value: &str) -> Result<(String, Option<String>), String> {
     Ok((name.to_owned(), val))
 }
 
+/// A limit's value; `None` is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(pub Option<u64>);
+
+/// A count or size with an optional K, M or G suffix; `unlimited` is none.
+fn parse_limit(value: &str) -> Result<Limit, String> {
+    if value == "unlimited" {
+        return Ok(Limit(None));
+    }
+    let (digits, unit) = match value.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&value[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&value[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&value[..i], 1 << 30),
+        _ => (value, 1),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .map(|n| Limit(Some(n)))
+        .ok_or_else(|| {
+            format!(
+                "expected a number with an optional K, M or G suffix, or `unlimited`, not `{value}`"
+            )
+        })
+}
+
 fn parse_save(value: &str) -> Result<(String, PathBuf), String> {
     let (guest, file) = value.split_once('=').ok_or("expected GUEST=FILE.tar")?;
     if file.is_empty() {
@@ -199,6 +251,16 @@ mod tests {
         assert!(m("/a=host:").is_err());
         assert!(m("/a").is_err());
         assert!(m("/a/../b=mem").is_err());
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(parse_limit("1G"), Ok(Limit(Some(1 << 30))));
+        assert_eq!(parse_limit("64k"), Ok(Limit(Some(64 << 10))));
+        assert_eq!(parse_limit("12"), Ok(Limit(Some(12))));
+        assert_eq!(parse_limit("unlimited"), Ok(Limit(None)));
+        assert!(parse_limit("lots").is_err());
+        assert!(parse_limit("99999999999G").is_err());
     }
 
     #[test]

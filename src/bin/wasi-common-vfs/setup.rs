@@ -7,7 +7,7 @@ use crate::args::{Preopen, RunArgs, Store};
 use crate::progress;
 use std::path::Path;
 use wasi_common::WasiCtx;
-use wasi_common_vfs::{HostDir, MemFs, Overlay, Storage, Vfs};
+use wasi_common_vfs::{HostDir, Limits, MemFs, Overlay, Storage, Vfs};
 
 /// The trees a guest runs on: one mount table for absolute guest paths,
 /// and a tree of its own for each plain preopen name.
@@ -51,10 +51,19 @@ fn fill(vfs: &Vfs, at: &str, p: &Preopen) -> Result<(), Failure> {
 
 impl Trees {
     pub fn build(args: &RunArgs) -> Result<Trees, Failure> {
+        let limits = Limits {
+            bytes: args.limit_bytes.0,
+            inodes: args.limit_inodes.0,
+            file_size: args.limit_file_size.0,
+            open_files: args.limit_open_files.0,
+        };
         let all: Vec<&Preopen> = args.dirs.iter().chain(&args.mounts).collect();
         if all.is_empty() {
             // The embedded default.
-            let vfs = Vfs::new();
+            let vfs = Vfs::builder()
+                .limits(limits)
+                .build()
+                .map_err(|e| Failure::usage(e.to_string()))?;
             vfs.create_dir("/tmp")
                 .map_err(|e| Failure::runtime(format!("/tmp: {e}")))?;
             return Ok(Trees {
@@ -67,7 +76,7 @@ impl Trees {
         let main = if absolute.is_empty() {
             None
         } else {
-            let mut builder = Vfs::builder();
+            let mut builder = Vfs::builder().limits(limits);
             for p in &absolute {
                 builder = builder.mount(&p.guest, open_store(p)?);
             }
@@ -84,6 +93,7 @@ impl Trees {
         let mut plain_trees = Vec::new();
         for p in plain {
             let vfs = Vfs::builder()
+                .limits(limits)
                 .mount("/", open_store(p)?)
                 .build()
                 .map_err(|e| Failure::usage(e.to_string()))?;

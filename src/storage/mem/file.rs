@@ -59,9 +59,25 @@ impl FileData {
     }
 
     /// Bytes of data actually held in memory (holes excluded).
-    #[cfg(test)]
     pub(crate) fn stored_bytes(&self) -> usize {
         self.chunks.values().map(Vec::len).sum()
+    }
+
+    /// How many more bytes would be held after writing `len` bytes at
+    /// `offset`, so the caller can charge them before anything changes.
+    pub(crate) fn growth(&self, offset: u64, len: u64) -> u64 {
+        let mut grow = 0;
+        let mut pos = offset;
+        let end = offset.saturating_add(len);
+        while pos < end {
+            let index = pos / CHUNK;
+            let chunk_end = ((index + 1) * CHUNK).min(end);
+            let held = self.chunks.get(&index).map_or(0, |c| c.len() as u64);
+            let needed = chunk_end - index * CHUNK;
+            grow += needed.saturating_sub(held);
+            pos = chunk_end;
+        }
+        grow
     }
 
     /// Fills `bufs` from `offset`; returns the number of bytes read.
@@ -137,8 +153,10 @@ impl FileData {
         }
     }
 
-    /// Truncates or extends (with a hole) to `size`.
-    pub(crate) fn set_size(&mut self, size: u64) {
+    /// Truncates or extends (with a hole) to `size`; returns the bytes of
+    /// data no longer held.
+    pub(crate) fn set_size(&mut self, size: u64) -> usize {
+        let before = self.stored_bytes();
         if size < self.size {
             let keep_chunks = size.div_ceil(CHUNK);
             self.chunks.split_off(&keep_chunks);
@@ -150,6 +168,7 @@ impl FileData {
             }
         }
         self.size = size;
+        before - self.stored_bytes()
     }
 }
 

@@ -17,6 +17,7 @@ mod file;
 mod table;
 
 use crate::error::{Error, Result};
+use crate::storage::budget::{Budget, ENTRY_COST};
 use crate::storage::{
     Attr, DirEntry, FileKind, Ino, MAX_FILE_SIZE, NewNode, SetAttr, Storage, TimeSet, WritePos,
 };
@@ -25,6 +26,7 @@ use file::FileData;
 use parking_lot::{Mutex, RwLock};
 use std::io::{IoSlice, IoSliceMut};
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 use table::Table;
@@ -41,6 +43,8 @@ const DIR_SIZE: u64 = 4096;
 /// disk.
 pub struct MemFs {
     inodes: Table<Inode>,
+    /// Set when the store belongs to a tree with limits.
+    budget: OnceLock<Arc<Budget>>,
     next_ino: AtomicU64,
     topology: Mutex<()>,
 }
@@ -174,6 +178,7 @@ impl MemFs {
         inodes.insert(ROOT, root);
         MemFs {
             inodes,
+            budget: OnceLock::new(),
             next_ino: AtomicU64::new(ROOT + 1),
             topology: Mutex::new(()),
         }
@@ -183,10 +188,38 @@ impl MemFs {
         self.inodes.get(ino).ok_or(Error::NotFound)
     }
 
+    fn budget(&self) -> Option<&Budget> {
+        self.budget.get().map(|b| &**b)
+    }
+
+    /// Charges a new directory entry named `name`.
+    fn charge_entry(&self, name: &str) -> Result<()> {
+        match self.budget() {
+            Some(b) => b.charge_bytes(ENTRY_COST + name.len() as u64),
+            None => Ok(()),
+        }
+    }
+
+    /// Refunds a removed directory entry named `name`.
+    fn refund_entry(&self, name: &str) {
+        if let Some(b) = self.budget() {
+            b.refund_bytes(ENTRY_COST + name.len() as u64);
+        }
+    }
+
     /// Frees an inode that has neither names nor handles left.
     fn forget_if_unused(&self, ino: Ino, state: &State) {
         if state.nlink == 0 && state.open == 0 {
             self.inodes.remove(ino);
+            if let Some(b) = self.budget() {
+                let held = match &state.body {
+                    Body::File(f) => f.stored_bytes(),
+                    Body::Symlink(target) => target.len(),
+                    Body::Dir(_) => 0,
+                };
+                b.refund_bytes(held as u64);
+                b.refund_inode();
+            }
         }
     }
 
@@ -255,6 +288,12 @@ impl Storage for MemFs {
         ROOT
     }
 
+    fn attach_budget(&self, budget: Arc<Budget>) {
+        // What the store held before (only its root, for a store mounted
+        // fresh) is not counted.
+        let _ = self.budget.set(budget);
+    }
+
     fn lookup(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind)> {
         let node = self.inode(dir)?;
         let st = node.state.read();
@@ -280,7 +319,12 @@ impl Storage for MemFs {
                 return Err(Error::FileTooBig);
             }
             match &mut st.body {
-                Body::File(f) => f.set_size(size),
+                Body::File(f) => {
+                    let freed = f.set_size(size);
+                    if let Some(b) = self.budget() {
+                        b.refund_bytes(freed as u64);
+                    }
+                }
                 Body::Dir(_) => return Err(Error::IsDir),
                 Body::Symlink(_) => return Err(Error::Invalid),
             }
@@ -330,6 +374,11 @@ impl Storage for MemFs {
             Some(end) if end <= MAX_FILE_SIZE => {}
             _ => return Err(Error::FileTooBig),
         }
+        if let Some(b) = self.budget.get() {
+            // Charged before anything is written: a refused write changes
+            // nothing.
+            b.charge_bytes(f.growth(offset, len))?;
+        }
         let written = f.write(offset, bufs);
         st.touch_modified();
         Ok((written, offset + written as u64))
@@ -340,6 +389,17 @@ impl Storage for MemFs {
         let mut pst = parent.state.write();
         if pst.dir()?.get(name).is_some() {
             return Err(Error::Exists);
+        }
+        if let Some(b) = self.budget() {
+            let target = match new {
+                NewNode::Symlink(t) => t.len() as u64,
+                _ => 0,
+            };
+            b.charge_inode()?;
+            if let Err(e) = b.charge_bytes(ENTRY_COST + name.len() as u64 + target) {
+                b.refund_inode();
+                return Err(e);
+            }
         }
         let (kind, body, nlink) = match new {
             NewNode::File => (FileKind::File, Body::File(FileData::default()), 1),
@@ -393,6 +453,7 @@ impl Storage for MemFs {
         }
         if let Some((ino, kind)) = d.remove(name) {
             pst.touch_modified();
+            self.refund_entry(name);
             self.drop_name(ino, kind)?;
         }
         Ok(())
@@ -412,6 +473,7 @@ impl Storage for MemFs {
             return Err(Error::NotEmpty);
         }
         pst.dir_mut()?.remove(name);
+        self.refund_entry(name);
         pst.nlink = pst.nlink.saturating_sub(1);
         pst.touch_modified();
         cst.nlink = 0;
@@ -475,6 +537,15 @@ impl Storage for MemFs {
             None => None,
         };
 
+        // The entry's name changes length; charged before anything moves.
+        let longer = dst_name.len().saturating_sub(src_name.len()) as u64;
+        if let Some(b) = self.budget() {
+            b.charge_bytes(longer)?;
+            b.refund_bytes(src_name.len().saturating_sub(dst_name.len()) as u64);
+            if replaced.is_some() {
+                b.refund_bytes(ENTRY_COST + dst_name.len() as u64);
+            }
+        }
         let replaces_dir = replaced_dir_guard.is_some();
         sst.dir_mut()?.remove(src_name);
         match dst_guard.as_deref_mut() {
@@ -518,6 +589,7 @@ impl Storage for MemFs {
         if st.nlink == 0 {
             return Err(Error::NotFound);
         }
+        self.charge_entry(name)?;
         st.nlink = st.nlink.saturating_add(1);
         st.ctime = Stamp::now();
         pst.dir_mut()?.insert(name, ino, node.kind);

@@ -2,6 +2,7 @@
 //! lifetime, rename rules, cursors, and concurrent use.
 
 use super::*;
+use crate::storage::budget::Budget;
 use std::collections::HashMap;
 
 fn fs() -> MemFs {
@@ -424,4 +425,83 @@ fn random_concurrent_operations_leave_a_consistent_tree() {
         }
     }
     check_consistency(&fs, &HashMap::new());
+}
+
+fn budgeted(max_bytes: u64, max_inodes: u64) -> (MemFs, Arc<Budget>) {
+    let fs = fs();
+    let budget = Arc::new(Budget::new(max_bytes, max_inodes));
+    fs.attach_budget(budget.clone());
+    (fs, budget)
+}
+
+#[test]
+fn a_refused_write_changes_nothing_and_freeing_makes_room() {
+    let (fs, budget) = budgeted(200_000, 100);
+    let f = fs.create(ROOT, "f", NewNode::File).unwrap().ino;
+    let block = vec![1u8; 100_000];
+    fs.write(f, WritePos::At(0), &[IoSlice::new(&block)])
+        .unwrap();
+    let used = budget.bytes_used();
+    let too_much = fs.write(f, WritePos::Append, &[IoSlice::new(&block)]);
+    assert!(matches!(too_much, Err(Error::NoSpace)));
+    assert_eq!(fs.getattr(f).unwrap().size, 100_000, "no partial write");
+    assert_eq!(budget.bytes_used(), used);
+    // A hole costs nothing.
+    fs.allocate(f, 1 << 30).unwrap();
+    assert_eq!(budget.bytes_used(), used);
+    // Truncating gives bytes back.
+    fs.setattr(
+        f,
+        &SetAttr {
+            size: Some(10),
+            ..SetAttr::default()
+        },
+    )
+    .unwrap();
+    fs.write(f, WritePos::Append, &[IoSlice::new(&block)])
+        .unwrap();
+    // Unlinking gives everything back.
+    fs.unlink(ROOT, "f").unwrap();
+    assert_eq!((budget.bytes_used(), budget.inodes_used()), (0, 0));
+}
+
+#[test]
+fn inodes_names_and_links_count() {
+    let (fs, budget) = budgeted(u64::MAX, 3);
+    for name in ["a", "b", "c"] {
+        fs.create(ROOT, name, NewNode::File).unwrap();
+    }
+    assert!(matches!(
+        fs.create(ROOT, "d", NewNode::Dir),
+        Err(Error::NoSpace)
+    ));
+    assert_eq!(budget.inodes_used(), 3);
+    fs.unlink(ROOT, "c").unwrap();
+    fs.create(ROOT, "d", NewNode::Dir).unwrap();
+
+    // Long names and many links run into the byte limit.
+    let (fs, budget) = budgeted(4096, u64::MAX);
+    let f = fs.create(ROOT, "f", NewNode::File).unwrap().ino;
+    let mut links = 0;
+    while fs
+        .link(f, ROOT, &format!("{}{links}", "n".repeat(200)))
+        .is_ok()
+    {
+        links += 1;
+    }
+    assert!(
+        (5..20).contains(&links),
+        "{links} links of 200-byte names in 4 KiB"
+    );
+    let before = budget.bytes_used();
+    fs.rename(ROOT, &format!("{}0", "n".repeat(200)), ROOT, "short")
+        .unwrap();
+    assert!(
+        budget.bytes_used() < before,
+        "a shorter name gives bytes back"
+    );
+    assert!(matches!(
+        fs.create(ROOT, "l", NewNode::Symlink(&"t".repeat(4000))),
+        Err(Error::NoSpace)
+    ));
 }

@@ -5,7 +5,7 @@
 //! `cat PATH`, `ls PATH`, `write PATH TEXT` (like `echo TEXT > PATH`),
 //! `append PATH TEXT` (like `printf TEXT >> PATH`),
 //! `mkdir PATH`, `rm PATH`, `rmdir PATH`, `mv FROM TO`, `ln FROM TO` (a hard
-//! link).
+//! link), `fill PATH BYTES`, `touch-many PREFIX N`, `open-many PATH N`.
 
 use std::fs;
 use std::io::Write;
@@ -31,6 +31,52 @@ fn run(cmd: &str) -> std::io::Result<String> {
         ["rmdir", path] => fs::remove_dir(path).map(|_| String::new()),
         ["mv", from, to] => fs::rename(from, to).map(|_| String::new()),
         ["ln", from, to] => fs::hard_link(from, to).map(|_| String::new()),
+        ["fill", path, bytes] => {
+            // Writes BYTES bytes in 64 KiB writes; reports how far it got.
+            let want: usize = bytes.parse().unwrap_or(0);
+            let mut f = fs::File::create(path)?;
+            let block = vec![b'x'; 64 * 1024];
+            let mut done = 0;
+            while done < want {
+                let n = block.len().min(want - done);
+                if let Err(e) = f.write_all(&block[..n]) {
+                    return Ok(format!(
+                        "wrote {done}, then errno {}",
+                        e.raw_os_error().unwrap_or(-1)
+                    ));
+                }
+                done += n;
+            }
+            Ok(format!("wrote {done}"))
+        }
+        ["touch-many", prefix, count] => {
+            let want: usize = count.parse().unwrap_or(0);
+            for i in 0..want {
+                if let Err(e) = fs::File::create(format!("{prefix}{i}")) {
+                    return Ok(format!(
+                        "made {i}, then errno {}",
+                        e.raw_os_error().unwrap_or(-1)
+                    ));
+                }
+            }
+            Ok(format!("made {want}"))
+        }
+        ["open-many", path, count] => {
+            let want: usize = count.parse().unwrap_or(0);
+            let mut open = Vec::new();
+            for i in 0..want {
+                match fs::File::open(path) {
+                    Ok(f) => open.push(f),
+                    Err(e) => {
+                        return Ok(format!(
+                            "opened {i}, then errno {}",
+                            e.raw_os_error().unwrap_or(-1)
+                        ))
+                    }
+                }
+            }
+            Ok(format!("opened {want}"))
+        }
         _ => panic!("unknown command {cmd:?}"),
     }
 }

@@ -1,0 +1,118 @@
+//! Limits: a guest (or the host API) that would exceed one gets ENOSPC,
+//! EFBIG or EMFILE, changes nothing, and gets room back by freeing.
+
+mod common;
+
+use wasi_common_vfs::{Error, HostDir, Limits, MemFs, Overlay, Vfs};
+
+fn shell(vfs: &Vfs, commands: &[&str]) -> Vec<String> {
+    let out = common::run_with(&common::guest("shell"), commands, false, |ctx| {
+        vfs.preopen(ctx, "/", "/").unwrap()
+    });
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.stdout.lines().map(String::from).collect()
+}
+
+fn limited(limits: Limits) -> Vfs {
+    Vfs::builder().limits(limits).build().unwrap()
+}
+
+#[test]
+fn bytes_limit_gives_enospc_and_room_comes_back() {
+    let vfs = limited(Limits {
+        bytes: Some(1 << 20),
+        ..Limits::default()
+    });
+    // ENOSPC is 51 in WASI.
+    let out = shell(&vfs, &["fill /a 2000000", "rm /a", "fill /b 500000"]);
+    assert!(
+        out[0].starts_with("fill /a 2000000: wrote ") && out[0].ends_with("then errno 51"),
+        "{out:?}"
+    );
+    assert_eq!(out[2], "fill /b 500000: wrote 500000");
+    assert!(matches!(
+        vfs.write("/c", vec![0u8; 1 << 20]),
+        Err(Error::NoSpace)
+    ));
+    assert!(
+        matches!(vfs.metadata("/c"), Ok(m) if m.size == 0),
+        "the refused write left an empty file, no data"
+    );
+}
+
+#[test]
+fn empty_files_run_into_the_inode_and_byte_limits() {
+    let vfs = limited(Limits {
+        inodes: Some(100),
+        ..Limits::default()
+    });
+    let out = shell(&vfs, &["touch-many /f 1000"]);
+    assert_eq!(out[0], "touch-many /f 1000: made 100, then errno 51");
+    let vfs = limited(Limits {
+        bytes: Some(64 * 1024),
+        ..Limits::default()
+    });
+    let out = shell(&vfs, &["touch-many /some-longer-file-name- 100000"]);
+    let made: usize = out[0]
+        .split_whitespace()
+        .nth(4)
+        .unwrap()
+        .trim_end_matches(',')
+        .parse()
+        .unwrap();
+    assert!(made > 50 && made < 1000, "{out:?}");
+}
+
+#[test]
+fn file_size_limit_gives_efbig_on_every_store() {
+    let host = tempfile::tempdir().unwrap();
+    let lower = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        file_size: Some(100_000),
+        ..Limits::default()
+    };
+    let trees = [
+        limited(limits),
+        Vfs::builder()
+            .mount("/", HostDir::open(host.path()).unwrap())
+            .limits(limits)
+            .build()
+            .unwrap(),
+        Vfs::builder()
+            .mount("/", Overlay::new(HostDir::open(lower.path()).unwrap()))
+            .limits(limits)
+            .build()
+            .unwrap(),
+        Vfs::builder()
+            .mount("/m", MemFs::new())
+            .limits(limits)
+            .build()
+            .unwrap(),
+    ];
+    for vfs in &trees {
+        // EFBIG is 22 in WASI; the first 64 KiB block fits, the second not.
+        let out = shell(vfs, &["fill /f 300000"]);
+        assert_eq!(out[0], "fill /f 300000: wrote 65536, then errno 22");
+        assert!(matches!(vfs.set_len("/f", 100_001), Err(Error::FileTooBig)));
+        vfs.set_len("/f", 100_000).unwrap();
+    }
+}
+
+#[test]
+fn open_files_limit_gives_emfile_and_closing_frees_slots() {
+    // The preopen itself is one of the open files.
+    let vfs = limited(Limits {
+        open_files: Some(11),
+        ..Limits::default()
+    });
+    vfs.write("/f", b"x").unwrap();
+    // EMFILE is 33 in WASI.
+    let out = shell(&vfs, &["open-many /f 100", "open-many /f 10"]);
+    assert_eq!(
+        out,
+        [
+            "open-many /f 100: opened 10, then errno 33",
+            "open-many /f 10: opened 10"
+        ]
+    );
+}
