@@ -135,3 +135,26 @@ fn preview0() {
     );
     assert!(out.contains("fd_allocate: Ok(64)"));
 }
+
+/// Extreme values for every preview-1 filesystem function, on every
+/// backend: each call returns (an errno or success), nothing traps, and the
+/// tree and the descriptor table keep working.
+#[test]
+fn extreme_values_for_every_function() {
+    let module = common::guest("extremes");
+    for backend in common::BACKENDS {
+        let (vfs, sandbox, _host) = common::tree(backend);
+        let out = common::try_run_in(&module, &[], &vfs, sandbox)
+            .unwrap_or_else(|e| panic!("{backend:?}: {e:?}"));
+        assert_eq!(out.code, 0, "{backend:?}: {}", out.stderr);
+        assert_eq!(
+            out.stdout.lines().filter(|l| l.contains(" on ")).count(),
+            4 * 35,
+            "{backend:?}"
+        );
+        assert!(
+            out.stdout.contains("fd_allocate 2^62 on 3: EBADF"),
+            "{backend:?}"
+        );
+    }
+}
