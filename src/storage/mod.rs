@@ -207,6 +207,26 @@ pub trait Storage: Send + Sync + 'static {
     fn release(&self, ino: Ino);
 }
 
+/// Fails with `EINVAL` when directory `dir` is `ancestor` or lies below it,
+/// walking up with `parent_of` to `root`: the check that keeps a rename from
+/// moving a directory into its own subtree. The caller keeps parent
+/// pointers still while it runs.
+pub(crate) fn check_not_within(
+    dir: Ino,
+    ancestor: Ino,
+    root: Ino,
+    parent_of: impl Fn(Ino) -> Result<Ino>,
+) -> Result<()> {
+    let mut cur = dir;
+    while cur != ancestor {
+        if cur == root {
+            return Ok(());
+        }
+        cur = parent_of(cur)?;
+    }
+    Err(crate::Error::Invalid)
+}
+
 /// A boxed store is a store, so one can be chosen at run time.
 impl Storage for Box<dyn Storage> {
     fn root(&self) -> Ino {

@@ -401,16 +401,9 @@ impl Inner {
 
     /// Fails with `EINVAL` when `dir` is `ancestor` or below it.
     fn check_not_within(&self, dir: Ino, ancestor: Ino) -> Result<()> {
-        let mut cur = dir;
-        loop {
-            if cur == ancestor {
-                return Err(Error::Invalid);
-            }
-            if cur == ROOT {
-                return Ok(());
-            }
-            cur = self.node(cur)?.st.lock().parent;
-        }
+        crate::storage::check_not_within(dir, ancestor, ROOT, |ino| {
+            Ok(self.node(ino)?.st.lock().parent)
+        })
     }
 
     fn path_of(&self, ino: Ino, name: &str) -> Result<String> {

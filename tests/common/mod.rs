@@ -103,21 +103,7 @@ pub fn run_threaded(name: &str, args: &[&str], vfs: &Vfs) -> wasmtime::Result<Ou
     let left_behind = guest.left_behind();
     drop(store);
     drop(linker);
-    let text = |p: WritePipe<std::io::Cursor<Vec<u8>>>| match p.try_into_inner() {
-        Ok(cursor) => String::from_utf8_lossy(&cursor.into_inner()).into_owned(),
-        // A thread left behind still holds the pipe.
-        Err(_) => String::new(),
-    };
-    let (stdout, stderr) = (text(stdout), text(stderr));
-    match code {
-        Ok(code) => Ok(Outcome {
-            code,
-            stdout,
-            stderr,
-            left_behind,
-        }),
-        Err(e) => Err(e.context(format!("guest stdout:\n{stdout}\nguest stderr:\n{stderr}"))),
-    }
+    outcome(code, stdout, stderr, left_behind)
 }
 
 pub fn engine() -> &'static Engine {
@@ -169,8 +155,23 @@ pub fn try_run_with(
     let mut store = Store::new(engine(), ctx);
     let code = wasi_common_vfs::runtime::run_command(&mut store, &linker, module);
     drop(store);
-    let text = |p: WritePipe<std::io::Cursor<Vec<u8>>>| {
-        String::from_utf8(p.try_into_inner().expect("pipe released").into_inner()).unwrap()
+    outcome(code, stdout, stderr, 0)
+}
+
+type Pipe = WritePipe<std::io::Cursor<Vec<u8>>>;
+
+/// What a run left behind, once its store is gone; a trap carries the
+/// guest's output as context.
+fn outcome(
+    code: wasmtime::Result<i32>,
+    stdout: Pipe,
+    stderr: Pipe,
+    left_behind: usize,
+) -> wasmtime::Result<Outcome> {
+    let text = |p: Pipe| match p.try_into_inner() {
+        Ok(cursor) => String::from_utf8_lossy(&cursor.into_inner()).into_owned(),
+        // A thread left behind still holds the pipe.
+        Err(_) => String::new(),
     };
     let (stdout, stderr) = (text(stdout), text(stderr));
     match code {
@@ -178,7 +179,7 @@ pub fn try_run_with(
             code,
             stdout,
             stderr,
-            left_behind: 0,
+            left_behind,
         }),
         Err(e) => Err(e.context(format!("guest stdout:\n{stdout}\nguest stderr:\n{stderr}"))),
     }

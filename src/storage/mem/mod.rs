@@ -240,21 +240,12 @@ impl MemFs {
     /// Fails with `EINVAL` when `dir` is `ancestor` or lies below it. Needs
     /// the topology lock, which keeps parent pointers still.
     fn check_not_within(&self, dir: Ino, ancestor: Ino) -> Result<()> {
-        let mut cur = dir;
-        loop {
-            if cur == ancestor {
-                return Err(Error::Invalid);
+        crate::storage::check_not_within(dir, ancestor, ROOT, |ino| {
+            match &self.inode(ino)?.state.read().body {
+                Body::Dir(d) => Ok(d.parent),
+                _ => Err(Error::NotDir),
             }
-            if cur == ROOT {
-                return Ok(());
-            }
-            let node = self.inode(cur)?;
-            let parent = match &node.state.read().body {
-                Body::Dir(d) => d.parent,
-                _ => return Err(Error::NotDir),
-            };
-            cur = parent;
-        }
+        })
     }
 }
 
