@@ -97,16 +97,11 @@ fn bad_input() {
 #[test]
 fn bad_pointers_trap_the_guest_only() {
     let module = common::guest("badinput");
-    let listing = common::run_on_vfs(&module, &["cases"], &{
-        let v = wasi_common_vfs::Vfs::new();
-        v.create_dir("/sub2").unwrap();
-        v
-    });
+    let listing = common::run_on_vfs(&module, &["cases"], &common::tree(common::Backend::Mem).0);
     let cases: Vec<&str> = listing.stdout.lines().collect();
     assert!(cases.len() >= 10, "{cases:?}");
     for case in cases {
-        let vfs = wasi_common_vfs::Vfs::new();
-        vfs.create_dir("/sub2").unwrap();
+        let (vfs, _, _) = common::tree(common::Backend::Mem);
         let trap = common::try_run_on_vfs(&module, &[case], &vfs).expect_err(case);
         let message = format!("{trap:?}");
         assert!(
@@ -118,8 +113,7 @@ fn bad_pointers_trap_the_guest_only() {
         std::fs::create_dir(tmp.path().join("sub2")).unwrap();
         common::try_run_on_host(&module, &[case], tmp.path()).expect_err(case);
     }
-    let vfs = wasi_common_vfs::Vfs::new();
-    vfs.create_dir("/sub2").unwrap();
+    let (vfs, _, _) = common::tree(common::Backend::Mem);
     assert_eq!(common::run_on_vfs(&module, &[], &vfs).code, 0);
 }
 

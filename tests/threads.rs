@@ -69,11 +69,11 @@ fn exit_or_trap_in_a_thread_ends_the_guest_not_the_host() {
 
     // Still here: run another guest, threaded and not.
     ok("threads", &["own-files", "2"], &vfs);
-    let plain = common::run_on_vfs(&common::guest("files"), &[], &{
-        let v = Vfs::new();
-        v.create_dir("/sub2").unwrap();
-        v
-    });
+    let plain = common::run_on_vfs(
+        &common::guest("files"),
+        &[],
+        &common::tree(common::Backend::Mem).0,
+    );
     assert_eq!(plain.code, 0);
 }
 
