@@ -6,7 +6,7 @@
 //! calls the store; the rules that concern a single store (empty
 //! directories, rename into a subtree, `nlink`) are the store's.
 
-use super::resolve::{Resolved, Scope, resolve};
+use super::resolve::{PATH_MAX, Resolved, Scope, resolve};
 use super::{Metadata, Namespace, Node};
 use crate::error::{Error, Result};
 use crate::storage::{FileKind, NewNode, SetAttr, TimeSet};
@@ -161,6 +161,11 @@ impl Namespace {
     pub(crate) fn symlink(&self, target: &str, at: At<'_>) -> Result<()> {
         if target.is_empty() {
             return Err(Error::NotFound);
+        }
+        // As on Linux: a target no path could hold is refused, which also
+        // keeps a guest from storing megabytes in one inode's metadata.
+        if target.len() > PATH_MAX {
+            return Err(Error::NameTooLong);
         }
         if target.contains('\0') {
             return Err(Error::Invalid);

@@ -11,7 +11,7 @@ use std::sync::{LazyLock, Mutex, OnceLock};
 use wasi_common::WasiCtx;
 use wasi_common::pipe::WritePipe;
 use wasi_common::sync::WasiCtxBuilder;
-use wasi_common_vfs::{HostDir, MemFs, Overlay, Vfs};
+use wasi_common_vfs::{HostDir, Limits, MemFs, Overlay, Vfs};
 use wasmtime::{Engine, Linker, Module, Store};
 
 const GUESTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/guests");
@@ -87,6 +87,16 @@ fn compiled(engine: &Engine, path: PathBuf) -> Module {
 /// Runs a threaded guest with `args` on `vfs` (its `/` preopened as fd 3)
 /// through `runtime::link` and `Guest::run`.
 pub fn run_threaded(name: &str, args: &[&str], vfs: &Vfs) -> wasmtime::Result<Outcome> {
+    run_threaded_in(name, args, vfs, "/")
+}
+
+/// [`run_threaded`] with the tree's directory `dir` preopened as fd 3.
+pub fn run_threaded_in(
+    name: &str,
+    args: &[&str],
+    vfs: &Vfs,
+    dir: &str,
+) -> wasmtime::Result<Outcome> {
     let module = threaded_guest(name);
     let stdout = WritePipe::new_in_memory();
     let stderr = WritePipe::new_in_memory();
@@ -95,7 +105,7 @@ pub fn run_threaded(name: &str, args: &[&str], vfs: &Vfs) -> wasmtime::Result<Ou
     let ctx = wasi_common_vfs::runtime::context(&argv)?;
     ctx.set_stdout(Box::new(stdout.clone()));
     ctx.set_stderr(Box::new(stderr.clone()));
-    vfs.preopen(&ctx, "/", "/sandbox").unwrap();
+    vfs.preopen(&ctx, dir, "/sandbox").unwrap();
     let mut store = Store::new(threads_engine(), ctx);
     let mut linker = Linker::new(threads_engine());
     let guest = wasi_common_vfs::runtime::link(&mut linker, &mut store, &module, |cx| cx)?;
@@ -261,6 +271,15 @@ pub fn seeded_tree(
     backend: Backend,
     symlinks: &[(&str, &str)],
 ) -> (Vfs, &'static str, Option<tempfile::TempDir>) {
+    seeded_tree_with(backend, symlinks, Limits::default())
+}
+
+/// [`seeded_tree`] with `limits` on the tree.
+pub fn seeded_tree_with(
+    backend: Backend,
+    symlinks: &[(&str, &str)],
+    limits: Limits,
+) -> (Vfs, &'static str, Option<tempfile::TempDir>) {
     let tmp = tempfile::tempdir().unwrap();
     if matches!(backend, Backend::Host | Backend::OverlayOnHost) {
         for (target, link) in symlinks {
@@ -268,9 +287,10 @@ pub fn seeded_tree(
         }
     }
     let (vfs, sandbox, tmp) = match backend {
-        Backend::Mem => (Vfs::new(), "", None),
+        Backend::Mem => (Vfs::builder().limits(limits).build().unwrap(), "", None),
         Backend::Host => {
             let vfs = Vfs::builder()
+                .limits(limits)
                 .mount("/", HostDir::open(tmp.path()).unwrap())
                 .build()
                 .unwrap();
@@ -280,11 +300,16 @@ pub fn seeded_tree(
             // `sub2` lives in the lower layer, so guests work across both.
             std::fs::create_dir(tmp.path().join("sub2")).unwrap();
             let overlay = Overlay::new(HostDir::open(tmp.path()).unwrap());
-            let vfs = Vfs::builder().mount("/", overlay).build().unwrap();
+            let vfs = Vfs::builder()
+                .limits(limits)
+                .mount("/", overlay)
+                .build()
+                .unwrap();
             return (vfs, "", Some(tmp));
         }
         Backend::Nested => {
             let vfs = Vfs::builder()
+                .limits(limits)
                 .mount("/nested/box", MemFs::new())
                 .build()
                 .unwrap();

@@ -41,6 +41,9 @@ pub fn on_reference() -> bool {
 #[derive(Default)]
 pub struct Checks {
     failed: u32,
+    /// Lines kept rather than printed, for a thread whose transcript is
+    /// printed once it has finished.
+    kept: Option<Vec<String>>,
 }
 
 /// `Ok(value)` or the errno's name, the way outcomes are printed.
@@ -56,6 +59,29 @@ impl Checks {
         Self::default()
     }
 
+    /// Checks that keep their transcript for [`Checks::merge`].
+    pub fn kept() -> Self {
+        Self {
+            failed: 0,
+            kept: Some(Vec::new()),
+        }
+    }
+
+    /// Prints the transcript `other` kept and counts its failures.
+    pub fn merge(&mut self, other: Checks) {
+        for line in other.kept.into_iter().flatten() {
+            self.line(line);
+        }
+        self.failed += other.failed;
+    }
+
+    fn line(&mut self, line: String) {
+        match &mut self.kept {
+            Some(lines) => lines.push(line),
+            None => println!("{line}"),
+        }
+    }
+
     /// Prints `label: actual`; a mismatch with `expected` counts as failed.
     pub fn eq<T: Debug + PartialEq>(
         &mut self,
@@ -63,7 +89,7 @@ impl Checks {
         actual: Result<T, Errno>,
         expected: Result<T, Errno>,
     ) {
-        println!("{label}: {}", show(&actual));
+        self.line(format!("{label}: {}", show(&actual)));
         if actual != expected {
             self.failed += 1;
             eprintln!(
@@ -86,7 +112,7 @@ impl Checks {
 
     /// Prints `label: value`; fails unless `ok`.
     pub fn that(&mut self, label: &str, value: impl Debug, ok: bool) {
-        println!("{label}: {value:?}");
+        self.line(format!("{label}: {value:?}"));
         if !ok {
             self.failed += 1;
             eprintln!("FAILED {label}: {value:?}");
