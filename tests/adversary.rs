@@ -76,6 +76,7 @@ const ATTACKS: &[&str] = &[
     "NUL in a name",
     "invalid UTF-8",
     "rename into its own subtree",
+    "rename onto its own parent",
     "hard-link a directory",
     "open until refused",
     "write at 2^63",

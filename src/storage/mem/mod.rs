@@ -512,6 +512,9 @@ impl Storage for MemFs {
             Some((_, kind)) if src_kind == FileKind::Dir && kind != FileKind::Dir => {
                 return Err(Error::NotDir);
             }
+            // The source's own parent (`rename("d/e", "d")`): not empty, and
+            // already locked above.
+            Some((dst_ino, _)) if dst_ino == src_dir => return Err(Error::NotEmpty),
             Some((dst_ino, FileKind::Dir)) => Some(self.inode(dst_ino)?),
             _ => None,
         };

@@ -120,6 +120,12 @@ fn rename_follows_posix_rules() {
         fs.rename(ROOT, "d", d, "self"),
         Err(Error::Invalid)
     ));
+    // Onto its own parent: the parent is locked as the source directory,
+    // and must not be locked again as the replaced one.
+    assert!(matches!(
+        fs.rename(d, "inner", ROOT, "d"),
+        Err(Error::NotEmpty)
+    ));
     assert!(matches!(
         fs.rename(ROOT, "zz", ROOT, "y"),
         Err(Error::NotFound)

@@ -270,6 +270,11 @@ unsafe fn cases(c: &mut Checks, s: &str) {
         Err(ERRNO_INVAL),
     );
     c.eq(
+        "rename onto its own parent",
+        path_rename(DIR, &format!("{d}/e"), DIR, &d),
+        Err(ERRNO_NOTEMPTY),
+    );
+    c.eq(
         "hard-link a directory",
         path_link(DIR, 0, &d, DIR, &format!("dlink{s}")),
         Err(ERRNO_PERM),

@@ -1,0 +1,988 @@
+//! A reference model of a filesystem tree, and a checker that applies the
+//! same operations to it and to a `MemFs` and requires equal results.
+//!
+//! Shared by the property test (`tests/model.rs`) and the fuzz target
+//! (`fuzz/fuzz_targets/storage_model.rs`): both turn bytes into operations
+//! with [`Op::decode`], eight bytes an operation, so a fuzzer's input and a
+//! shrunk property-test case read the same way.
+//!
+//! The model is plain maps and vectors with the POSIX rules written out
+//! directly; the store under test runs with a small byte and inode budget.
+//! When the store refuses an operation with `ENOSPC`, the model skips it,
+//! and the next comparison proves the refusal changed nothing. After every
+//! operation the whole tree is compared (names, kinds, sizes, contents,
+//! link counts, explicit times, `..`), and a listing read a few entries at
+//! a time must name every entry once. At the end every handle is released
+//! and every name removed, and the budget must be back where it started.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{IoSlice, IoSliceMut};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use wasi_common_vfs::Error;
+use wasi_common_vfs::storage::budget::Budget;
+use wasi_common_vfs::storage::mem::MemFs;
+use wasi_common_vfs::storage::{
+    FileKind, Ino, MAX_FILE_SIZE, NewNode, SetAttr, Storage, TimeSet, WritePos,
+};
+
+/// Bytes one operation is decoded from.
+pub const RECORD: usize = 8;
+
+/// The store's budget: small, so that sequences reach it.
+const BUDGET_BYTES: u64 = 96 << 10;
+const BUDGET_INODES: u64 = 10;
+
+/// One storage operation. Numbers pick among the model's live nodes
+/// (modulo their count), names among [`name`]'s, offsets via [`offset`].
+#[derive(Debug, Clone, Copy)]
+pub enum Op {
+    Create {
+        dir: u8,
+        name: u8,
+        kind: u8,
+    },
+    Write {
+        file: u8,
+        at: u8,
+        n: u8,
+        len: u8,
+        append: bool,
+    },
+    Read {
+        file: u8,
+        at: u8,
+        n: u8,
+        len: u8,
+    },
+    SetSize {
+        file: u8,
+        at: u8,
+        n: u8,
+    },
+    Allocate {
+        file: u8,
+        at: u8,
+        n: u8,
+    },
+    SetMtime {
+        node: u8,
+        secs: u8,
+    },
+    Unlink {
+        dir: u8,
+        name: u8,
+    },
+    Rmdir {
+        dir: u8,
+        name: u8,
+    },
+    Rename {
+        from: u8,
+        name: u8,
+        to: u8,
+        new_name: u8,
+    },
+    Link {
+        file: u8,
+        dir: u8,
+        name: u8,
+    },
+    Lookup {
+        dir: u8,
+        name: u8,
+    },
+    Open {
+        file: u8,
+    },
+    Release {
+        handle: u8,
+    },
+}
+
+impl Op {
+    /// The operations encoded in `data`, [`RECORD`] bytes each (a shorter
+    /// tail is ignored).
+    pub fn decode(data: &[u8]) -> Vec<Op> {
+        data.chunks_exact(RECORD)
+            .map(|r| {
+                let a = |i: usize| r[i];
+                // Creates and writes come up more often, so that sequences
+                // grow trees large enough to reach the budget.
+                match a(0) % 16 {
+                    0..=2 => Op::Create {
+                        dir: a(1),
+                        name: a(2),
+                        kind: a(3),
+                    },
+                    3..=4 => Op::Write {
+                        file: a(1),
+                        at: a(2),
+                        n: a(3),
+                        len: a(4),
+                        append: a(5) % 4 == 0,
+                    },
+                    5 => Op::Read {
+                        file: a(1),
+                        at: a(2),
+                        n: a(3),
+                        len: a(4),
+                    },
+                    6 => Op::SetSize {
+                        file: a(1),
+                        at: a(2),
+                        n: a(3),
+                    },
+                    7 => Op::Allocate {
+                        file: a(1),
+                        at: a(2),
+                        n: a(3),
+                    },
+                    8 => Op::SetMtime {
+                        node: a(1),
+                        secs: a(2),
+                    },
+                    9 => Op::Unlink {
+                        dir: a(1),
+                        name: a(2),
+                    },
+                    10 => Op::Rmdir {
+                        dir: a(1),
+                        name: a(2),
+                    },
+                    11 => Op::Rename {
+                        from: a(1),
+                        name: a(2),
+                        to: a(3),
+                        new_name: a(4),
+                    },
+                    12 => Op::Link {
+                        file: a(1),
+                        dir: a(2),
+                        name: a(3),
+                    },
+                    13 => Op::Lookup {
+                        dir: a(1),
+                        name: a(2),
+                    },
+                    14 => Op::Open { file: a(1) },
+                    _ => Op::Release { handle: a(1) },
+                }
+            })
+            .collect()
+    }
+}
+
+/// Entry names: a few short ones that collide often, and one of the
+/// longest length allowed.
+fn name(i: u8) -> String {
+    match i % 6 {
+        0 => "a".into(),
+        1 => "b".into(),
+        2 => "c".into(),
+        3 => "dir".into(),
+        4 => "e".into(),
+        _ => "n".repeat(255),
+    }
+}
+
+/// Offsets and sizes around chunk boundaries, far out in sparse space, and
+/// at and past the largest file size.
+fn offset(at: u8, n: u8) -> u64 {
+    let n = u64::from(n);
+    match at % 8 {
+        0 => n,
+        1 => 65_536 - 1 - n % 8,
+        2 => 65_536 + n,
+        3 => 131_072 * (n % 3) + n,
+        4 => n * 4099,
+        5 => (1 << 40) + n,
+        6 => MAX_FILE_SIZE - n % 4,
+        _ => u64::MAX - n,
+    }
+}
+
+/// Error variants by name, so that results of the two can be compared.
+fn code(e: &Error) -> String {
+    format!("{e:?}")
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Body {
+    /// Nonzero bytes by offset, and the size; everything else reads as 0.
+    File {
+        bytes: BTreeMap<u64, u8>,
+        size: u64,
+    },
+    Dir {
+        entries: BTreeMap<String, u32>,
+        parent: u32,
+    },
+    Symlink(String),
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    body: Body,
+    /// Names referring to a non-directory.
+    links: u32,
+    /// Handles taken with `open`.
+    open: u32,
+    /// The mtime last set explicitly, while nothing has changed the node
+    /// since.
+    mtime: Option<SystemTime>,
+}
+
+impl Node {
+    fn kind(&self) -> FileKind {
+        match self.body {
+            Body::File { .. } => FileKind::File,
+            Body::Dir { .. } => FileKind::Dir,
+            Body::Symlink(_) => FileKind::Symlink,
+        }
+    }
+}
+
+/// The reference tree; node 0 is the root.
+#[derive(Clone)]
+struct Model {
+    nodes: BTreeMap<u32, Node>,
+    next: u32,
+}
+
+/// An operation on named model nodes: an [`Op`] with its picks made.
+#[derive(Debug)]
+enum Step {
+    Create {
+        dir: u32,
+        name: String,
+        kind: u8,
+    },
+    Write {
+        file: u32,
+        at: Option<u64>,
+        data: Vec<u8>,
+    },
+    Read {
+        file: u32,
+        at: u64,
+        len: usize,
+    },
+    SetSize {
+        file: u32,
+        size: u64,
+    },
+    Allocate {
+        file: u32,
+        size: u64,
+    },
+    SetMtime {
+        node: u32,
+        time: SystemTime,
+    },
+    Unlink {
+        dir: u32,
+        name: String,
+    },
+    Rmdir {
+        dir: u32,
+        name: String,
+    },
+    Rename {
+        from: u32,
+        name: String,
+        to: u32,
+        new_name: String,
+    },
+    Link {
+        file: u32,
+        dir: u32,
+        name: String,
+    },
+    Lookup {
+        dir: u32,
+        name: String,
+    },
+    Open {
+        file: u32,
+    },
+    Release {
+        handle: usize,
+    },
+}
+
+/// What an operation returned, as text; an error is its variant's name.
+type Outcome = Result<String, String>;
+
+fn err(e: Error) -> Outcome {
+    Err(code(&e))
+}
+
+impl Model {
+    fn new() -> Self {
+        let root = Node {
+            body: Body::Dir {
+                entries: BTreeMap::new(),
+                parent: 0,
+            },
+            links: 1,
+            open: 0,
+            mtime: None,
+        };
+        Model {
+            nodes: BTreeMap::from([(0, root)]),
+            next: 1,
+        }
+    }
+
+    fn pick(&self, i: u8, want: impl Fn(&Node) -> bool) -> Option<u32> {
+        let ids: Vec<u32> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| want(n))
+            .map(|(&id, _)| id)
+            .collect();
+        (!ids.is_empty()).then(|| ids[usize::from(i) % ids.len()])
+    }
+
+    fn dir(&self, i: u8) -> u32 {
+        self.pick(i, |n| n.kind() == FileKind::Dir).unwrap_or(0)
+    }
+
+    fn file(&self, i: u8) -> Option<u32> {
+        self.pick(i, |n| n.kind() == FileKind::File)
+    }
+
+    fn entries(&self, dir: u32) -> &BTreeMap<String, u32> {
+        match &self.nodes[&dir].body {
+            Body::Dir { entries, .. } => entries,
+            _ => unreachable!("not a directory"),
+        }
+    }
+
+    fn entries_mut(&mut self, dir: u32) -> &mut BTreeMap<String, u32> {
+        let node = self.nodes.get_mut(&dir).unwrap();
+        node.mtime = None;
+        match &mut node.body {
+            Body::Dir { entries, .. } => entries,
+            _ => unreachable!("not a directory"),
+        }
+    }
+
+    fn parent(&self, dir: u32) -> u32 {
+        match self.nodes[&dir].body {
+            Body::Dir { parent, .. } => parent,
+            _ => unreachable!("not a directory"),
+        }
+    }
+
+    fn is_dir(&self, id: u32) -> bool {
+        self.nodes[&id].kind() == FileKind::Dir
+    }
+
+    fn touch(&mut self, id: u32) {
+        self.nodes.get_mut(&id).unwrap().mtime = None;
+    }
+
+    fn add(&mut self, body: Body) -> u32 {
+        let id = self.next;
+        self.next += 1;
+        self.nodes.insert(
+            id,
+            Node {
+                body,
+                links: 1,
+                open: 0,
+                mtime: None,
+            },
+        );
+        id
+    }
+
+    /// Drops a name of `id`; the node goes once nothing refers to it.
+    fn drop_name(&mut self, id: u32) -> bool {
+        let node = self.nodes.get_mut(&id).unwrap();
+        node.links -= 1;
+        self.forget_if_unused(id)
+    }
+
+    fn forget_if_unused(&mut self, id: u32) -> bool {
+        let node = &self.nodes[&id];
+        let gone = node.links == 0 && node.open == 0;
+        if gone {
+            self.nodes.remove(&id);
+        }
+        gone
+    }
+
+    fn within(&self, dir: u32, ancestor: u32) -> bool {
+        let mut cur = dir;
+        loop {
+            if cur == ancestor {
+                return true;
+            }
+            if cur == 0 {
+                return false;
+            }
+            cur = self.parent(cur);
+        }
+    }
+}
+
+impl Model {
+    /// The step `op` names, or `None` when it names nothing (no file yet,
+    /// no handle to release).
+    fn resolve(&self, op: Op, handles: usize) -> Option<Step> {
+        Some(match op {
+            Op::Create { dir, name: n, kind } => Step::Create {
+                dir: self.dir(dir),
+                name: name(n),
+                kind,
+            },
+            Op::Write {
+                file,
+                at,
+                n,
+                len,
+                append,
+            } => Step::Write {
+                file: self.file(file)?,
+                at: (!append).then(|| offset(at, n)),
+                data: (0..len).map(|i| i.wrapping_mul(n) | 1).collect(),
+            },
+            Op::Read { file, at, n, len } => Step::Read {
+                file: self.file(file)?,
+                at: offset(at, n),
+                len: usize::from(len) * 3,
+            },
+            Op::SetSize { file, at, n } => Step::SetSize {
+                file: self.file(file)?,
+                size: offset(at, n),
+            },
+            Op::Allocate { file, at, n } => Step::Allocate {
+                file: self.file(file)?,
+                size: offset(at, n),
+            },
+            Op::SetMtime { node, secs } => Step::SetMtime {
+                node: self.pick(node, |_| true)?,
+                time: SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(secs) << 20),
+            },
+            Op::Unlink { dir, name: n } => Step::Unlink {
+                dir: self.dir(dir),
+                name: name(n),
+            },
+            Op::Rmdir { dir, name: n } => Step::Rmdir {
+                dir: self.dir(dir),
+                name: name(n),
+            },
+            Op::Rename {
+                from,
+                name: n,
+                to,
+                new_name,
+            } => Step::Rename {
+                from: self.dir(from),
+                name: name(n),
+                to: self.dir(to),
+                new_name: name(new_name),
+            },
+            Op::Link { file, dir, name: n } => Step::Link {
+                file: self.file(file)?,
+                dir: self.dir(dir),
+                name: name(n),
+            },
+            Op::Lookup { dir, name: n } => Step::Lookup {
+                dir: self.dir(dir),
+                name: if n % 7 == 6 { "..".into() } else { name(n) },
+            },
+            Op::Open { file } => Step::Open {
+                file: self.pick(file, |n| n.kind() != FileKind::Dir)?,
+            },
+            Op::Release { handle } => {
+                (handles > 0).then_some(())?;
+                Step::Release {
+                    handle: usize::from(handle) % handles,
+                }
+            }
+        })
+    }
+
+    /// Applies `step` with the POSIX rules; returns its outcome and the
+    /// node it created.
+    fn step(&mut self, step: &Step, handles: &mut Vec<u32>) -> (Outcome, Option<u32>) {
+        let done = |s: &str| Ok(s.to_owned());
+        match step {
+            Step::Create { dir, name, kind } => {
+                if self.entries(*dir).contains_key(name) {
+                    return (err(Error::Exists), None);
+                }
+                let body = match kind % 3 {
+                    0 => Body::File {
+                        bytes: BTreeMap::new(),
+                        size: 0,
+                    },
+                    1 => Body::Dir {
+                        entries: BTreeMap::new(),
+                        parent: *dir,
+                    },
+                    _ => Body::Symlink(symlink_target(*kind)),
+                };
+                let id = self.add(body);
+                self.entries_mut(*dir).insert(name.clone(), id);
+                (done("created"), Some(id))
+            }
+            Step::Write { file, at, data } => {
+                let node = self.nodes.get_mut(file).unwrap();
+                let Body::File { bytes, size } = &mut node.body else {
+                    unreachable!()
+                };
+                let at = at.unwrap_or(*size);
+                let len = data.len() as u64;
+                if len == 0 {
+                    return (Ok(format!("0 {at}")), None);
+                }
+                match at.checked_add(len) {
+                    Some(end) if end <= MAX_FILE_SIZE => {
+                        for (i, b) in data.iter().enumerate() {
+                            bytes.insert(at + i as u64, *b);
+                        }
+                        *size = (*size).max(end);
+                        node.mtime = None;
+                        (Ok(format!("{len} {end}")), None)
+                    }
+                    _ => (err(Error::FileTooBig), None),
+                }
+            }
+            Step::Read { file, at, len } => {
+                let Body::File { bytes, size } = &self.nodes[file].body else {
+                    unreachable!()
+                };
+                let end = at.saturating_add(*len as u64).min(*size);
+                let got: Vec<u8> = (*at..end.max(*at))
+                    .map(|o| bytes.get(&o).copied().unwrap_or(0))
+                    .collect();
+                (Ok(format!("{got:?}")), None)
+            }
+            Step::SetSize { file, size: new } => {
+                if *new > MAX_FILE_SIZE {
+                    return (err(Error::FileTooBig), None);
+                }
+                let node = self.nodes.get_mut(file).unwrap();
+                let Body::File { bytes, size } = &mut node.body else {
+                    unreachable!()
+                };
+                bytes.split_off(new);
+                *size = *new;
+                node.mtime = None;
+                (done("resized"), None)
+            }
+            Step::Allocate { file, size: new } => {
+                if *new > MAX_FILE_SIZE {
+                    return (err(Error::FileTooBig), None);
+                }
+                let node = self.nodes.get_mut(file).unwrap();
+                let Body::File { size, .. } = &mut node.body else {
+                    unreachable!()
+                };
+                if *size < *new {
+                    *size = *new;
+                    node.mtime = None;
+                }
+                (done("allocated"), None)
+            }
+            Step::SetMtime { node, time } => {
+                self.nodes.get_mut(node).unwrap().mtime = Some(*time);
+                (done("set"), None)
+            }
+            Step::Unlink { dir, name } => {
+                let Some(&id) = self.entries(*dir).get(name) else {
+                    return (err(Error::NotFound), None);
+                };
+                if self.is_dir(id) {
+                    return (err(Error::IsDir), None);
+                }
+                self.entries_mut(*dir).remove(name);
+                self.touch(id);
+                self.drop_name(id);
+                (done("unlinked"), None)
+            }
+            Step::Rmdir { dir, name } => {
+                let Some(&id) = self.entries(*dir).get(name) else {
+                    return (err(Error::NotFound), None);
+                };
+                if !self.is_dir(id) {
+                    return (err(Error::NotDir), None);
+                }
+                if !self.entries(id).is_empty() {
+                    return (err(Error::NotEmpty), None);
+                }
+                self.entries_mut(*dir).remove(name);
+                self.nodes.remove(&id);
+                (done("removed"), None)
+            }
+            Step::Rename {
+                from,
+                name,
+                to,
+                new_name,
+            } => (self.rename(*from, name, *to, new_name), None),
+            Step::Link { file, dir, name } => {
+                if self.entries(*dir).contains_key(name) {
+                    return (err(Error::Exists), None);
+                }
+                if self.nodes[file].links == 0 {
+                    return (err(Error::NotFound), None);
+                }
+                self.entries_mut(*dir).insert(name.clone(), *file);
+                let node = self.nodes.get_mut(file).unwrap();
+                node.links += 1;
+                (done("linked"), None)
+            }
+            Step::Lookup { dir, name } => {
+                let id = if name == ".." {
+                    self.parent(*dir)
+                } else {
+                    match self.entries(*dir).get(name) {
+                        Some(&id) => id,
+                        None => return (err(Error::NotFound), None),
+                    }
+                };
+                (Ok(format!("{id} {:?}", self.nodes[&id].kind())), None)
+            }
+            Step::Open { file } => {
+                self.nodes.get_mut(file).unwrap().open += 1;
+                handles.push(*file);
+                (done("opened"), None)
+            }
+            Step::Release { handle } => {
+                let id = handles.swap_remove(*handle);
+                self.nodes.get_mut(&id).unwrap().open -= 1;
+                self.forget_if_unused(id);
+                (done("released"), None)
+            }
+        }
+    }
+
+    fn rename(&mut self, from: u32, name: &str, to: u32, new_name: &str) -> Outcome {
+        let Some(&id) = self.entries(from).get(name) else {
+            return err(Error::NotFound);
+        };
+        if self.is_dir(id) && self.within(to, id) {
+            return err(Error::Invalid);
+        }
+        let replaced = self.entries(to).get(new_name).copied();
+        match replaced {
+            Some(r) if r == id => return Ok("same".into()),
+            Some(r) if self.is_dir(r) && !self.is_dir(id) => return err(Error::IsDir),
+            Some(r) if !self.is_dir(r) && self.is_dir(id) => return err(Error::NotDir),
+            Some(r) if self.is_dir(r) && !self.entries(r).is_empty() => {
+                return err(Error::NotEmpty);
+            }
+            _ => {}
+        }
+        self.entries_mut(from).remove(name);
+        self.entries_mut(to).insert(new_name.to_owned(), id);
+        if let Body::Dir { parent, .. } = &mut self.nodes.get_mut(&id).unwrap().body {
+            *parent = to;
+        }
+        match replaced {
+            Some(r) if self.is_dir(r) => {
+                self.nodes.remove(&r);
+            }
+            Some(r) => {
+                self.drop_name(r);
+            }
+            None => {}
+        }
+        Ok("renamed".into())
+    }
+}
+
+fn symlink_target(kind: u8) -> String {
+    format!("{}/../t{}", name(kind / 3), kind)
+}
+
+/// The store under test and how the model's nodes map to its inodes.
+pub struct Checker {
+    model: Model,
+    handles: Vec<u32>,
+    fs: MemFs,
+    budget: Arc<Budget>,
+    ino: HashMap<u32, Ino>,
+    baseline: (u64, u64),
+}
+
+impl Default for Checker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Checker {
+    pub fn new() -> Self {
+        let fs = MemFs::new();
+        let budget = Arc::new(Budget::new(BUDGET_BYTES, BUDGET_INODES));
+        fs.attach_budget(budget.clone());
+        let baseline = (budget.bytes_used(), budget.inodes_used());
+        let ino = HashMap::from([(0, fs.root())]);
+        Checker {
+            model: Model::new(),
+            handles: Vec::new(),
+            fs,
+            budget,
+            ino,
+            baseline,
+        }
+    }
+
+    /// Runs `ops`, comparing the whole tree after each, then takes the
+    /// tree down and checks the budget is back where it started.
+    pub fn run(ops: &[Op]) {
+        let mut c = Checker::new();
+        for (i, op) in ops.iter().enumerate() {
+            c.apply(*op);
+            c.compare(&format!("after op {i}, {op:?}"));
+        }
+        c.tear_down();
+    }
+
+    /// Applies `op` to the model and the store; both must give the same
+    /// outcome, except that the store may refuse with `ENOSPC`, in which
+    /// case the model is left as it was.
+    pub fn apply(&mut self, op: Op) {
+        let Some(step) = self.model.resolve(op, self.handles.len()) else {
+            return;
+        };
+        let (model_before, handles_before) = (self.model.clone(), self.handles.clone());
+        let (expected, created) = self.model.step(&step, &mut self.handles);
+        let real = self.real(&step, &handles_before);
+        match real {
+            Err(Error::NoSpace) => {
+                assert!(
+                    expected.is_ok(),
+                    "{step:?}: ENOSPC where the model has {expected:?}"
+                );
+                self.model = model_before;
+                self.handles = handles_before;
+            }
+            Err(e) => assert_eq!(err(e), expected, "{step:?}"),
+            Ok((outcome, new_ino)) => {
+                assert_eq!(Ok(outcome), expected, "{step:?}");
+                if let (Some(id), Some(ino)) = (created, new_ino) {
+                    self.ino.insert(id, ino);
+                }
+            }
+        }
+        let model = &self.model;
+        let (kept, gone): (HashMap<u32, Ino>, HashMap<u32, Ino>) = self
+            .ino
+            .drain()
+            .partition(|(id, _)| model.nodes.contains_key(id));
+        self.ino = kept;
+        for (id, ino) in gone {
+            assert!(
+                matches!(self.fs.getattr(ino), Err(Error::NotFound)),
+                "{step:?}: node {id} is gone from the model but not from the store"
+            );
+        }
+    }
+
+    fn id_of(&self, ino: Ino) -> Option<u32> {
+        self.ino.iter().find(|(_, i)| **i == ino).map(|(id, _)| *id)
+    }
+
+    /// Runs `step` on the store, giving its outcome in the model's words.
+    fn real(&self, step: &Step, handles: &[u32]) -> Result<(String, Option<Ino>), Error> {
+        let fs = &self.fs;
+        let ino = |id: &u32| self.ino[id];
+        let done = |s: &str| Ok((s.to_owned(), None));
+        match step {
+            Step::Create { dir, name, kind } => {
+                let target = symlink_target(*kind);
+                let node = match kind % 3 {
+                    0 => NewNode::File,
+                    1 => NewNode::Dir,
+                    _ => NewNode::Symlink(&target),
+                };
+                let attr = fs.create(ino(dir), name, node)?;
+                Ok(("created".into(), Some(attr.ino)))
+            }
+            Step::Write { file, at, data } => {
+                let pos = at.map_or(WritePos::Append, WritePos::At);
+                let (n, end) = fs.write(ino(file), pos, &[IoSlice::new(data)])?;
+                Ok((format!("{n} {end}"), None))
+            }
+            Step::Read { file, at, len } => {
+                let mut buf = vec![0u8; *len];
+                let n = fs.read(ino(file), *at, &mut [IoSliceMut::new(&mut buf)])?;
+                buf.truncate(n);
+                Ok((format!("{buf:?}"), None))
+            }
+            Step::SetSize { file, size } => {
+                let set = SetAttr {
+                    size: Some(*size),
+                    ..SetAttr::default()
+                };
+                fs.setattr(ino(file), &set)?;
+                done("resized")
+            }
+            Step::Allocate { file, size } => {
+                fs.allocate(ino(file), *size)?;
+                done("allocated")
+            }
+            Step::SetMtime { node, time } => {
+                let set = SetAttr {
+                    mtime: Some(TimeSet::At(*time)),
+                    ..SetAttr::default()
+                };
+                fs.setattr(ino(node), &set)?;
+                done("set")
+            }
+            Step::Unlink { dir, name } => {
+                fs.unlink(ino(dir), name)?;
+                done("unlinked")
+            }
+            Step::Rmdir { dir, name } => {
+                fs.rmdir(ino(dir), name)?;
+                done("removed")
+            }
+            Step::Rename {
+                from,
+                name,
+                to,
+                new_name,
+            } => {
+                let src = fs.lookup(ino(from), name).ok().map(|(i, _)| i);
+                let same =
+                    src.is_some() && src == fs.lookup(ino(to), new_name).ok().map(|(i, _)| i);
+                fs.rename(ino(from), name, ino(to), new_name)?;
+                done(if same { "same" } else { "renamed" })
+            }
+            Step::Link { file, dir, name } => {
+                fs.link(ino(file), ino(dir), name)?;
+                done("linked")
+            }
+            Step::Lookup { dir, name } => {
+                let (found, kind) = fs.lookup(ino(dir), name)?;
+                let id = self
+                    .id_of(found)
+                    .map_or("unknown".into(), |id| id.to_string());
+                Ok((format!("{id} {kind:?}"), None))
+            }
+            Step::Open { file } => {
+                fs.open(ino(file))?;
+                done("opened")
+            }
+            Step::Release { handle } => {
+                fs.release(ino(&handles[*handle]));
+                done("released")
+            }
+        }
+    }
+
+    /// Compares the whole store with the model.
+    pub fn compare(&self, when: &str) {
+        let fs = &self.fs;
+        for (id, node) in &self.model.nodes {
+            let ino = self.ino[id];
+            let attr = fs
+                .getattr(ino)
+                .unwrap_or_else(|e| panic!("{when}: node {id}: {e}"));
+            assert_eq!(attr.kind, node.kind(), "{when}: node {id}");
+            if let Some(t) = node.mtime {
+                assert_eq!(attr.mtime, t, "{when}: node {id} mtime");
+            }
+            match &node.body {
+                Body::File { bytes, size } => {
+                    assert_eq!(attr.size, *size, "{when}: node {id} size");
+                    assert_eq!(attr.nlink, u64::from(node.links), "{when}: node {id} nlink");
+                    self.compare_data(when, *id, bytes, *size);
+                }
+                Body::Symlink(target) => {
+                    assert_eq!(fs.readlink(ino).unwrap(), *target, "{when}: node {id}");
+                    assert_eq!(attr.nlink, u64::from(node.links), "{when}: node {id} nlink");
+                }
+                Body::Dir { entries, parent } => {
+                    let subdirs = entries.values().filter(|e| self.model.is_dir(**e)).count();
+                    assert_eq!(attr.nlink, 2 + subdirs as u64, "{when}: node {id} nlink");
+                    let (up, _) = fs.lookup(ino, "..").unwrap();
+                    assert_eq!(up, self.ino[parent], "{when}: node {id} ..");
+                    let listed = self.list(ino);
+                    let want: Vec<(String, Ino, FileKind)> = entries
+                        .iter()
+                        .map(|(n, e)| (n.clone(), self.ino[e], self.model.nodes[e].kind()))
+                        .collect();
+                    assert_eq!(listed, want, "{when}: listing of node {id}");
+                }
+            }
+        }
+    }
+
+    /// A directory listing read three entries at a time, sorted.
+    fn list(&self, dir: Ino) -> Vec<(String, Ino, FileKind)> {
+        let mut out = Vec::new();
+        let mut cursor = 0;
+        loop {
+            let page = self.fs.readdir(dir, cursor, 3).unwrap();
+            let Some(last) = page.last() else { break };
+            cursor = last.next;
+            out.extend(page.into_iter().map(|e| (e.name, e.ino, e.kind)));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The file's first 200,000 bytes, and every byte the model holds beyond it.
+    fn compare_data(&self, when: &str, id: u32, bytes: &BTreeMap<u64, u8>, size: u64) {
+        const HEAD: u64 = 200_000;
+        let ino = self.ino[&id];
+        let head = size.min(HEAD);
+        let mut buf = vec![0u8; head as usize];
+        let n = self
+            .fs
+            .read(ino, 0, &mut [IoSliceMut::new(&mut buf)])
+            .unwrap();
+        assert_eq!(n as u64, head, "{when}: node {id} read");
+        let mut want = vec![0u8; head as usize];
+        for (&at, &b) in bytes.range(..head) {
+            want[at as usize] = b;
+        }
+        assert!(
+            buf == want,
+            "{when}: node {id} contents differ near the start"
+        );
+        for (&at, &b) in bytes.range(HEAD..) {
+            let mut one = [0u8];
+            self.fs
+                .read(ino, at, &mut [IoSliceMut::new(&mut one)])
+                .unwrap();
+            assert_eq!(one[0], b, "{when}: node {id} byte {at}");
+        }
+    }
+
+    /// Releases every handle and removes every name, deepest first; the
+    /// budget must then be back at its starting point.
+    pub fn tear_down(mut self) {
+        for id in std::mem::take(&mut self.handles) {
+            self.fs.release(self.ino[&id]);
+        }
+        self.remove_all(self.fs.root());
+        let used = (self.budget.bytes_used(), self.budget.inodes_used());
+        assert_eq!(
+            used, self.baseline,
+            "budget (bytes, inodes) after removing everything"
+        );
+    }
+
+    fn remove_all(&self, dir: Ino) {
+        for e in self.list(dir) {
+            let (name, ino, kind) = e;
+            if kind == FileKind::Dir {
+                self.remove_all(ino);
+                self.fs.rmdir(dir, &name).unwrap();
+            } else {
+                self.fs.unlink(dir, &name).unwrap();
+            }
+        }
+    }
+}
