@@ -166,13 +166,21 @@ impl Vfs {
         vfs_path: &str,
         guest_name: &str,
     ) -> Result<()> {
+        ctx.push_preopened_dir(Box::new(self.wasi_dir(vfs_path)?), guest_name)
+            .map_err(|_| Error::TooManyOpen)
+    }
+
+    /// The directory `vfs_path` of this tree as a `WasiDir`, for an
+    /// embedder that places it in a context itself. It confines paths
+    /// exactly as [`Vfs::preopen`] does, and counts as an open file
+    /// against [`Limits::open_files`](crate::Limits::open_files) until it
+    /// is dropped.
+    pub fn wasi_dir(&self, vfs_path: &str) -> Result<VfsDir> {
         let (node, kind) = self.ns.find(self.at(vfs_path))?;
         if kind != FileKind::Dir {
             return Err(Error::NotDir);
         }
-        let dir = VfsDir::new(self.ns.open_handle(node)?);
-        ctx.push_preopened_dir(Box::new(dir), guest_name)
-            .map_err(|_| Error::TooManyOpen)
+        Ok(VfsDir::new(self.ns.open_handle(node)?))
     }
 
     /// Adds one preopen per mount, named by its path (`/`, `/mnt/session`,

@@ -227,9 +227,12 @@ impl Namespace {
     /// (`EBUSY`); a directory holding mountpoints can move (they are
     /// attached to it, not to its path) but not be replaced.
     pub(crate) fn rename(&self, from: At<'_>, to: At<'_>) -> Result<()> {
-        let src = named(from.resolve(self, false)?, Error::Busy)?;
+        // Both paths are resolved before the source's absence counts, as
+        // on Linux: `rename("missing", ".")` is EBUSY.
+        let (src, dst) = (from.resolve(self, false)?, to.resolve(self, false)?);
+        let src = named(src, Error::Busy)?;
+        let dst = named(dst, Error::Busy)?;
         let (_, src_kind) = src.target.ok_or(Error::NotFound)?;
-        let dst = named(to.resolve(self, false)?, Error::Busy)?;
         if self.mount_at(src.parent, &src.name).is_some()
             || self.mount_at(dst.parent, &dst.name).is_some()
             || dst
@@ -250,9 +253,12 @@ impl Namespace {
 
     /// `link(from, to)`: a new name for an existing non-directory.
     pub(crate) fn link(&self, from: At<'_>, to: At<'_>) -> Result<()> {
+        // As for rename, both paths are resolved (and confined) before the
+        // source's absence counts.
         let src = from.resolve(self, false)?;
+        let dst = to.resolve(self, false)?;
         let (node, kind) = src.target.ok_or(Error::NotFound)?;
-        let dst = named(to.resolve(self, false)?, Error::Exists)?;
+        let dst = named(dst, Error::Exists)?;
         if dst.target.is_some() {
             return Err(Error::Exists);
         }

@@ -627,6 +627,12 @@ impl Storage for Overlay {
             if dst_ino == src {
                 return Ok(());
             }
+            // A directory holding the source: not empty, whatever the kinds.
+            if dst_kind == FileKind::Dir
+                && matches!(i.check_not_within(src_dir, dst_ino), Err(Error::Invalid))
+            {
+                return Err(Error::NotEmpty);
+            }
             match (src_kind == FileKind::Dir, dst_kind == FileKind::Dir) {
                 (true, false) => return Err(Error::NotDir),
                 (false, true) => return Err(Error::IsDir),

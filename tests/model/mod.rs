@@ -673,6 +673,8 @@ impl Model {
         let replaced = self.entries(to).get(new_name).copied();
         match replaced {
             Some(r) if r == id => return Ok("same".into()),
+            // A directory holding the source cannot be replaced by it.
+            Some(r) if self.is_dir(r) && self.within(from, r) => return err(Error::NotEmpty),
             Some(r) if self.is_dir(r) && !self.is_dir(id) => return err(Error::IsDir),
             Some(r) if !self.is_dir(r) && self.is_dir(id) => return err(Error::NotDir),
             Some(r) if self.is_dir(r) && !self.entries(r).is_empty() => {

@@ -486,6 +486,17 @@ impl Storage for MemFs {
         if src_kind == FileKind::Dir {
             self.check_not_within(dst_dir, src_ino)?;
         }
+        // Onto a directory holding the source (`rename("d/e/f", "d")`): not
+        // empty, whatever the kinds, as on Linux; the directory may be the
+        // source's parent, which must not be locked twice below. Only a
+        // rename under `topology` can make it an ancestor, so looking it up
+        // before the locks is sound.
+        if src_dir != dst_dir
+            && let Ok((dst_ino, FileKind::Dir)) = self.lookup(dst_dir, dst_name)
+            && matches!(self.check_not_within(src_dir, dst_ino), Err(Error::Invalid))
+        {
+            return Err(Error::NotEmpty);
+        }
         let src_parent = self.inode(src_dir)?;
         let dst_parent = self.inode(dst_dir)?;
         let (mut sst, mut dst_guard);
@@ -512,9 +523,6 @@ impl Storage for MemFs {
             Some((_, kind)) if src_kind == FileKind::Dir && kind != FileKind::Dir => {
                 return Err(Error::NotDir);
             }
-            // The source's own parent (`rename("d/e", "d")`): not empty, and
-            // already locked above.
-            Some((dst_ino, _)) if dst_ino == src_dir => return Err(Error::NotEmpty),
             Some((dst_ino, FileKind::Dir)) => Some(self.inode(dst_ino)?),
             _ => None,
         };
