@@ -10,8 +10,9 @@
 //! its name.
 
 use crate::storage::{DirEntry, FileKind, Ino};
+use foldhash::quality::RandomState;
 use hashbrown::HashTable;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 
 /// One entry, or the tombstone of a removed one until the next compaction.
 #[derive(Debug)]
@@ -23,7 +24,9 @@ struct Slot {
 /// Entries in insertion order (a `Vec` sorted by sequence number, so a
 /// cursor is found by binary search) and a hash index of names holding
 /// sequence numbers. Names are stored once, in the slots. The hasher is
-/// keyed per directory, so names a guest picks cannot be made to collide.
+/// seeded at random per directory, so a guest cannot pick names that
+/// collide; it is foldhash rather than SipHash because hashing a name is on
+/// every path component's lookup.
 #[derive(Debug)]
 pub(crate) struct DirData {
     /// The parent directory (the root is its own parent).
@@ -43,7 +46,7 @@ impl DirData {
             slots: Vec::new(),
             live: 0,
             by_name: HashTable::new(),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
         }
     }
 
