@@ -93,14 +93,16 @@ pub(crate) fn resolve(
     if path.contains('\0') {
         return Err(Error::Invalid);
     }
-    let mut stack = vec![start];
+    // Both sized once: growing them component by component cost several
+    // reallocations for a path of 16 directories.
+    let components = path.bytes().filter(|&b| b == b'/').count() + 1;
+    let mut stack = Vec::with_capacity(components + 1);
+    stack.push(start);
     if path.starts_with('/') {
         restart_at_root(ns, &mut stack, scope)?;
     }
     let mut dir_required = path.ends_with('/');
-    // Sized once: growing it component by component cost three
-    // reallocations for a path of 16 directories.
-    let mut pending = Vec::with_capacity(path.bytes().filter(|&b| b == b'/').count() + 1);
+    let mut pending = Vec::with_capacity(components);
     push_components(&mut pending, Cow::Borrowed(path));
     let mut hops = 0;
 
