@@ -207,24 +207,25 @@ pub trait Storage: Send + Sync + 'static {
     fn release(&self, ino: Ino);
 }
 
-/// Fails with `EINVAL` when directory `dir` is `ancestor` or lies below it,
-/// walking up with `parent_of` to `root`: the check that keeps a rename from
-/// moving a directory into its own subtree. The caller keeps parent
+/// True when directory `dir` is `ancestor` or lies below it, walking up
+/// with `parent_of` to `root`. Renames need it both ways: a directory may
+/// not move into its own subtree (`EINVAL`), and a directory holding the
+/// source may not be replaced by it (`ENOTEMPTY`). The caller keeps parent
 /// pointers still while it runs.
-pub(crate) fn check_not_within(
+pub(crate) fn is_within(
     dir: Ino,
     ancestor: Ino,
     root: Ino,
     parent_of: impl Fn(Ino) -> Result<Ino>,
-) -> Result<()> {
+) -> Result<bool> {
     let mut cur = dir;
     while cur != ancestor {
         if cur == root {
-            return Ok(());
+            return Ok(false);
         }
         cur = parent_of(cur)?;
     }
-    Err(crate::Error::Invalid)
+    Ok(true)
 }
 
 /// A boxed store is a store, so one can be chosen at run time.

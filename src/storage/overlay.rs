@@ -399,9 +399,9 @@ impl Inner {
         Ok(out)
     }
 
-    /// Fails with `EINVAL` when `dir` is `ancestor` or below it.
-    fn check_not_within(&self, dir: Ino, ancestor: Ino) -> Result<()> {
-        crate::storage::check_not_within(dir, ancestor, ROOT, |ino| {
+    /// True when `dir` is `ancestor` or below it.
+    fn is_within(&self, dir: Ino, ancestor: Ino) -> Result<bool> {
+        crate::storage::is_within(dir, ancestor, ROOT, |ino| {
             Ok(self.node(ino)?.st.lock().parent)
         })
     }
@@ -620,17 +620,15 @@ impl Storage for Overlay {
         let _change = i.change.lock();
         let (src, src_kind) = i.lookup_in(src_dir, src_name)?;
         let dst = found(i.lookup_in(dst_dir, dst_name))?;
-        if src_kind == FileKind::Dir {
-            i.check_not_within(dst_dir, src)?;
+        if src_kind == FileKind::Dir && i.is_within(dst_dir, src)? {
+            return Err(Error::Invalid);
         }
         if let Some((dst_ino, dst_kind)) = dst {
             if dst_ino == src {
                 return Ok(());
             }
             // A directory holding the source: not empty, whatever the kinds.
-            if dst_kind == FileKind::Dir
-                && matches!(i.check_not_within(src_dir, dst_ino), Err(Error::Invalid))
-            {
+            if dst_kind == FileKind::Dir && matches!(i.is_within(src_dir, dst_ino), Ok(true)) {
                 return Err(Error::NotEmpty);
             }
             match (src_kind == FileKind::Dir, dst_kind == FileKind::Dir) {

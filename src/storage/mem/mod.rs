@@ -237,10 +237,10 @@ impl MemFs {
         Ok(())
     }
 
-    /// Fails with `EINVAL` when `dir` is `ancestor` or lies below it. Needs
-    /// the topology lock, which keeps parent pointers still.
-    fn check_not_within(&self, dir: Ino, ancestor: Ino) -> Result<()> {
-        crate::storage::check_not_within(dir, ancestor, ROOT, |ino| {
+    /// True when `dir` is `ancestor` or lies below it. Needs the topology
+    /// lock, which keeps parent pointers still.
+    fn is_within(&self, dir: Ino, ancestor: Ino) -> Result<bool> {
+        crate::storage::is_within(dir, ancestor, ROOT, |ino| {
             match &self.inode(ino)?.state.read().body {
                 Body::Dir(d) => Ok(d.parent),
                 _ => Err(Error::NotDir),
@@ -483,8 +483,8 @@ impl Storage for MemFs {
         // The subtree check walks parent pointers, which only change under
         // `topology`; it must run before the parents are locked because the
         // walk may pass through them.
-        if src_kind == FileKind::Dir {
-            self.check_not_within(dst_dir, src_ino)?;
+        if src_kind == FileKind::Dir && self.is_within(dst_dir, src_ino)? {
+            return Err(Error::Invalid);
         }
         // Onto a directory holding the source (`rename("d/e/f", "d")`): not
         // empty, whatever the kinds, as on Linux; the directory may be the
@@ -493,7 +493,7 @@ impl Storage for MemFs {
         // before the locks is sound.
         if src_dir != dst_dir
             && let Ok((dst_ino, FileKind::Dir)) = self.lookup(dst_dir, dst_name)
-            && matches!(self.check_not_within(src_dir, dst_ino), Err(Error::Invalid))
+            && matches!(self.is_within(src_dir, dst_ino), Ok(true))
         {
             return Err(Error::NotEmpty);
         }
