@@ -205,4 +205,31 @@ unsafe fn run(c: &mut Checks) {
         path_rename(DIR, "b_link", DIR, "c/"),
         expected,
     );
+
+    // Which error wins when two apply, as Linux orders them: both paths
+    // are resolved first, then `.`/`..` as a last component, then the
+    // source's absence; a directory holding the source beats a kind
+    // mismatch.
+    c.eq(
+        "two errors: missing source onto .",
+        path_rename(DIR, "missing", DIR, "."),
+        Err(ERRNO_BUSY),
+    );
+    c.eq(
+        "two errors: . into a missing directory",
+        path_rename(DIR, ".", DIR, "missing/x"),
+        Err(ERRNO_NOENT),
+    );
+    path_create_directory(DIR, "holder").unwrap();
+    path_symlink("x", DIR, "holder/s").unwrap();
+    c.eq(
+        "two errors: symlink onto the directory holding it",
+        path_rename(DIR, "holder/s", DIR, "holder"),
+        Err(ERRNO_NOTEMPTY),
+    );
+    c.eq(
+        "two errors: link a missing file to ..",
+        path_link(DIR, 0, "missing", DIR, ".."),
+        Err(ERRNO_PERM),
+    );
 }
