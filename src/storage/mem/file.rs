@@ -1,31 +1,67 @@
-//! The bytes of one in-memory regular file: sparse, in fixed-size chunks.
+//! The bytes of one in-memory regular file: sparse, in fixed-size chunks,
+//! and what holding them costs.
 //!
-//! Owns the data layout only; sizes and offsets arrive already checked
-//! against [`MAX_FILE_SIZE`](crate::storage::MAX_FILE_SIZE) by the caller,
-//! and timestamps and locking are the inode's business.
+//! Owns the data layout and its charge to the budget; sizes and offsets
+//! arrive already checked against
+//! [`MAX_FILE_SIZE`](crate::storage::MAX_FILE_SIZE) by the caller, and
+//! timestamps and locking are the inode's business.
 
 use std::collections::BTreeMap;
 use std::io::{IoSlice, IoSliceMut};
 
-/// Chunk size: large enough that a sequential read costs one map lookup per
+/// Chunk size: large enough that a sequential read costs one lookup per
 /// 64 KiB, small enough that a write far past the end stores little.
 const CHUNK: u64 = 64 * 1024;
 
+/// The smallest buffer a chunk is given.
+const MIN_CAPACITY: usize = 16;
+
+/// What a chunk costs beyond its buffer: its slot in the chunk index (at
+/// worst an entry of a half-full B-tree node) and the allocator's header.
+/// Without it, one byte written every 64 KiB would hold far more host
+/// memory than the budget counts.
+const CHUNK_COST: u64 = 96;
+
+/// The buffer a chunk holding `len` bytes is given: a power of two, so a
+/// chunk grown by small appends copies each byte a bounded number of times,
+/// and never more than a whole chunk.
+fn capacity_for(len: usize) -> usize {
+    len.next_power_of_two().clamp(MIN_CAPACITY, CHUNK as usize)
+}
+
+/// The budget charge of a chunk holding `len` bytes.
+fn cost(len: usize) -> u64 {
+    capacity_for(len) as u64 + CHUNK_COST
+}
+
 /// File contents. A chunk holds the bytes of `[i * CHUNK, i * CHUNK + len)`;
 /// anything below `size` that no chunk holds reads as zero (a hole).
+///
+/// Every chunk's buffer is exactly [`capacity_for`] its length, so the
+/// charge of the whole file, [`held_bytes`](Self::held_bytes), is a
+/// function of the chunk lengths alone and cannot drift from what was
+/// charged.
 #[derive(Debug, Default)]
 pub(crate) struct FileData {
     size: u64,
-    chunks: BTreeMap<u64, Vec<u8>>,
+    /// Chunks `0..dense.len()`, none missing: a file written from its start
+    /// (nearly every file) finds a chunk by indexing, in one memory access
+    /// however large it is.
+    dense: Vec<Vec<u8>>,
+    /// Chunks past a hole after the dense run, by index. Boxed, so a file
+    /// without any (and every other inode, through `Body`) pays one word
+    /// for it rather than three.
+    #[expect(clippy::box_collection, reason = "one word per inode, not three")]
+    sparse: Option<Box<BTreeMap<u64, Vec<u8>>>>,
 }
 
-/// A chunk buffer with room for `len` bytes. A whole chunk's fresh memory
-/// is populated with one `madvise` rather than a page fault per page, which
-/// dominates writing large files otherwise.
-fn new_chunk(len: usize) -> Vec<u8> {
-    let chunk = Vec::with_capacity(len);
-    if len == CHUNK as usize {
-        prefault(chunk.as_ptr(), len);
+/// A buffer for a new chunk of `capacity` bytes. A whole chunk's fresh
+/// memory is populated with one `madvise` rather than a page fault per
+/// page, which dominates writing large files otherwise.
+fn new_chunk(capacity: usize) -> Vec<u8> {
+    let chunk = Vec::with_capacity(capacity);
+    if capacity == CHUNK as usize {
+        prefault(chunk.as_ptr(), capacity);
     }
     chunk
 }
@@ -58,13 +94,56 @@ impl FileData {
         self.size
     }
 
-    /// Bytes of data actually held in memory (holes excluded).
-    pub(crate) fn stored_bytes(&self) -> usize {
-        self.chunks.values().map(Vec::len).sum()
+    /// The budget charge of everything held: chunk buffers and their
+    /// bookkeeping (holes cost nothing).
+    pub(crate) fn held_bytes(&self) -> u64 {
+        let sparse = self.sparse.iter().flat_map(|s| s.values());
+        self.dense.iter().chain(sparse).map(|c| cost(c.len())).sum()
     }
 
-    /// How many more bytes would be held after writing `len` bytes at
-    /// `offset`, so the caller can charge them before anything changes.
+    fn chunk(&self, index: u64) -> Option<&Vec<u8>> {
+        match usize::try_from(index).ok().and_then(|i| self.dense.get(i)) {
+            Some(chunk) => Some(chunk),
+            None => self.sparse.as_ref()?.get(&index),
+        }
+    }
+
+    fn held_mut(&mut self, index: u64) -> Option<&mut Vec<u8>> {
+        let dense = self.dense.len() as u64;
+        if index < dense {
+            return Some(&mut self.dense[index as usize]);
+        }
+        self.sparse.as_mut()?.get_mut(&index)
+    }
+
+    /// The chunk at `index`, made (empty, without a buffer) if missing. A
+    /// chunk made right after the dense run joins it, with any sparse
+    /// chunks that then follow on.
+    fn chunk_mut(&mut self, index: u64) -> &mut Vec<u8> {
+        let dense = self.dense.len() as u64;
+        if index < dense {
+            return &mut self.dense[index as usize];
+        }
+        if index == dense {
+            self.dense.push(Vec::new());
+            if let Some(sparse) = &mut self.sparse {
+                while let Some(next) = sparse.remove(&(self.dense.len() as u64)) {
+                    self.dense.push(next);
+                }
+                if sparse.is_empty() {
+                    self.sparse = None;
+                }
+            }
+            return &mut self.dense[index as usize];
+        }
+        self.sparse
+            .get_or_insert_default()
+            .entry(index)
+            .or_default()
+    }
+
+    /// How much more would be charged after writing `len` bytes at
+    /// `offset`, so the caller can charge it before anything changes.
     pub(crate) fn growth(&self, offset: u64, len: u64) -> u64 {
         let mut grow = 0;
         let mut pos = offset;
@@ -72,9 +151,11 @@ impl FileData {
         while pos < end {
             let index = pos / CHUNK;
             let chunk_end = ((index + 1) * CHUNK).min(end);
-            let held = self.chunks.get(&index).map_or(0, |c| c.len() as u64);
-            let needed = chunk_end - index * CHUNK;
-            grow += needed.saturating_sub(held);
+            let needed = (chunk_end - index * CHUNK) as usize;
+            grow += match self.chunk(index) {
+                Some(held) => cost(held.len().max(needed)) - cost(held.len()),
+                None => cost(needed),
+            };
             pos = chunk_end;
         }
         grow
@@ -103,8 +184,7 @@ impl FileData {
             let take = out.len().min(CHUNK as usize - within);
             let (head, rest) = std::mem::take(&mut out).split_at_mut(take);
             let held = self
-                .chunks
-                .get(&index)
+                .chunk(index)
                 .map_or(&[][..], |c| c.get(within..).unwrap_or(&[]));
             let copied = held.len().min(take);
             head[..copied].copy_from_slice(&held[..copied]);
@@ -131,11 +211,13 @@ impl FileData {
             let index = pos / CHUNK;
             let within = (pos % CHUNK) as usize;
             let take = data.len().min(CHUNK as usize - within);
-            let chunk = self
-                .chunks
-                .entry(index)
-                .or_insert_with(|| new_chunk(within + take));
             let (part, end) = (&data[..take], within + take);
+            let chunk = self.chunk_mut(index);
+            if chunk.capacity() == 0 {
+                *chunk = new_chunk(capacity_for(end));
+            } else if end > chunk.capacity() {
+                chunk.reserve_exact(capacity_for(end) - chunk.len());
+            }
             if within >= chunk.len() {
                 // Past the held bytes: zero only the gap, then append (no
                 // zero-fill of what is about to be overwritten).
@@ -153,22 +235,32 @@ impl FileData {
         }
     }
 
-    /// Truncates or extends (with a hole) to `size`; returns the bytes of
-    /// data no longer held.
-    pub(crate) fn set_size(&mut self, size: u64) -> usize {
-        let before = self.stored_bytes();
+    /// Truncates or extends (with a hole) to `size`; returns how much less
+    /// is charged.
+    pub(crate) fn set_size(&mut self, size: u64) -> u64 {
+        let before = self.held_bytes();
         if size < self.size {
             let keep_chunks = size.div_ceil(CHUNK);
-            self.chunks.split_off(&keep_chunks);
-            if let Some(last) = keep_chunks.checked_sub(1) {
-                let keep = (size - last * CHUNK) as usize;
-                if let Some(chunk) = self.chunks.get_mut(&last) {
-                    chunk.truncate(keep);
+            self.dense
+                .truncate(usize::try_from(keep_chunks).unwrap_or(usize::MAX));
+            if self.dense.capacity() > 2 * self.dense.len() {
+                self.dense.shrink_to_fit();
+            }
+            if let Some(sparse) = &mut self.sparse {
+                sparse.split_off(&keep_chunks);
+                if sparse.is_empty() {
+                    self.sparse = None;
                 }
+            }
+            if let Some(last) = keep_chunks.checked_sub(1)
+                && let Some(chunk) = self.held_mut(last)
+            {
+                chunk.truncate((size - last * CHUNK) as usize);
+                chunk.shrink_to(capacity_for(chunk.len()));
             }
         }
         self.size = size;
-        before - self.stored_bytes()
+        before - self.held_bytes()
     }
 }
 
@@ -188,7 +280,8 @@ mod tests {
         let mut data = FileData::default();
         data.write(1 << 40, &[IoSlice::new(b"tail")]);
         assert_eq!(data.size(), (1 << 40) + 4);
-        assert_eq!(data.stored_bytes(), (1 << 40) % CHUNK as usize + 4);
+        assert_eq!(data.held_bytes(), cost((1 << 40) % CHUNK as usize + 4));
+        assert!(data.dense.is_empty(), "a lone far chunk is kept sparse");
         assert_eq!(read_all(&data, (1 << 40) - 2, 6), b"\0\0tail");
     }
 
@@ -202,7 +295,7 @@ mod tests {
         assert_eq!(&all[..2], b"ab");
         assert!(all[2..(CHUNK * 2 + 1) as usize].iter().all(|&b| b == 0));
         assert_eq!(&all[(CHUNK * 2 + 1) as usize..], b"cd");
-        assert_eq!(data.chunks.len(), 2, "the middle chunk is a hole");
+        assert_eq!(data.chunks(), 2, "the middle chunk is a hole");
     }
 
     #[test]
@@ -228,12 +321,82 @@ mod tests {
         let mut data = FileData::default();
         data.write(0, &[IoSlice::new(&vec![7u8; CHUNK as usize + 10])]);
         data.set_size(5);
-        assert_eq!(data.chunks.len(), 1);
+        assert_eq!(data.chunks(), 1);
         data.set_size(CHUNK + 10);
         let all = read_all(&data, 0, (CHUNK + 10) as usize);
         assert_eq!(&all[..5], &[7; 5]);
         assert!(all[5..].iter().all(|&b| b == 0));
         data.set_size(0);
-        assert_eq!(data.stored_bytes(), 0);
+        assert_eq!(data.held_bytes(), 0);
+    }
+
+    impl FileData {
+        fn chunks(&self) -> usize {
+            self.dense.len() + self.sparse.as_ref().map_or(0, |s| s.len())
+        }
+
+        /// Every buffer is exactly what `held_bytes` charges for it.
+        fn assert_buffers_match_charge(&self) {
+            let sparse = self.sparse.iter().flat_map(|s| s.values());
+            for chunk in self.dense.iter().chain(sparse) {
+                assert!(!chunk.is_empty(), "no empty chunk is kept");
+                assert_eq!(chunk.capacity(), capacity_for(chunk.len()));
+            }
+        }
+    }
+
+    #[test]
+    fn chunks_from_the_start_are_indexed_densely_and_a_far_one_joins_them() {
+        let mut data = FileData::default();
+        data.write(CHUNK * 3, &[IoSlice::new(b"far")]);
+        data.write(0, &[IoSlice::new(&vec![1u8; CHUNK as usize * 2])]);
+        assert_eq!((data.dense.len(), data.chunks()), (2, 3));
+        // Filling the hole makes the run reach the far chunk, which joins it.
+        data.write(CHUNK * 2, &[IoSlice::new(b"x")]);
+        assert_eq!(data.dense.len(), 4);
+        assert!(data.sparse.is_none());
+        assert_eq!(read_all(&data, CHUNK * 3, 3), b"far");
+        assert_eq!(read_all(&data, CHUNK * 2, 2), b"x\0");
+        data.set_size(CHUNK + 1);
+        assert_eq!(data.dense.len(), 2);
+        assert_eq!(read_all(&data, CHUNK, 5), [1]);
+    }
+
+    #[test]
+    fn the_charge_predicted_is_the_charge_held_and_buffers_never_overshoot() {
+        let mut data = FileData::default();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move |bound: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % bound
+        };
+        let bytes = vec![3u8; 3 * CHUNK as usize];
+        for step in 0..2000 {
+            // Mostly small appends and overwrites near the start, with some
+            // large writes, far writes and truncations.
+            let offset = match next(10) {
+                0 => next(1 << 40),
+                1..=3 => data.size(),
+                _ => next(4 * CHUNK),
+            };
+            let len = if next(8) == 0 {
+                next(bytes.len() as u64)
+            } else {
+                next(200)
+            };
+            if step % 97 == 0 {
+                let before = data.held_bytes();
+                let freed = data.set_size(next(5 * CHUNK));
+                assert_eq!(before - freed, data.held_bytes());
+            } else {
+                let predicted = data.growth(offset, len);
+                let before = data.held_bytes();
+                data.write(offset, &[IoSlice::new(&bytes[..len as usize])]);
+                assert_eq!(data.held_bytes() - before, predicted, "step {step}");
+            }
+            data.assert_buffers_match_charge();
+        }
     }
 }

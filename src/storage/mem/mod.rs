@@ -213,11 +213,11 @@ impl MemFs {
             self.inodes.remove(ino);
             if let Some(b) = self.budget() {
                 let held = match &state.body {
-                    Body::File(f) => f.stored_bytes(),
-                    Body::Symlink(target) => target.len(),
+                    Body::File(f) => f.held_bytes(),
+                    Body::Symlink(target) => target.len() as u64,
                     Body::Dir(_) => 0,
                 };
-                b.refund_bytes(held as u64);
+                b.refund_bytes(held);
                 b.refund_inode();
             }
         }
@@ -313,7 +313,7 @@ impl Storage for MemFs {
                 Body::File(f) => {
                     let freed = f.set_size(size);
                     if let Some(b) = self.budget() {
-                        b.refund_bytes(freed as u64);
+                        b.refund_bytes(freed);
                     }
                 }
                 Body::Dir(_) => return Err(Error::IsDir),

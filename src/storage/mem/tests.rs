@@ -472,6 +472,28 @@ fn a_refused_write_changes_nothing_and_freeing_makes_room() {
 }
 
 #[test]
+fn scattered_one_byte_writes_are_charged_for_their_bookkeeping() {
+    // Each write lands in its own chunk past a hole; the host holds an index
+    // entry and a buffer for it, not one byte.
+    let limit = 1 << 20;
+    let (fs, budget) = budgeted(limit, 10);
+    let f = fs.create(ROOT, "f", NewNode::File).unwrap().ino;
+    let mut writes = 0u64;
+    while fs
+        .write(f, WritePos::At(writes * 3 * 65536), &[IoSlice::new(b"x")])
+        .is_ok()
+    {
+        writes += 1;
+    }
+    assert!(
+        (limit / 256..limit / 100).contains(&writes),
+        "{writes} scattered bytes in 1 MiB"
+    );
+    fs.unlink(ROOT, "f").unwrap();
+    assert_eq!(budget.bytes_used(), 0);
+}
+
+#[test]
 fn inodes_names_and_links_count() {
     let (fs, budget) = budgeted(u64::MAX, 3);
     for name in ["a", "b", "c"] {
