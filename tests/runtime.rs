@@ -57,6 +57,25 @@ fn poll_oneoff_answers_virtual_files_and_os_descriptors_in_one_call() {
     );
 }
 
+/// `runtime::link` finds the module's memory by its export index; a linker
+/// linked for one module still serves another, whose memory is then found
+/// by name.
+#[test]
+fn a_linker_linked_for_one_module_serves_another() {
+    let mut linker = Linker::new(common::engine());
+    let mut store = Store::new(common::engine(), runtime::context(&["poll"]).unwrap());
+    runtime::link(&mut linker, &mut store, &common::guest("poll"), |cx| cx).unwrap();
+    let ctx = runtime::context(&["status", "return"]).unwrap();
+    let stdout = wasi_common::pipe::WritePipe::new_in_memory();
+    ctx.set_stdout(Box::new(stdout.clone()));
+    let mut store = Store::new(common::engine(), ctx);
+    let code = runtime::run_command(&mut store, &linker, &common::guest("status")).unwrap();
+    drop(store);
+    assert_eq!(code, 0);
+    let out = stdout.try_into_inner().unwrap().into_inner();
+    assert_eq!(out, b"returning\n");
+}
+
 /// An async application runs guests on a blocking thread: the guest's
 /// filesystem calls are synchronous and never await, and the runtime keeps
 /// serving other tasks meanwhile.

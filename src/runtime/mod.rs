@@ -25,6 +25,7 @@
 //! # }
 //! ```
 
+mod data_calls;
 mod sched;
 pub(crate) mod shadow;
 mod threads;
@@ -139,6 +140,9 @@ pub fn link<T: Clone + Send + 'static>(
     get_cx: impl Fn(&mut T) -> &mut WasiCtx + Send + Sync + Copy + 'static,
 ) -> wasmtime::Result<Guest<T>> {
     add_to_linker(linker, get_cx)?;
+    if let Some(memory) = module.get_export_index("memory") {
+        data_calls::link(linker, get_cx, memory)?;
+    }
     if !is_threaded(module) {
         return Ok(Guest {
             module: module.clone(),

@@ -26,6 +26,11 @@ pub struct Budget {
 }
 
 fn charge(counter: &AtomicU64, max: u64, n: u64) -> Result<()> {
+    // Nothing to take (an overwrite in place): no write to the counter's
+    // cache line, which every thread of every guest shares.
+    if n == 0 {
+        return Ok(());
+    }
     counter
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
             used.checked_add(n).filter(|&total| total <= max)
@@ -35,6 +40,9 @@ fn charge(counter: &AtomicU64, max: u64, n: u64) -> Result<()> {
 }
 
 fn refund(counter: &AtomicU64, n: u64) {
+    if n == 0 {
+        return;
+    }
     let _ = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
         Some(used.saturating_sub(n))
     });

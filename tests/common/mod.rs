@@ -161,9 +161,9 @@ pub fn try_run_with(
     let ctx = builder.build();
     preopen(&ctx);
     let mut linker = Linker::new(engine());
-    wasi_common_vfs::runtime::add_to_linker(&mut linker, |cx: &mut WasiCtx| cx).unwrap();
     let mut store = Store::new(engine(), ctx);
-    let code = wasi_common_vfs::runtime::run_command(&mut store, &linker, module);
+    let guest = wasi_common_vfs::runtime::link(&mut linker, &mut store, module, |cx| cx)?;
+    let code = guest.run(&mut store, &linker);
     drop(store);
     outcome(code, stdout, stderr, 0)
 }

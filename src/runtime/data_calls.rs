@@ -1,0 +1,97 @@
+//! Preview 1's four data calls (`fd_read`, `fd_write`, `fd_pread`,
+//! `fd_pwrite`) linked for one module, finding the guest's memory by its
+//! export index instead of by name.
+//!
+//! wiggle's glue looks the `memory` export up by name on every call: a
+//! string-pool search and a hash-map lookup that cost about a sixth of the
+//! host's time for a small read. Each definition here runs the same
+//! wiggle-generated function as wasi-common's own, so what a call does
+//! (its errors, traps and trace spans) is unchanged; only the lookup is
+//! not. This module must not change any call's behaviour.
+
+use wasi_common::WasiCtx;
+use wasi_common::snapshots::preview_1::wasi_snapshot_preview1 as abi;
+use wasmtime::{Caller, Extern, Linker, ModuleExport};
+use wiggle::GuestMemory;
+
+/// Defines the four calls in `linker` in front of wasi-common's, for
+/// instances of the module whose `memory` export is `memory`. An instance
+/// of any other module (a linker may serve several) falls back to the
+/// lookup by name.
+pub(crate) fn link<T: 'static>(
+    linker: &mut Linker<T>,
+    get_cx: impl Fn(&mut T) -> &mut WasiCtx + Send + Sync + Copy + 'static,
+    memory: ModuleExport,
+) -> wasmtime::Result<()> {
+    const MODULE: &str = "wasi_snapshot_preview1";
+    linker.allow_shadowing(true);
+    linker.func_wrap(
+        MODULE,
+        "fd_read",
+        move |mut caller: Caller<'_, T>, fd: i32, iovs: i32, iovs_len: i32, nread: i32| {
+            call(&mut caller, &memory, get_cx, async |cx, mem| {
+                abi::fd_read(cx, mem, fd, iovs, iovs_len, nread).await
+            })
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "fd_write",
+        move |mut caller: Caller<'_, T>, fd: i32, iovs: i32, iovs_len: i32, nwritten: i32| {
+            call(&mut caller, &memory, get_cx, async |cx, mem| {
+                abi::fd_write(cx, mem, fd, iovs, iovs_len, nwritten).await
+            })
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "fd_pread",
+        move |mut caller: Caller<'_, T>,
+              fd: i32,
+              iovs: i32,
+              iovs_len: i32,
+              offset: i64,
+              nread: i32| {
+            call(&mut caller, &memory, get_cx, async |cx, mem| {
+                abi::fd_pread(cx, mem, fd, iovs, iovs_len, offset, nread).await
+            })
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "fd_pwrite",
+        move |mut caller: Caller<'_, T>,
+              fd: i32,
+              iovs: i32,
+              iovs_len: i32,
+              offset: i64,
+              nwritten: i32| {
+            call(&mut caller, &memory, get_cx, async |cx, mem| {
+                abi::fd_pwrite(cx, mem, fd, iovs, iovs_len, offset, nwritten).await
+            })
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// Runs `f` with the caller's context and memory, as wiggle's glue does.
+fn call<T>(
+    caller: &mut Caller<'_, T>,
+    memory: &ModuleExport,
+    get_cx: impl Fn(&mut T) -> &mut WasiCtx,
+    f: impl AsyncFnOnce(&mut WasiCtx, &mut GuestMemory<'_>) -> wasmtime::Result<i32>,
+) -> wasmtime::Result<i32> {
+    let export = caller
+        .get_module_export(memory)
+        .or_else(|| caller.get_export("memory"));
+    let (mut memory, cx) = match &export {
+        Some(Extern::Memory(m)) => {
+            let (data, store) = m.data_and_store_mut(&mut *caller);
+            (GuestMemory::Unshared(data), get_cx(store))
+        }
+        Some(Extern::SharedMemory(m)) => (GuestMemory::Shared(m.data()), get_cx(caller.data_mut())),
+        _ => wasmtime::bail!("missing required memory export"),
+    };
+    wiggle::run_in_dummy_executor(f(cx, &mut memory))?
+}
