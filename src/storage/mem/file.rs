@@ -6,15 +6,13 @@
 //! [`MAX_FILE_SIZE`](crate::storage::MAX_FILE_SIZE) by the caller, and
 //! timestamps and locking are the inode's business.
 
+use super::chunk::{self, Chunk};
 use std::collections::BTreeMap;
 use std::io::{IoSlice, IoSliceMut};
 
 /// Chunk size: large enough that a sequential read costs one lookup per
 /// 64 KiB, small enough that a write far past the end stores little.
-const CHUNK: u64 = 64 * 1024;
-
-/// The smallest buffer a chunk is given.
-const MIN_CAPACITY: usize = 16;
+const CHUNK: u64 = chunk::SIZE as u64;
 
 /// What a chunk costs beyond its buffer: its slot in the chunk index (at
 /// worst an entry of a half-full B-tree node) and the allocator's header.
@@ -22,72 +20,31 @@ const MIN_CAPACITY: usize = 16;
 /// memory than the budget counts.
 const CHUNK_COST: u64 = 96;
 
-/// The buffer a chunk holding `len` bytes is given: a power of two, so a
-/// chunk grown by small appends copies each byte a bounded number of times,
-/// and never more than a whole chunk.
-fn capacity_for(len: usize) -> usize {
-    len.next_power_of_two().clamp(MIN_CAPACITY, CHUNK as usize)
-}
-
 /// The budget charge of a chunk holding `len` bytes.
 fn cost(len: usize) -> u64 {
-    capacity_for(len) as u64 + CHUNK_COST
+    chunk::footprint(len) as u64 + CHUNK_COST
 }
 
 /// File contents. A chunk holds the bytes of `[i * CHUNK, i * CHUNK + len)`;
 /// anything below `size` that no chunk holds reads as zero (a hole).
 ///
-/// Every chunk's buffer is exactly [`capacity_for`] its length, so the
-/// charge of the whole file, [`held_bytes`](Self::held_bytes), is a
-/// function of the chunk lengths alone and cannot drift from what was
-/// charged.
+/// A chunk's buffer depends on its length alone (the chunk sees to it), so
+/// the charge of the whole file,
+/// [`held_bytes`](Self::held_bytes), is a function of the chunk lengths
+/// alone and cannot drift from what was charged.
 #[derive(Debug, Default)]
 pub(crate) struct FileData {
     size: u64,
     /// Chunks `0..dense.len()`, none missing: a file written from its start
     /// (nearly every file) finds a chunk by indexing, in one memory access
     /// however large it is.
-    dense: Vec<Vec<u8>>,
+    dense: Vec<Chunk>,
     /// Chunks past a hole after the dense run, by index. Boxed, so a file
     /// without any (and every other inode, through `Body`) pays one word
     /// for it rather than three.
     #[expect(clippy::box_collection, reason = "one word per inode, not three")]
-    sparse: Option<Box<BTreeMap<u64, Vec<u8>>>>,
+    sparse: Option<Box<BTreeMap<u64, Chunk>>>,
 }
-
-/// A buffer for a new chunk of `capacity` bytes. A whole chunk's fresh
-/// memory is populated with one `madvise` rather than a page fault per
-/// page, which dominates writing large files otherwise.
-fn new_chunk(capacity: usize) -> Vec<u8> {
-    let chunk = Vec::with_capacity(capacity);
-    if capacity == CHUNK as usize {
-        prefault(chunk.as_ptr(), capacity);
-    }
-    chunk
-}
-
-#[cfg(target_os = "linux")]
-fn prefault(start: *const u8, len: usize) {
-    const PAGE: usize = 4096;
-    let first = (start as usize).next_multiple_of(PAGE);
-    let last = (start as usize + len) / PAGE * PAGE;
-    if last > first {
-        // SAFETY: the range lies inside an allocation this function's caller
-        // owns, and populating pages changes no byte of it (they are not yet
-        // initialised, and the kernel zero-fills them as a fault would).
-        // Failure (an older kernel) only means the faults happen later.
-        let _ = unsafe {
-            rustix::mm::madvise(
-                first as *mut core::ffi::c_void,
-                last - first,
-                rustix::mm::Advice::LinuxPopulateWrite,
-            )
-        };
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn prefault(_start: *const u8, _len: usize) {}
 
 impl FileData {
     pub(crate) fn size(&self) -> u64 {
@@ -101,14 +58,14 @@ impl FileData {
         self.dense.iter().chain(sparse).map(|c| cost(c.len())).sum()
     }
 
-    fn chunk(&self, index: u64) -> Option<&Vec<u8>> {
+    fn chunk(&self, index: u64) -> Option<&Chunk> {
         match usize::try_from(index).ok().and_then(|i| self.dense.get(i)) {
             Some(chunk) => Some(chunk),
             None => self.sparse.as_ref()?.get(&index),
         }
     }
 
-    fn held_mut(&mut self, index: u64) -> Option<&mut Vec<u8>> {
+    fn held_mut(&mut self, index: u64) -> Option<&mut Chunk> {
         let dense = self.dense.len() as u64;
         if index < dense {
             return Some(&mut self.dense[index as usize]);
@@ -119,13 +76,13 @@ impl FileData {
     /// The chunk at `index`, made (empty, without a buffer) if missing. A
     /// chunk made right after the dense run joins it, with any sparse
     /// chunks that then follow on.
-    fn chunk_mut(&mut self, index: u64) -> &mut Vec<u8> {
+    fn chunk_mut(&mut self, index: u64) -> &mut Chunk {
         let dense = self.dense.len() as u64;
         if index < dense {
             return &mut self.dense[index as usize];
         }
         if index == dense {
-            self.dense.push(Vec::new());
+            self.dense.push(Chunk::empty());
             if let Some(sparse) = &mut self.sparse {
                 while let Some(next) = sparse.remove(&(self.dense.len() as u64)) {
                     self.dense.push(next);
@@ -185,7 +142,7 @@ impl FileData {
             let (head, rest) = std::mem::take(&mut out).split_at_mut(take);
             let held = self
                 .chunk(index)
-                .map_or(&[][..], |c| c.get(within..).unwrap_or(&[]));
+                .map_or(&[][..], |c| c.bytes().get(within..).unwrap_or(&[]));
             let copied = held.len().min(take);
             head[..copied].copy_from_slice(&held[..copied]);
             head[copied..].fill(0);
@@ -211,25 +168,7 @@ impl FileData {
             let index = pos / CHUNK;
             let within = (pos % CHUNK) as usize;
             let take = data.len().min(CHUNK as usize - within);
-            let (part, end) = (&data[..take], within + take);
-            let chunk = self.chunk_mut(index);
-            if chunk.capacity() == 0 {
-                *chunk = new_chunk(capacity_for(end));
-            } else if end > chunk.capacity() {
-                chunk.reserve_exact(capacity_for(end) - chunk.len());
-            }
-            if within >= chunk.len() {
-                // Past the held bytes: zero only the gap, then append (no
-                // zero-fill of what is about to be overwritten).
-                chunk.resize(within, 0);
-                chunk.extend_from_slice(part);
-            } else if end <= chunk.len() {
-                chunk[within..end].copy_from_slice(part);
-            } else {
-                let (over, tail) = part.split_at(chunk.len() - within);
-                chunk[within..].copy_from_slice(over);
-                chunk.extend_from_slice(tail);
-            }
+            self.chunk_mut(index).write(within, &data[..take]);
             data = &data[take..];
             pos += take as u64;
         }
@@ -256,7 +195,6 @@ impl FileData {
                 && let Some(chunk) = self.held_mut(last)
             {
                 chunk.truncate((size - last * CHUNK) as usize);
-                chunk.shrink_to(capacity_for(chunk.len()));
             }
         }
         self.size = size;
@@ -340,7 +278,7 @@ mod tests {
             let sparse = self.sparse.iter().flat_map(|s| s.values());
             for chunk in self.dense.iter().chain(sparse) {
                 assert!(!chunk.is_empty(), "no empty chunk is kept");
-                assert_eq!(chunk.capacity(), capacity_for(chunk.len()));
+                assert_eq!(chunk.capacity(), chunk::capacity_for(chunk.len()));
             }
         }
     }

@@ -12,6 +12,7 @@
 //! This module owns inode lifetime (`nlink`, open handles) and timestamps;
 //! file bytes and directory order live in `file` and `dir`.
 
+mod chunk;
 mod dir;
 mod file;
 mod table;
