@@ -197,7 +197,8 @@ impl fmt::Debug for Chunk {
     }
 }
 
-#[cfg(target_os = "linux")]
+// Not under Miri, which cannot run `madvise` (and needs no prefaulting).
+#[cfg(all(target_os = "linux", not(miri)))]
 fn prefault(start: NonNull<u8>, len: usize) {
     // SAFETY: the range is a buffer just allocated and not yet read, and
     // populating its pages changes none of its bytes that count (there are
@@ -212,7 +213,7 @@ fn prefault(start: NonNull<u8>, len: usize) {
     };
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(all(target_os = "linux", not(miri))))]
 fn prefault(_start: NonNull<u8>, _len: usize) {}
 
 #[cfg(test)]
