@@ -128,7 +128,10 @@ pub fn is_threaded(module: &Module) -> bool {
 /// Links WASI into `linker` for one run of `module` in `store`: preview 0
 /// and 1 as [`add_to_linker`] does, and, when the module imports
 /// `wasi::thread-spawn`, a fresh shared memory for its memory import and
-/// thread spawning. Each spawned thread gets a clone of the store's data,
+/// thread spawning. `fd_read`, `fd_write`, `fd_pread` and `fd_pwrite` find
+/// this module's memory by its export index rather than by name, which
+/// makes small reads and writes cheaper; the linker still serves other
+/// modules. Each spawned thread gets a clone of the store's data,
 /// so `T` is typically a `WasiCtx` or a struct holding one (clones share
 /// the descriptor table).
 ///
