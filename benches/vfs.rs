@@ -176,7 +176,7 @@ fn memcpy_bandwidth(total: usize) -> f64 {
 /// fresh pages; on a virtual machine whose host backs memory lazily, that,
 /// not the store, bounds sequential writes.
 fn fresh_memory_bandwidth(total: usize) -> f64 {
-    use rustix::mm::{Advice, MapFlags, ProtFlags, madvise, mmap_anonymous, munmap};
+    use rustix::mm::{MapFlags, ProtFlags, mmap_anonymous, munmap};
     const BLOCK: usize = 64 * 1024;
     let block = vec![0x5Au8; BLOCK];
     // SAFETY: a new private mapping, written only below and unmapped after.
@@ -194,7 +194,8 @@ fn fresh_memory_bandwidth(total: usize) -> f64 {
         // SAFETY: block `i` lies inside the mapping.
         unsafe {
             let at = base.cast::<u8>().add(i * BLOCK);
-            let _ = madvise(at.cast(), BLOCK, Advice::LinuxPopulateWrite);
+            #[cfg(target_os = "linux")]
+            let _ = rustix::mm::madvise(at.cast(), BLOCK, rustix::mm::Advice::LinuxPopulateWrite);
             std::ptr::copy_nonoverlapping(block.as_ptr(), at, BLOCK);
         }
     }
