@@ -312,27 +312,8 @@ fn main() {
     }
     // Best of five: thread timings suffer most from a shared machine.
     let rounds = if full { 5 } else { 1 };
-    let threads: Vec<f64> = [1usize, 2]
-        .iter()
-        .map(|t| {
-            (0..rounds)
-                .map(|_| {
-                    let vfs = Vfs::new();
-                    let ops = if full { "200000" } else { "100" };
-                    let out =
-                        common::run_threaded("bench", &["threads", &t.to_string(), ops], &vfs)
-                            .unwrap();
-                    let f: Vec<f64> = out
-                        .stdout
-                        .split_whitespace()
-                        .skip(1)
-                        .filter_map(|x| x.parse().ok())
-                        .collect();
-                    f[0] / f[1]
-                })
-                .fold(0.0, f64::max)
-        })
-        .collect();
+    let ops = if full { 200_000 } else { 100 };
+    let threads = [1, 2].map(|t| common::threaded_rate(t, ops, rounds));
 
     println!(
         "host directories on {base_name}; sizes: metadata x{meta}, lists of {small_list} and {large_list}, {mib} MiB, {random} random reads"

@@ -106,14 +106,43 @@ pub fn run_threaded_in(
     ctx.set_stdout(Box::new(stdout.clone()));
     ctx.set_stderr(Box::new(stderr.clone()));
     vfs.preopen(&ctx, dir, "/sandbox").unwrap();
-    let mut store = Store::new(threads_engine(), ctx);
-    let mut linker = Linker::new(threads_engine());
-    let guest = wasi_common_vfs::runtime::link(&mut linker, &mut store, &module, |cx| cx)?;
-    let code = guest.run(&mut store, &linker);
-    let left_behind = guest.left_behind();
-    drop(store);
-    drop(linker);
+    let (code, left_behind) = link_and_run(threads_engine(), &module, ctx)?;
     outcome(code, stdout, stderr, left_behind)
+}
+
+/// Operations per second of the bench guest's `threads` workload with
+/// `threads` threads on a fresh `Vfs`, best of `rounds` runs.
+pub fn threaded_rate(threads: usize, ops: u64, rounds: usize) -> f64 {
+    (0..rounds)
+        .map(|_| {
+            let out = run_threaded(
+                "bench",
+                &["threads", &threads.to_string(), &ops.to_string()],
+                &Vfs::new(),
+            )
+            .expect("the benchmark guest runs");
+            let line = out.stdout.lines().next().expect("the guest reports");
+            let fields: Vec<&str> = line.split(' ').collect();
+            let (done, seconds): (f64, f64) =
+                (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+            done / seconds
+        })
+        .fold(0.0, f64::max)
+}
+
+/// Links `module` for `ctx` with `runtime::link` and runs it with
+/// `Guest::run`: the exit status or trap, and the threads left behind. The
+/// store is gone on return, so the context's pipes can be read.
+fn link_and_run(
+    engine: &Engine,
+    module: &Module,
+    ctx: WasiCtx,
+) -> wasmtime::Result<(wasmtime::Result<i32>, usize)> {
+    let mut store = Store::new(engine, ctx);
+    let mut linker = Linker::new(engine);
+    let guest = wasi_common_vfs::runtime::link(&mut linker, &mut store, module, |cx| cx)?;
+    let code = guest.run(&mut store, &linker);
+    Ok((code, guest.left_behind()))
 }
 
 pub fn engine() -> &'static Engine {
@@ -160,12 +189,8 @@ pub fn try_run_with(
     }
     let ctx = builder.build();
     preopen(&ctx);
-    let mut linker = Linker::new(engine());
-    let mut store = Store::new(engine(), ctx);
-    let guest = wasi_common_vfs::runtime::link(&mut linker, &mut store, module, |cx| cx)?;
-    let code = guest.run(&mut store, &linker);
-    drop(store);
-    outcome(code, stdout, stderr, 0)
+    let (code, left_behind) = link_and_run(engine(), module, ctx)?;
+    outcome(code, stdout, stderr, left_behind)
 }
 
 type Pipe = WritePipe<std::io::Cursor<Vec<u8>>>;
