@@ -88,12 +88,44 @@ pub enum Error {
     /// entry that would land outside its directory.
     #[error("bad archive: {0}")]
     Archive(String),
+    /// `EXDEV`: a load or copy would have written into another mount below
+    /// its target directory; names the entry, relative to the target.
+    #[error("{0}: another store is mounted there, and a load never writes into another mount")]
+    OtherMount(String),
+    /// An operation on one entry of a larger job (a save, a load, a copy)
+    /// failed: names the entry, relative to the job's directory, and keeps
+    /// the cause.
+    #[error("{path}: {source}")]
+    AtPath {
+        /// The entry, relative to the directory the job works in.
+        path: String,
+        /// What went wrong there.
+        #[source]
+        source: Box<Error>,
+    },
     /// An error from the host operating system.
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
 impl Error {
+    /// This error, naming the entry `path` it happened at.
+    pub(crate) fn at(self, path: impl Into<String>) -> Error {
+        Error::AtPath {
+            path: path.into(),
+            source: Box::new(self),
+        }
+    }
+
+    /// The error without the entry names wrapped around it.
+    pub fn innermost(&self) -> &Error {
+        let mut e = self;
+        while let Error::AtPath { source, .. } = e {
+            e = source;
+        }
+        e
+    }
+
     /// The variant for an error of the host operating system, so that the
     /// layers above can tell `ENOENT` from `EEXIST` whatever the backend.
     pub(crate) fn from_host(e: std::io::Error) -> Error {

@@ -86,7 +86,7 @@
 
 #![warn(missing_docs)]
 
-mod archive;
+mod boundary;
 mod error;
 mod limits;
 mod namespace;

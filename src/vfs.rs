@@ -4,18 +4,19 @@
 //!
 //! Host-side paths are absolute or relative to the root (both mean the
 //! same), resolved by the same resolver as guest paths, so the host and the
-//! guests can never disagree about what a path names. This module owns the
-//! public API and must not interpret paths itself.
+//! guests can never disagree about what a path names. A view made by
+//! [`Vfs::subtree`] resolves them inside one directory, confined exactly
+//! as a guest's preopen is. This module owns the public API and must not
+//! interpret paths itself.
 
 use crate::error::{Error, Result};
 use crate::namespace::ops::{At, OpenOptions};
 use crate::namespace::resolve::Scope;
-use crate::namespace::{Metadata, Namespace};
+use crate::namespace::{Handle, Metadata, Namespace};
 use crate::storage::mem::MemFs;
 use crate::storage::{FileKind, SetAttr, Storage, TimeSet, WritePos};
 use crate::wasi::VfsDir;
 use std::io::{IoSlice, IoSliceMut};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -23,6 +24,17 @@ use std::time::SystemTime;
 ///
 /// Cloning is cheap and every clone sees the same tree. `Vfs` is
 /// `Send + Sync`; all operations may run concurrently.
+///
+/// # Authority
+///
+/// A `Vfs` from [`Vfs::new`] or [`Vfs::builder`] resolves paths with the
+/// whole tree's authority: `..` stops at `/`, and symlinks are followed
+/// wherever they lead, absolute targets included, just as the host's own
+/// filesystem API follows them. Symlinks in directories a guest can write
+/// are the guest's choice, so to read or change what a guest produced, use
+/// a view from [`Vfs::subtree`], which resolves every path as the guest's
+/// own preopen does, or the no-follow calls ([`Vfs::symlink_metadata`],
+/// [`Vfs::read_nofollow`], [`Vfs::write_nofollow`], [`Vfs::read_link`]).
 ///
 /// ```
 /// use wasi_common_vfs::Vfs;
@@ -36,6 +48,9 @@ use std::time::SystemTime;
 #[derive(Clone)]
 pub struct Vfs {
     ns: Arc<Namespace>,
+    /// For a view from [`Vfs::subtree`]: its directory, held open like a
+    /// preopen, in which paths resolve confined.
+    view: Option<Arc<Handle>>,
 }
 
 /// One entry of [`Vfs::read_dir`].
@@ -126,6 +141,7 @@ impl VfsBuilder {
         mounts.sort_by_key(|(p, _)| p.split('/').filter(|c| !c.is_empty()).count());
         Ok(Vfs {
             ns: Namespace::new(mounts, &self.limits)?,
+            view: None,
         })
     }
 }
@@ -138,6 +154,7 @@ impl Vfs {
         Vfs {
             // A single root mount has no mountpoint to fail on.
             ns: ns.unwrap_or_else(|_| unreachable!("a lone root mount always builds")),
+            view: None,
         }
     }
 
@@ -146,12 +163,79 @@ impl Vfs {
         VfsBuilder::default()
     }
 
-    fn at<'a>(&self, path: &'a str) -> At<'a> {
-        At {
-            dir: self.ns.root(),
-            path,
-            scope: Scope::Root,
+    /// Where `path` starts and how far it may reach. In a view, `/` is the
+    /// view's directory, as `/` of a preopen is to wasi-libc.
+    pub(crate) fn at<'a>(&self, path: &'a str) -> At<'a> {
+        match &self.view {
+            None => At {
+                dir: self.ns.root(),
+                path,
+                scope: Scope::Root,
+            },
+            Some(dir) => {
+                let rel = path.trim_start_matches('/');
+                At {
+                    dir: dir.node(),
+                    path: if rel.is_empty() && !path.is_empty() {
+                        "."
+                    } else {
+                        rel
+                    },
+                    scope: Scope::Confined,
+                }
+            }
         }
+    }
+
+    pub(crate) fn ns(&self) -> &Arc<Namespace> {
+        &self.ns
+    }
+
+    pub(crate) fn scope(&self) -> Scope {
+        if self.view.is_some() {
+            Scope::Confined
+        } else {
+            Scope::Root
+        }
+    }
+
+    /// A view of the directory `path`, in which every path resolves exactly
+    /// as in a guest's preopen of that directory: `..`, absolute symlink
+    /// targets and symlinks that lead out of it fail with
+    /// [`Error::Escape`], and a symlink to `/` cannot be created. Paths
+    /// given to the view are relative to its directory (a leading `/`
+    /// means the directory itself). The view offers every call of `Vfs`,
+    /// tar archives included, and keeps the directory open, so it follows
+    /// the directory through renames as a descriptor would.
+    ///
+    /// This is how an embedder reads what a guest produced without
+    /// following symlinks the guest planted out of its sandbox:
+    ///
+    /// ```
+    /// use wasi_common_vfs::{Error, Vfs};
+    ///
+    /// let vfs = Vfs::new();
+    /// vfs.create_dir_all("/secret")?;
+    /// vfs.write("/secret/key", b"hunter2")?;
+    /// vfs.create_dir_all("/sandbox")?;
+    /// // What a guest confined to /sandbox could leave behind:
+    /// vfs.symlink("../secret/key", "/sandbox/result.txt")?;
+    ///
+    /// let sandbox = vfs.subtree("/sandbox")?;
+    /// assert!(matches!(sandbox.read("result.txt"), Err(Error::Escape)));
+    /// assert!(matches!(sandbox.write("result.txt", b"x"), Err(Error::Escape)));
+    /// assert_eq!(vfs.read("/secret/key")?, b"hunter2");
+    /// # Ok::<(), wasi_common_vfs::Error>(())
+    /// ```
+    pub fn subtree(&self, path: &str) -> Result<Vfs> {
+        let (node, kind) = self.ns.find(self.at(path))?;
+        if kind != FileKind::Dir {
+            return Err(Error::NotDir);
+        }
+        Ok(Vfs {
+            ns: self.ns.clone(),
+            view: Some(Arc::new(self.ns.open_handle(node)?)),
+        })
     }
 
     /// Gives a guest the directory `vfs_path` of this tree as a preopen
@@ -188,43 +272,84 @@ impl Vfs {
     /// preopen matching a path. The guest sees the same tree as through
     /// a single preopen of `/`, except that `..` cannot climb out of a
     /// mount's own preopen.
+    ///
+    /// Fails with [`Error::NotSupported`] on a view from
+    /// [`Vfs::subtree`], whose directory is preopened with
+    /// [`Vfs::preopen`] instead.
     pub fn preopen_mounts(&self, ctx: &wasi_common::WasiCtx) -> Result<()> {
+        if self.view.is_some() {
+            return Err(Error::NotSupported);
+        }
         for path in self.ns.mount_paths() {
             self.preopen(ctx, path, path)?;
         }
         Ok(())
     }
 
-    /// The whole contents of the file at `path`.
+    /// The whole contents of the file at `path`, following symlinks (see
+    /// [Authority](Vfs#authority)).
+    ///
+    /// A file too large for this process's memory fails with
+    /// [`Error::FileTooBig`] instead of aborting it; a guest can make a
+    /// sparse file of any size, so read such files with
+    /// [`Vfs::save_tar`] or in parts.
     pub fn read(&self, path: &str) -> Result<Vec<u8>> {
-        let (node, kind) = self.ns.find(self.at(path))?;
-        match kind {
-            FileKind::Dir => return Err(Error::IsDir),
-            FileKind::Symlink => return Err(Error::Loop),
-            FileKind::File => {}
+        self.read_with(path, true)
+    }
+
+    /// [`Vfs::read`] without following a final symlink: `path` naming one
+    /// fails with [`Error::Loop`], as `open(O_NOFOLLOW)` does.
+    pub fn read_nofollow(&self, path: &str) -> Result<Vec<u8>> {
+        self.read_with(path, false)
+    }
+
+    fn read_with(&self, path: &str, follow: bool) -> Result<Vec<u8>> {
+        let options = OpenOptions {
+            follow,
+            ..OpenOptions::default()
+        };
+        let (node, kind) = self.ns.open(self.at(path), options)?;
+        if kind == FileKind::Dir {
+            return Err(Error::IsDir);
         }
         let _open = self.ns.open_handle(node)?;
         let size = self.ns.metadata(node)?.size;
-        let mut buf = vec![0; usize::try_from(size).map_err(|_| Error::FileTooBig)?];
+        let size = usize::try_from(size).map_err(|_| Error::FileTooBig)?;
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(size)
+            .map_err(|_| Error::FileTooBig)?;
+        buf.resize(size, 0);
         let n = self.ns.read(node, 0, &mut [IoSliceMut::new(&mut buf)])?;
         buf.truncate(n);
         Ok(buf)
     }
 
-    /// Creates or replaces the contents of the file at `path`. The parent
-    /// directory must exist.
+    /// Creates or replaces the contents of the file at `path`, following
+    /// symlinks (see [Authority](Vfs#authority)). The parent directory
+    /// must exist.
     pub fn write(&self, path: &str, contents: impl AsRef<[u8]>) -> Result<()> {
+        self.write_with(path, true, contents.as_ref())
+    }
+
+    /// [`Vfs::write`] without following a final symlink: `path` naming one
+    /// fails with [`Error::Loop`] and nothing is written, as
+    /// `open(O_NOFOLLOW)` does.
+    pub fn write_nofollow(&self, path: &str, contents: impl AsRef<[u8]>) -> Result<()> {
+        self.write_with(path, false, contents.as_ref())
+    }
+
+    fn write_with(&self, path: &str, follow: bool, contents: &[u8]) -> Result<()> {
         let options = OpenOptions {
             create: true,
             truncate: true,
-            follow: true,
+            follow,
             write: true,
             ..OpenOptions::default()
         };
         let (node, _) = self.ns.open(self.at(path), options)?;
         let _open = self.ns.open_handle(node)?;
         self.ns
-            .write(node, WritePos::At(0), &[IoSlice::new(contents.as_ref())])?;
+            .write(node, WritePos::At(0), &[IoSlice::new(contents)])?;
         Ok(())
     }
 
@@ -236,20 +361,34 @@ impl Vfs {
     /// Creates `path` and any missing parents. Succeeds if it is already a
     /// directory.
     pub fn create_dir_all(&self, path: &str) -> Result<()> {
+        self.create_dir_all_recorded(path).map(drop)
+    }
+
+    /// [`Vfs::create_dir_all`], returning the directories it made, parents
+    /// first.
+    pub(crate) fn create_dir_all_recorded(&self, path: &str) -> Result<Vec<String>> {
         let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
         let mut prefix = String::new();
+        let mut made = Vec::new();
         for (i, component) in components.iter().enumerate() {
             prefix.push('/');
             prefix.push_str(component);
-            match self.ns.mkdir(self.at(&prefix)) {
-                Ok(_) => {}
-                Err(Error::Exists) if self.metadata(&prefix)?.is_dir() => {}
+            let failed = match self.ns.mkdir(self.at(&prefix)) {
+                Ok(_) => {
+                    made.push(prefix.clone());
+                    continue;
+                }
+                Err(Error::Exists) if self.metadata(&prefix).is_ok_and(|m| m.is_dir()) => continue,
                 // A non-directory in the middle of the path.
-                Err(Error::Exists) if i + 1 < components.len() => return Err(Error::NotDir),
-                Err(e) => return Err(e),
+                Err(Error::Exists) if i + 1 < components.len() => Error::NotDir,
+                Err(e) => e,
+            };
+            for dir in made.iter().rev() {
+                let _ = self.ns.rmdir(self.at(dir));
             }
+            return Err(failed);
         }
-        Ok(())
+        Ok(made)
     }
 
     /// The entries of the directory at `path`, without `.` and `..`, in
@@ -337,66 +476,6 @@ impl Vfs {
             atime.map(TimeSet::At),
             mtime.map(TimeSet::At),
         )
-    }
-
-    /// Copies the host directory `host_dir` (files, directories, symlinks,
-    /// their times and permission bits) into the tree at `vfs_path`,
-    /// creating it if needed.
-    ///
-    /// Symlinks are copied as symlinks, never followed, so a link in the
-    /// host tree cannot pull in anything outside it.
-    pub fn copy_in(&self, host_dir: impl AsRef<Path>, vfs_path: &str) -> Result<()> {
-        self.create_dir_all(vfs_path)?;
-        let mut pending = vec![(
-            host_dir.as_ref().to_path_buf(),
-            vfs_path.trim_end_matches('/').to_owned(),
-        )];
-        let mut dir_times = Vec::new();
-        while let Some((host, vfs)) = pending.pop() {
-            for entry in std::fs::read_dir(&host)? {
-                let entry = entry?;
-                let name = entry
-                    .file_name()
-                    .into_string()
-                    .map_err(|_| Error::Invalid)?;
-                let target = format!("{vfs}/{name}");
-                let meta = entry.metadata()?;
-                let file_type = meta.file_type();
-                if file_type.is_dir() {
-                    self.create_dir(&target)?;
-                    pending.push((entry.path(), target.clone()));
-                    dir_times.push((target, meta));
-                    continue;
-                } else if file_type.is_symlink() {
-                    let link = std::fs::read_link(entry.path())?;
-                    let link = link
-                        .into_os_string()
-                        .into_string()
-                        .map_err(|_| Error::Invalid)?;
-                    self.symlink(&link, &target)?;
-                    self.set_node_times(&target, false, &meta)?;
-                    continue;
-                } else if file_type.is_file() {
-                    self.write(&target, std::fs::read(entry.path())?)?;
-                    self.set_node_times(&target, false, &meta)?;
-                }
-            }
-        }
-        // Directory times last: filling a directory changes its mtime.
-        for (path, meta) in dir_times {
-            self.set_node_times(&path, false, &meta)?;
-        }
-        Ok(())
-    }
-
-    fn set_node_times(&self, path: &str, follow: bool, meta: &std::fs::Metadata) -> Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        let atime = meta.accessed().ok().map(TimeSet::At);
-        let mtime = meta.modified().ok().map(TimeSet::At);
-        if !meta.is_symlink() {
-            self.set_mode(path, meta.permissions().mode())?;
-        }
-        self.ns.set_times(self.at(path), follow, atime, mtime)
     }
 
     /// Sets the permission bits of `path` (following symlinks).

@@ -342,6 +342,12 @@ impl Namespace {
         self.store(node.mount).allocate(node.ino, end)
     }
 
+    /// The next run of stored bytes of a file: see
+    /// [`Storage::next_data`].
+    pub(crate) fn next_data(&self, node: Node, offset: u64) -> Result<Option<(u64, u64)>> {
+        self.store(node.mount).next_data(node.ino, offset)
+    }
+
     pub(crate) fn readlink(&self, node: Node) -> Result<String> {
         self.store(node.mount).readlink(node.ino)
     }

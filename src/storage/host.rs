@@ -466,6 +466,25 @@ impl Storage for HostDir {
             }
         }
     }
+
+    fn next_data(&self, ino: Ino, offset: u64) -> Result<Option<(u64, u64)>> {
+        use rustix::fs::SeekFrom;
+        use rustix::io::Errno;
+        let file = self.file(ino, false)?;
+        let size = file.metadata().map_err(host)?.len();
+        if offset >= size {
+            return Ok(None);
+        }
+        // Reads go through `pread`, so moving the shared offset is harmless.
+        let start = match rustix::fs::seek(&*file, SeekFrom::Data(offset)) {
+            Ok(start) => start,
+            Err(Errno::NXIO) => return Ok(None),
+            // A filesystem without hole reporting: all of it is data.
+            Err(_) => return Ok(Some((offset, size))),
+        };
+        let end = rustix::fs::seek(&*file, SeekFrom::Hole(start)).unwrap_or(size);
+        Ok((start < size).then_some((start, end.min(size))))
+    }
 }
 
 impl HostDir {

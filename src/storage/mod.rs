@@ -205,6 +205,20 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Gives back a handle taken by [`Storage::open`].
     fn release(&self, ino: Ino);
+
+    /// The first run of stored bytes of the regular file `ino` that ends
+    /// after `offset`, as `(start, end)` with `offset <= start < end`, the
+    /// way `SEEK_DATA` and then `SEEK_HOLE` find it; `None` when only a
+    /// hole (or nothing) lies past `offset`. Bytes outside every run read
+    /// as zeros. Saves and copies use it to keep holes as holes, so a
+    /// sparse file costs them its data, not its size.
+    ///
+    /// The default, for a store that keeps no holes, reports the rest of
+    /// the file as one run.
+    fn next_data(&self, ino: Ino, offset: u64) -> Result<Option<(u64, u64)>> {
+        let size = self.getattr(ino)?.size;
+        Ok((offset < size).then_some((offset, size)))
+    }
 }
 
 /// True when directory `dir` is `ancestor` or lies below it, walking up
@@ -283,5 +297,8 @@ impl Storage for Box<dyn Storage> {
     }
     fn release(&self, ino: Ino) {
         (**self).release(ino)
+    }
+    fn next_data(&self, ino: Ino, offset: u64) -> Result<Option<(u64, u64)>> {
+        (**self).next_data(ino, offset)
     }
 }

@@ -713,4 +713,12 @@ impl Storage for Overlay {
             }
         }
     }
+
+    fn next_data(&self, ino: Ino, offset: u64) -> Result<Option<(u64, u64)>> {
+        match self.inner.layers(ino)? {
+            (Some(u), _) => self.inner.upper.next_data(u, offset),
+            (None, Some(l)) => self.inner.lower.next_data(l, offset),
+            (None, None) => Err(Error::NotFound),
+        }
+    }
 }

@@ -102,4 +102,8 @@ impl<S: Storage> Storage for ReadOnly<S> {
     fn release(&self, ino: Ino) {
         self.inner.release(ino)
     }
+
+    fn next_data(&self, ino: Ino, offset: u64) -> Result<Option<(u64, u64)>> {
+        self.inner.next_data(ino, offset)
+    }
 }

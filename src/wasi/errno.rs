@@ -17,7 +17,7 @@ pub(crate) fn errno_of(e: &Error) -> Errno {
         Error::Invalid => Errno::Inval,
         Error::Escape | Error::NotPermitted => Errno::Perm,
         Error::ReadOnly => Errno::Rofs,
-        Error::CrossDevice => Errno::Xdev,
+        Error::CrossDevice | Error::OtherMount(_) => Errno::Xdev,
         Error::Busy => Errno::Busy,
         Error::NoSpace => Errno::Nospc,
         Error::FileTooBig => Errno::Fbig,
@@ -26,6 +26,7 @@ pub(crate) fn errno_of(e: &Error) -> Errno {
         Error::NotSupported => Errno::Notsup,
         Error::Io(_) | Error::HostDir { .. } => Errno::Io,
         Error::Mount { .. } | Error::Archive(_) => Errno::Inval,
+        Error::AtPath { source, .. } => errno_of(source),
     }
 }
 

@@ -151,6 +151,56 @@ impl FileData {
         }
     }
 
+    /// The first run of held bytes ending after `offset`, clipped to start
+    /// there: see [`Storage::next_data`](crate::storage::Storage::next_data).
+    /// A run spans consecutive chunks while each one before the last is
+    /// full.
+    pub(crate) fn next_data(&self, offset: u64) -> Option<(u64, u64)> {
+        if offset >= self.size {
+            return None;
+        }
+        let mut index = offset / CHUNK;
+        let (first, start) = loop {
+            let (i, len) = self.held_from(index)?;
+            let end = i * CHUNK + len;
+            if end > offset {
+                break (i, (i * CHUNK).max(offset));
+            }
+            index = i + 1;
+        };
+        let mut last = first;
+        let mut end = first * CHUNK + self.chunk(first).map_or(0, |c| c.len() as u64);
+        while end == (last + 1) * CHUNK {
+            match self.chunk(last + 1) {
+                Some(c) if c.len() > 0 => {
+                    last += 1;
+                    end = last * CHUNK + c.len() as u64;
+                }
+                _ => break,
+            }
+        }
+        Some((start, end.min(self.size)))
+    }
+
+    /// The first chunk at or after `index` holding any bytes: its index
+    /// and length.
+    fn held_from(&self, index: u64) -> Option<(u64, u64)> {
+        let from = usize::try_from(index).unwrap_or(usize::MAX);
+        if let Some(pos) = self
+            .dense
+            .get(from..)
+            .and_then(|rest| rest.iter().position(|c| c.len() > 0))
+        {
+            let i = index + pos as u64;
+            return self.chunk(i).map(|c| (i, c.len() as u64));
+        }
+        let sparse = self.sparse.as_ref()?;
+        sparse
+            .range(index..)
+            .find(|(_, c)| c.len() > 0)
+            .map(|(&i, c)| (i, c.len() as u64))
+    }
+
     /// Writes `bufs` at `offset`, growing the file; the caller has checked
     /// that `offset + total length` does not exceed the size limit.
     pub(crate) fn write(&mut self, offset: u64, bufs: &[IoSlice<'_>]) -> usize {
@@ -221,6 +271,24 @@ mod tests {
         assert_eq!(data.held_bytes(), cost((1 << 40) % CHUNK as usize + 4));
         assert!(data.dense.is_empty(), "a lone far chunk is kept sparse");
         assert_eq!(read_all(&data, (1 << 40) - 2, 6), b"\0\0tail");
+    }
+
+    #[test]
+    fn data_runs_skip_holes_and_join_full_chunks() {
+        let mut data = FileData::default();
+        assert_eq!(data.next_data(0), None);
+        data.write(10, &[IoSlice::new(&vec![1; CHUNK as usize * 2])]);
+        data.write(5 * CHUNK + 3, &[IoSlice::new(b"xyz")]);
+        data.set_size(9 * CHUNK);
+        let first = (10, 2 * CHUNK + 10);
+        assert_eq!(data.next_data(0), Some(first));
+        assert_eq!(data.next_data(CHUNK), Some((CHUNK, first.1)));
+        // The rest of the third chunk is a hole; the fourth and fifth hold nothing.
+        assert_eq!(data.next_data(first.1), Some((5 * CHUNK, 5 * CHUNK + 6)));
+        assert_eq!(data.next_data(5 * CHUNK + 4), Some((5 * CHUNK + 4, 5 * CHUNK + 6)));
+        assert_eq!(data.next_data(5 * CHUNK + 6), None);
+        data.set_size(5 * CHUNK + 4);
+        assert_eq!(data.next_data(5 * CHUNK), Some((5 * CHUNK, 5 * CHUNK + 4)));
     }
 
     #[test]

@@ -630,6 +630,16 @@ impl Storage for MemFs {
             self.forget_if_unused(ino, &st);
         }
     }
+
+    fn next_data(&self, ino: Ino, offset: u64) -> Result<Option<(u64, u64)>> {
+        let node = self.inode(ino)?;
+        let st = node.state.read();
+        match &st.body {
+            Body::File(f) => Ok(f.next_data(offset)),
+            Body::Dir(_) => Err(Error::IsDir),
+            Body::Symlink(_) => Err(Error::Invalid),
+        }
+    }
 }
 
 impl MemFs {
