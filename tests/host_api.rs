@@ -136,8 +136,9 @@ fn copy_in_brings_a_host_tree() {
     assert_eq!(vfs.metadata("/imported/src").unwrap().mtime, host_dir_mtime);
     assert!(matches!(
         vfs.copy_in(root.join("missing"), "/x"),
-        Err(Error::Io(_))
+        Err(Error::HostDir { .. })
     ));
+    assert!(vfs.symlink_metadata("/x").is_err(), "a failed copy made /x");
 }
 
 #[test]

@@ -65,7 +65,7 @@ fn first_line(e: &wasmtime::Error) -> String {
 
 fn run(args: &RunArgs) -> Result<i32, Failure> {
     let trees = setup::Trees::build(args)?;
-    trees.check_saves(args)?;
+    let saves = trees.check_saves(args)?;
     let module_name = args.module.display().to_string();
     let engine = Engine::new(&runtime::config()).map_err(|e| Failure::runtime(first_line(&e)))?;
     let module = Module::from_file(&engine, &args.module).map_err(|e| {
@@ -110,8 +110,14 @@ fn run(args: &RunArgs) -> Result<i32, Failure> {
         .map_err(|e| Failure::runtime(format!("{module_name}: {}", first_line(&e))))?;
     let outcome = guest.run(&mut store, &linker);
     drop(store);
-    // Saved whatever the guest's status.
-    trees.save(args)?;
+    // Saved whatever the guest's status; one failed save skips no other.
+    let mut failed = trees.save(&saves);
+    if let Some(last) = failed.pop() {
+        for f in failed {
+            eprintln!("error: {}", f.message);
+        }
+        return Err(last);
+    }
     match outcome {
         Ok(status) => Ok(status),
         Err(e)

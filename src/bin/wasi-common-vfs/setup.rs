@@ -5,7 +5,11 @@
 use crate::Failure;
 use crate::args::{Preopen, RunArgs, Store};
 use crate::progress;
-use std::path::Path;
+use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt};
+use cap_std::fs::{Dir, OpenOptions};
+use std::ffi::{OsStr, OsString};
+use std::hash::BuildHasher;
+use std::path::{Path, PathBuf};
 use wasi_common::WasiCtx;
 use wasi_common_vfs::{HostDir, Limits, MemFs, Overlay, Storage, Vfs};
 
@@ -132,47 +136,121 @@ impl Trees {
             .map(|(_, vfs)| (vfs, "/".to_owned()))
     }
 
-    /// Checks, before the guest runs, that every `--save` names a tree.
-    pub fn check_saves(&self, args: &RunArgs) -> Result<(), Failure> {
+    /// Checks, before the guest runs, that every `--save` names a tree and
+    /// a place an archive can be written, so a typo costs no guest work.
+    /// The destination directories are opened now: what the guest does to
+    /// host paths meanwhile cannot move where the archives land.
+    pub fn check_saves(&self, args: &RunArgs) -> Result<Vec<SaveTarget>, Failure> {
+        let mut targets = Vec::new();
         for (guest, file) in &args.saves {
+            let named = |what: String| {
+                Failure::usage(format!("--save {guest}={}: {what}", file.display()))
+            };
             if self.find(guest).is_none() {
-                return Err(Failure::usage(format!(
-                    "--save {guest}={}: no mount or preopen named {guest}",
-                    file.display()
+                return Err(named(format!("no mount or preopen named {guest}")));
+            }
+            let (Some(name), parent) = (file.file_name(), file.parent()) else {
+                return Err(named("not a file name".into()));
+            };
+            let parent = match parent {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            let dir = Dir::open_ambient_dir(&parent, cap_std::ambient_authority()).map_err(|e| {
+                named(format!("cannot open the directory {}: {e}", parent.display()))
+            })?;
+            if dir.symlink_metadata(name).is_ok_and(|m| m.is_dir()) {
+                return Err(named("a directory is in the way".into()));
+            }
+            // Writable: a probe file, made and removed as the archive will be.
+            let (probe, probe_name) = create_temp(&dir, name).map_err(|e| {
+                named(format!("cannot write in the directory {}: {e}", parent.display()))
+            })?;
+            drop(probe);
+            let _ = dir.remove_file(&probe_name);
+            targets.push(SaveTarget {
+                guest: guest.clone(),
+                file: file.clone(),
+                dir,
+                name: name.to_owned(),
+            });
+        }
+        Ok(targets)
+    }
+
+    /// Writes each `--save` archive to a fresh temporary file beside its
+    /// destination, created exclusively (so never through a symlink), and
+    /// renames it into place once complete. A failed save does not stop
+    /// the others; every failure is returned, naming the tree and the
+    /// entry.
+    pub fn save(&self, targets: &[SaveTarget]) -> Vec<Failure> {
+        let mut failures = Vec::new();
+        for target in targets {
+            if let Err(e) = self.save_one(target) {
+                failures.push(Failure::runtime(format!(
+                    "--save {}={}: {e}",
+                    target.guest,
+                    target.file.display()
                 )));
             }
         }
-        Ok(())
+        failures
     }
 
-    /// Writes each `--save` archive: to a temporary file beside it, then
-    /// renamed into place, so a reader never sees half an archive.
-    pub fn save(&self, args: &RunArgs) -> Result<(), Failure> {
-        for (guest, file) in &args.saves {
-            let named = |e: &dyn std::fmt::Display| {
-                Failure::runtime(format!("--save {guest}={}: {e}", file.display()))
-            };
-            let (vfs, path) = self.find(guest).ok_or_else(|| named(&"no such tree"))?;
-            let size = progress::tree_size(vfs, &path);
-            let mut temp_name = file.as_os_str().to_owned();
-            temp_name.push(format!(".tmp-{}", std::process::id()));
-            let temp = Path::new(&temp_name);
-            let result = std::fs::File::create(temp)
-                .map_err(|e| named(&e))
-                .and_then(|f| {
-                    let writer = progress::writer(
-                        std::io::BufWriter::new(f),
-                        size,
-                        &format!("saving {}", file.display()),
-                    );
-                    vfs.save_tar(&path, writer).map_err(|e| named(&e))?;
-                    std::fs::rename(temp, file).map_err(|e| named(&e))
-                });
-            if result.is_err() {
-                let _ = std::fs::remove_file(temp);
-            }
-            result?;
+    fn save_one(&self, target: &SaveTarget) -> Result<(), Box<dyn std::error::Error>> {
+        let (vfs, path) = self.find(&target.guest).ok_or("no such tree")?;
+        let size = progress::tree_size(vfs, &path);
+        let (file, temp) = create_temp(&target.dir, &target.name)?;
+        let written = (|| -> Result<(), Box<dyn std::error::Error>> {
+            let writer = progress::writer(
+                std::io::BufWriter::new(file),
+                size,
+                &format!("saving {}", target.file.display()),
+            );
+            vfs.save_tar(&path, writer)
+                .map_err(|e| format!("tree {}: {e}", target.guest))?;
+            Ok(())
+        })()
+        .and_then(|()| {
+            target.dir.rename(&temp, &target.dir, &target.name)?;
+            Ok(())
+        });
+        if written.is_err() {
+            let _ = target.dir.remove_file(&temp);
         }
-        Ok(())
+        written
     }
+}
+
+/// Where one `--save` archive goes: its directory, opened before the guest
+/// ran, and its name there.
+pub struct SaveTarget {
+    guest: String,
+    file: PathBuf,
+    dir: Dir,
+    name: OsString,
+}
+
+/// A new file beside `name` in `dir`, with a name nobody could have
+/// guessed, created exclusively: a symlink or file already there makes it
+/// try another name, never follows or truncates it.
+fn create_temp(dir: &Dir, name: &OsStr) -> std::io::Result<(cap_std::fs::File, OsString)> {
+    let state = std::collections::hash_map::RandomState::new();
+    let mut last = None;
+    for attempt in 0u32..16 {
+        let mut temp = OsString::from(".");
+        temp.push(name);
+        temp.push(format!(".tmp-{:016x}", state.hash_one(attempt)));
+        let mut options = OpenOptions::new();
+        options
+            .write(true)
+            .create_new(true)
+            .follow(FollowSymlinks::No);
+        match dir.open_with(&temp, &options) {
+            Ok(file) => return Ok((file, temp)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no free temporary name")))
 }

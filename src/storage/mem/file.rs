@@ -280,7 +280,9 @@ mod tests {
         data.write(10, &[IoSlice::new(&vec![1; CHUNK as usize * 2])]);
         data.write(5 * CHUNK + 3, &[IoSlice::new(b"xyz")]);
         data.set_size(9 * CHUNK);
-        let first = (10, 2 * CHUNK + 10);
+        // A chunk holds its bytes from its start: the ten zeros before the
+        // write are stored, not a hole.
+        let first = (0, 2 * CHUNK + 10);
         assert_eq!(data.next_data(0), Some(first));
         assert_eq!(data.next_data(CHUNK), Some((CHUNK, first.1)));
         // The rest of the third chunk is a hole; the fourth and fifth hold nothing.
