@@ -11,11 +11,11 @@
 //! slashes and a final `/.`, the largest file size, `fd_allocate`, readdir
 //! cookies) are not generated.
 
+mod common;
+
+use common::now;
 use proptest::prelude::*;
-use std::future::Future;
 use std::io::{IoSlice, IoSliceMut};
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 use wasi_common::dir::{OpenResult, ReaddirCursor};
 use wasi_common::file::{FdFlags, FileType, OFlags};
 use wasi_common::snapshots::preview_1::types::Errno;
@@ -24,13 +24,6 @@ use wasi_common_vfs::{HostDir, Overlay, Vfs};
 
 /// The value of a call that completes at once, as every call of both
 /// directories does.
-fn now<T>(f: impl Future<Output = T>) -> T {
-    match pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => v,
-        Poll::Pending => panic!("a synchronous WasiDir call was pending"),
-    }
-}
-
 #[derive(Debug, Clone)]
 enum Call {
     Create {

@@ -45,7 +45,7 @@ pub(crate) fn read_map(reader: &mut impl Read, real_size: u64) -> Result<(Vec<(u
     loop {
         reader
             .read_exact(&mut block)
-            .map_err(|_| bad("the archive ends inside it"))?;
+            .map_err(|_| bad("the archive is truncated inside it"))?;
         taken += BLOCK as u64;
         for &byte in &block {
             let Some(n) = numbers.push(byte).map_err(bad)? else {

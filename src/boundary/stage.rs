@@ -404,6 +404,15 @@ impl Stage {
                         work.push((staged, node, rel));
                         continue;
                     }
+                    (FileKind::Dir, Some((_, existing))) if !self.named_dir(from_dir, &name)? => {
+                        // A parent made for deeper entries, where the tree
+                        // has a symlink or file: the entries would go
+                        // through it.
+                        let what = if existing == FileKind::Symlink { "a symlink" } else { "a file" };
+                        return Err(Error::Archive(format!(
+                            "{rel}: the tree has {what} there, and nothing is written through one"
+                        )));
+                    }
                     (_, Some((node, FileKind::Dir))) => {
                         if !self.list_page(node, 1).map_err(at)?.is_empty() {
                             return Err(Error::Archive(format!(
@@ -428,6 +437,13 @@ impl Stage {
             }
         }
         Ok(())
+    }
+
+    /// True when the staged directory `dir/name` was named by the source
+    /// itself, not made as a parent of deeper entries.
+    fn named_dir(&self, dir: Node, name: &str) -> Result<bool> {
+        let (node, _) = self.ns.lookup(dir, name)?;
+        Ok(self.dir_attrs.iter().any(|(n, _)| *n == node))
     }
 
     fn set_aside(&self, dir: Node, name: &str, count: &mut u64, journal: &mut Vec<Step>) -> Result<()> {

@@ -59,12 +59,37 @@ impl Vfs {
     /// ```
     pub fn load_tar(&self, reader: impl Read, vfs_path: &str) -> Result<()> {
         let mut stage = Stage::new(self, vfs_path)?;
-        let mut archive = tar::Archive::new(reader);
-        let entries = archive.entries().map_err(corrupt)?;
-        for entry in entries {
+        let mut archive = tar::Archive::new(EndWatch {
+            inner: reader,
+            ran_out: false,
+        });
+        for entry in archive.entries().map_err(corrupt)? {
             load_entry(&mut stage, entry.map_err(corrupt)?)?;
         }
+        // The entries end at the end-of-archive block or where the stream
+        // does; only the block tells a whole archive from a cut one.
+        if archive.into_inner().ran_out {
+            return Err(Error::Archive(
+                "the archive is truncated: it ends without its end-of-archive block".into(),
+            ));
+        }
         stage.commit()
+    }
+}
+
+/// A reader that remembers whether its stream ran out.
+struct EndWatch<R> {
+    inner: R,
+    ran_out: bool,
+}
+
+impl<R: Read> Read for EndWatch<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.ran_out = true;
+        }
+        Ok(n)
     }
 }
 
@@ -254,7 +279,7 @@ fn copy_run(
         let want = usize::try_from(len - done).map_or(CHUNK, |left| left.min(CHUNK));
         let chunk = &mut buf[..want];
         data.read_exact(chunk).map_err(|_| {
-            Error::Archive("the archive ends inside an entry's data".into())
+            Error::Archive("the archive is truncated: it ends inside an entry's data".into())
         })?;
         if !(skip_zeros && chunk.iter().all(|&b| b == 0)) {
             sink.write_at(offset + done, chunk)?;

@@ -437,3 +437,28 @@ pub fn differential_seeded(
     }
     first.unwrap_or_default()
 }
+
+/// The value of a future that is ready at once, as every `WasiDir` and
+/// `WasiFile` call of this crate is.
+pub fn now<T>(f: impl std::future::Future<Output = T>) -> T {
+    use std::task::{Context, Poll, Waker};
+    match std::pin::pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("a synchronous WasiDir call was pending"),
+    }
+}
+
+/// Writes `data` at `offset` of the file `path` (created if missing), as a
+/// guest's `pwrite` does: the host API only writes whole files.
+pub fn write_at(vfs: &Vfs, path: &str, offset: u64, data: &[u8]) {
+    use wasi_common::WasiDir;
+    use wasi_common::dir::OpenResult;
+    use wasi_common::file::{FdFlags, OFlags};
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let dir = vfs.wasi_dir(if dir.is_empty() { "/" } else { dir }).unwrap();
+    let opened = now(dir.open_file(false, name, OFlags::CREATE, false, true, FdFlags::empty()));
+    let Ok(OpenResult::File(file)) = opened else {
+        panic!("{path} did not open as a file");
+    };
+    now(file.write_vectored_at(&[std::io::IoSlice::new(data)], offset)).unwrap();
+}

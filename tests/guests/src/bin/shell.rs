@@ -5,14 +5,51 @@
 //! `cat PATH`, `ls PATH`, `write PATH TEXT` (like `echo TEXT > PATH`),
 //! `append PATH TEXT` (like `printf TEXT >> PATH`),
 //! `mkdir PATH`, `rm PATH`, `rmdir PATH`, `mv FROM TO`, `ln FROM TO` (a hard
-//! link), `fill PATH BYTES`, `touch-many PREFIX N`, `open-many PATH N`.
+//! link), `fill PATH BYTES`, `touch-many PREFIX N`, `open-many PATH N`,
+//! `truncate PATH SIZE`, `symlink TARGET PATH` (like `ln -s`),
+//! `plant PREFIX FROM TO TARGET` (symlinks `PREFIX{FROM..TO}` to TARGET).
 
 use std::fs;
 use std::io::Write;
 
+/// `path_symlink` in the directory holding `path`, which std has no
+/// stable call for on WASI.
+fn symlink(target: &str, path: &str) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (dir, name) = match path.rsplit_once('/') {
+        Some(("", name)) => ("/", name),
+        Some((dir, name)) => (dir, name),
+        None => (".", path),
+    };
+    let dir = fs::File::open(dir)?;
+    // SAFETY: `dir` is an open descriptor for the whole call.
+    unsafe { wasi::path_symlink(target, dir.as_raw_fd() as u32, name) }
+        .map_err(|e| std::io::Error::from_raw_os_error(e.raw() as i32))
+}
+
 fn run(cmd: &str) -> std::io::Result<String> {
     let words: Vec<&str> = cmd.splitn(3, ' ').collect();
+    if let Some(rest) = cmd.strip_prefix("plant ") {
+        let w: Vec<&str> = rest.split(' ').collect();
+        let [prefix, from, to, target] = w[..] else {
+            panic!("plant PREFIX FROM TO TARGET");
+        };
+        let (from, to): (u64, u64) = (from.parse().unwrap_or(0), to.parse().unwrap_or(0));
+        let mut made = 0;
+        for n in from..to {
+            if symlink(target, &format!("{prefix}{n}")).is_ok() {
+                made += 1;
+            }
+        }
+        return Ok(format!("planted {made}"));
+    }
     match words.as_slice() {
+        ["truncate", path, size] => {
+            let size: u64 = size.parse().unwrap_or(0);
+            let f = fs::OpenOptions::new().write(true).create(true).open(path)?;
+            f.set_len(size).map(|_| String::new())
+        }
+        ["symlink", target, path] => symlink(target, path).map(|_| String::new()),
         ["cat", path] => Ok(fs::read_to_string(path)?),
         ["ls", path] => {
             let mut names: Vec<String> = fs::read_dir(path)?

@@ -1,0 +1,540 @@
+//! Where the tree meets the host, tried as an attacker would: archives that
+//! plant symlinks and write through them, archives that reach into other
+//! mounts, sparse files of 2^62 bytes, trees deeper than any path, host
+//! copies bigger than the budget, and the host API reading what a guest
+//! planted. Whatever is refused changes nothing.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+use wasi_common_vfs::{Error, HostDir, Limits, MemFs, Vfs};
+
+/// Everything below the directory `view` shows, walked through confined
+/// views so paths of any length work: kind, mode, mtime, nlink and
+/// contents or target, by path. Hard links show as one inode number per
+/// group, counted in the order met.
+fn snapshot(vfs: &Vfs, dir: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut inodes: BTreeMap<(u64, u64), usize> = BTreeMap::new();
+    let mut pending = vec![(vfs.subtree(dir).unwrap(), String::new())];
+    while let Some((view, rel)) = pending.pop() {
+        for entry in view.read_dir("/").unwrap() {
+            let path = format!("{rel}/{}", entry.name);
+            let m = view.symlink_metadata(&entry.name).unwrap();
+            let mtime = m.mtime.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+            let mut what = format!("mode {:o} mtime {mtime:?}", m.mode);
+            if m.is_dir() {
+                what.push_str(" dir");
+                pending.push((view.subtree(&entry.name).unwrap(), path.clone()));
+            } else if m.is_symlink() {
+                what.push_str(&format!(" -> {}", view.read_link(&entry.name).unwrap()));
+            } else {
+                let next = inodes.len();
+                let id = *inodes.entry((m.dev, m.ino)).or_insert(next);
+                what.push_str(&format!(" file #{id} nlink {} size {}", m.nlink, m.size));
+                if m.size <= 1 << 20 {
+                    let data = view.read_nofollow(&entry.name).unwrap();
+                    what.push_str(&format!(" {:?}", String::from_utf8_lossy(&data)));
+                }
+            }
+            out.insert(path, what);
+        }
+    }
+    out
+}
+
+/// A ustar header for `path`, written into the field directly so that
+/// hostile names get through the tar crate's own checks.
+fn raw_header(kind: tar::EntryType, path: &str, size: u64) -> tar::Header {
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(kind);
+    header.set_mode(0o644);
+    header.set_size(size);
+    header.set_mtime(1_600_000_000);
+    let field = &mut header.as_old_mut().name;
+    field[..path.len()].copy_from_slice(path.as_bytes());
+    header
+}
+
+/// Archive entries, in order.
+enum Entry<'a> {
+    File(&'a str, &'a [u8]),
+    Dir(&'a str),
+    Symlink(&'a str, &'a str),
+    HardLink(&'a str, &'a str),
+    Special(tar::EntryType, &'a str),
+}
+
+fn archive(entries: &[Entry<'_>]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for entry in entries {
+        let (mut header, data): (tar::Header, &[u8]) = match entry {
+            Entry::File(path, data) => (
+                raw_header(tar::EntryType::Regular, path, data.len() as u64),
+                data,
+            ),
+            Entry::Dir(path) => (raw_header(tar::EntryType::Directory, path, 0), b""),
+            Entry::Symlink(path, target) | Entry::HardLink(path, target) => {
+                let kind = match entry {
+                    Entry::Symlink(..) => tar::EntryType::Symlink,
+                    _ => tar::EntryType::Link,
+                };
+                let mut header = raw_header(kind, path, 0);
+                header.set_link_name_literal(target).unwrap();
+                (header, b"")
+            }
+            Entry::Special(kind, path) => (raw_header(*kind, path, 0), b""),
+        };
+        header.set_cksum();
+        builder.append(&header, data).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
+
+/// A tree with a target directory `/t` to load into, a secret beside it,
+/// a symlink in the target that leads to the secret, and another store
+/// mounted below the target (a host directory, returned).
+fn tree_with_a_mount_below() -> (Vfs, tempfile::TempDir) {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("on-host.txt"), b"host data").unwrap();
+    let vfs = Vfs::builder()
+        .mount("/t/out", HostDir::open(host.path()).unwrap())
+        .build()
+        .unwrap();
+    vfs.create_dir_all("/secret").unwrap();
+    vfs.write("/secret/key", b"hunter2").unwrap();
+    vfs.write("/t/kept.txt", b"before").unwrap();
+    vfs.symlink("/secret", "/t/to-secret").unwrap();
+    vfs.symlink("../secret/key", "/t/key-link").unwrap();
+    (vfs, host)
+}
+
+fn host_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Loads `bytes` into `/t`, which must be refused with a message naming
+/// `names`, and must leave the whole tree and the host directory as they
+/// were.
+fn refused_and_nothing_changed(bytes: &[u8], names: &[&str]) -> Error {
+    let (vfs, host) = tree_with_a_mount_below();
+    let before = snapshot(&vfs, "/");
+    let host_before = host_files(host.path());
+    let e = vfs.load_tar(bytes, "/t").unwrap_err();
+    for name in names {
+        assert!(e.to_string().contains(name), "{name} in {e}");
+    }
+    assert_eq!(snapshot(&vfs, "/"), before, "after {e}");
+    assert_eq!(host_files(host.path()), host_before, "after {e}");
+    e
+}
+
+#[test]
+fn an_archive_symlink_is_never_written_through() {
+    // The attack: a symlink to `/`, then a file below it.
+    let bytes = archive(&[
+        Entry::File("first.txt", b"loaded before the bad entry"),
+        Entry::Symlink("s", "/"),
+        Entry::File("s/secret/pwned.txt", b"pwned"),
+    ]);
+    refused_and_nothing_changed(&bytes, &["s/secret/pwned.txt", "symlink"]);
+    // A relative one that climbs out, then a directory through it.
+    let bytes = archive(&[
+        Entry::Symlink("up", "../.."),
+        Entry::Dir("up/secret/newdir/"),
+    ]);
+    refused_and_nothing_changed(&bytes, &["up/secret/newdir", "symlink"]);
+}
+
+#[test]
+fn a_later_entry_replaces_an_earlier_symlink_instead_of_writing_through_it() {
+    let (vfs, _host) = tree_with_a_mount_below();
+    let bytes = archive(&[
+        Entry::Symlink("x", "../secret/key"),
+        Entry::File("x", b"replaced"),
+    ]);
+    vfs.load_tar(&bytes[..], "/t").unwrap();
+    assert!(vfs.symlink_metadata("/t/x").unwrap().is_file());
+    assert_eq!(vfs.read("/t/x").unwrap(), b"replaced");
+    assert_eq!(vfs.read("/secret/key").unwrap(), b"hunter2");
+}
+
+#[test]
+fn symlinks_already_in_the_tree_are_replaced_or_refused_never_followed() {
+    // A file entry where the tree has a symlink replaces the link.
+    let (vfs, _host) = tree_with_a_mount_below();
+    let bytes = archive(&[Entry::File("key-link", b"mine")]);
+    vfs.load_tar(&bytes[..], "/t").unwrap();
+    assert_eq!(vfs.read_nofollow("/t/key-link").unwrap(), b"mine");
+    assert_eq!(vfs.read("/secret/key").unwrap(), b"hunter2");
+    // An entry below a symlink the tree holds is refused.
+    let bytes = archive(&[Entry::File("to-secret/key", b"pwned")]);
+    refused_and_nothing_changed(&bytes, &["to-secret", "symlink"]);
+    let bytes = archive(&[Entry::File("kept.txt/below", b"x")]);
+    refused_and_nothing_changed(&bytes, &["kept.txt"]);
+    // A directory entry of that name replaces the link, as a file does.
+    let (vfs, _host) = tree_with_a_mount_below();
+    let bytes = archive(&[Entry::Dir("to-secret/"), Entry::File("to-secret/key", b"mine")]);
+    vfs.load_tar(&bytes[..], "/t").unwrap();
+    assert!(vfs.symlink_metadata("/t/to-secret").unwrap().is_dir());
+    assert_eq!(vfs.read("/secret/key").unwrap(), b"hunter2");
+}
+
+#[test]
+fn no_entry_lands_in_another_mount_below_the_target() {
+    for bytes in [
+        archive(&[
+            Entry::File("a.txt", b"fine on its own"),
+            Entry::File("out/run.sh", b"#!/bin/sh\necho pwned\n"),
+        ]),
+        archive(&[Entry::Dir("out/")]),
+        archive(&[Entry::File("out", b"not a directory")]),
+    ] {
+        let e = refused_and_nothing_changed(&bytes, &["out"]);
+        assert!(matches!(e, Error::OtherMount(_)), "{e}");
+    }
+}
+
+#[test]
+fn absolute_names_dotdot_and_special_entries_are_refused_by_name() {
+    for (bytes, name) in [
+        (archive(&[Entry::File("/abs.txt", b"x")]), "/abs.txt"),
+        (archive(&[Entry::File("a/../../up.txt", b"x")]), "up.txt"),
+        (archive(&[Entry::Dir("../")]), ".."),
+        (
+            archive(&[Entry::Special(tar::EntryType::Fifo, "pipe")]),
+            "pipe",
+        ),
+        (
+            archive(&[Entry::Special(tar::EntryType::Char, "tty")]),
+            "tty",
+        ),
+        (
+            archive(&[Entry::Special(tar::EntryType::Block, "sda")]),
+            "sda",
+        ),
+        (archive(&[Entry::Symlink("../out-link", "x")]), "out-link"),
+    ] {
+        let e = refused_and_nothing_changed(&bytes, &[name]);
+        assert!(matches!(e, Error::Archive(_)), "{e}");
+    }
+}
+
+#[test]
+fn hard_links_reach_only_earlier_entries_of_the_archive() {
+    for bytes in [
+        archive(&[Entry::HardLink("l", "kept.txt")]),
+        archive(&[Entry::HardLink("l", "../secret/key")]),
+        archive(&[Entry::HardLink("l", "/secret/key")]),
+        archive(&[Entry::HardLink("l", "later"), Entry::File("later", b"x")]),
+        archive(&[Entry::Dir("d/"), Entry::HardLink("l", "d")]),
+        archive(&[
+            Entry::Symlink("s", "/secret"),
+            Entry::HardLink("l", "s/key"),
+        ]),
+    ] {
+        refused_and_nothing_changed(&bytes, &["l"]);
+    }
+    let (vfs, _host) = tree_with_a_mount_below();
+    let bytes = archive(&[
+        Entry::File("a", b"shared"),
+        Entry::HardLink("b", "a"),
+        Entry::HardLink("sub/c", "./a"),
+    ]);
+    vfs.load_tar(&bytes[..], "/t").unwrap();
+    let a = vfs.metadata("/t/a").unwrap();
+    assert_eq!((a.nlink, vfs.metadata("/t/sub/c").unwrap().ino), (3, a.ino));
+}
+
+#[test]
+fn a_corrupt_or_truncated_archive_changes_nothing() {
+    let big = vec![7u8; 200_000];
+    let bytes = archive(&[
+        Entry::File("kept.txt", b"would replace"),
+        Entry::File("new.txt", b"new"),
+        Entry::File("big.bin", &big),
+    ]);
+    // Cut inside a header, inside data, inside padding, at an entry's
+    // boundary and at the end-of-archive blocks.
+    for cut in [0, 700, 1024, 1500, 2048, 100_000, bytes.len() - 1024 - 512 - 1, bytes.len() - 1024] {
+        refused_and_nothing_changed(&bytes[..cut], &["truncated"]);
+    }
+    let mut corrupt = bytes.clone();
+    corrupt[1024 + 148] ^= 0x55; // a checksum byte of the second header
+    refused_and_nothing_changed(&corrupt, &["corrupt"]);
+}
+
+#[test]
+fn a_load_that_runs_out_of_space_changes_nothing() {
+    let vfs = Vfs::builder()
+        .limits(Limits {
+            bytes: Some(1 << 20),
+            ..Limits::default()
+        })
+        .build()
+        .unwrap();
+    vfs.write("/kept.txt", b"before").unwrap();
+    let before = snapshot(&vfs, "/");
+    let big = vec![1u8; 2 << 20];
+    let bytes = archive(&[Entry::File("kept.txt", b"after"), Entry::File("big", &big)]);
+    let e = vfs.load_tar(&bytes[..], "/").unwrap_err();
+    assert!(matches!(e.innermost(), Error::NoSpace), "{e}");
+    assert!(e.to_string().contains("big"), "{e}");
+    assert_eq!(snapshot(&vfs, "/"), before);
+    // And the space is all given back: the same archive without the big
+    // file loads.
+    let bytes = archive(&[Entry::File("kept.txt", b"after")]);
+    vfs.load_tar(&bytes[..], "/").unwrap();
+    assert_eq!(vfs.read("/kept.txt").unwrap(), b"after");
+}
+
+#[test]
+fn loading_into_a_missing_directory_makes_it_and_a_failure_removes_it() {
+    let vfs = Vfs::new();
+    let bad = archive(&[Entry::File("ok", b"x"), Entry::File("/abs", b"x")]);
+    vfs.load_tar(&bad[..], "/new/deep/dir").unwrap_err();
+    assert!(vfs.read_dir("/").unwrap().is_empty());
+    let good = archive(&[Entry::File("ok", b"x")]);
+    vfs.load_tar(&good[..], "/new/deep/dir").unwrap();
+    assert_eq!(vfs.read("/new/deep/dir/ok").unwrap(), b"x");
+    assert_eq!(
+        vfs.read_dir("/new/deep/dir").unwrap().len(),
+        1,
+        "no staging directory is left behind"
+    );
+}
+
+const SPARSE_SIZE: u64 = 1 << 62;
+
+#[test]
+fn a_2_62_byte_sparse_file_saves_in_kilobytes_and_loads_back_as_holes() {
+    let small = Limits {
+        bytes: Some(16 << 20),
+        ..Limits::default()
+    };
+    let vfs = Vfs::builder().limits(small).build().unwrap();
+    vfs.write("/sparse", b"").unwrap();
+    vfs.set_len("/sparse", SPARSE_SIZE).unwrap();
+    // Data in the middle of a hole, and in the last 64 KiB (the in-memory
+    // store keeps data in 64 KiB chunks, from the chunk's start).
+    common::write_at(&vfs, "/sparse", 1 << 40, b"in the middle");
+    common::write_at(&vfs, "/sparse", SPARSE_SIZE - (64 << 10), b"end");
+    common::write_at(&vfs, "/holes", 2 << 20, b"x");
+    vfs.set_len("/holes", 3 << 20).unwrap();
+    let mut bytes = Vec::new();
+    vfs.save_tar("/", &mut bytes).unwrap();
+    assert!(bytes.len() < 16 * 1024, "{} bytes", bytes.len());
+
+    let copy = Vfs::builder().limits(small).build().unwrap();
+    copy.load_tar(&bytes[..], "/").unwrap();
+    assert_eq!(copy.metadata("/sparse").unwrap().size, SPARSE_SIZE);
+    let mut holes = vec![0; 3 << 20];
+    holes[2 << 20] = b'x';
+    assert_eq!(copy.read("/holes").unwrap(), holes);
+    let mut again = Vec::new();
+    copy.save_tar("/", &mut again).unwrap();
+    assert_eq!(again, bytes, "saved again, the archive is the same");
+}
+
+#[test]
+fn sparse_entries_are_ones_gnu_tar_reads() {
+    let vfs = Vfs::new();
+    vfs.write("/f", b"head").unwrap();
+    common::write_at(&vfs, "/f", 5 << 20, b"tail");
+    let mut bytes = Vec::new();
+    vfs.save_tar("/", &mut bytes).unwrap();
+    let mut entries = tar::Archive::new(&bytes[..]);
+    let mut entry = entries
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .find(|e| e.header().entry_type() == tar::EntryType::Regular)
+        .unwrap();
+    let records: Vec<(String, String)> = entry
+        .pax_extensions()
+        .unwrap()
+        .unwrap()
+        .map(|r| {
+            let r = r.unwrap();
+            (r.key().unwrap().to_owned(), r.value().unwrap().to_owned())
+        })
+        .collect();
+    for (key, value) in [
+        ("GNU.sparse.major", "1"),
+        ("GNU.sparse.minor", "0"),
+        ("GNU.sparse.name", "f"),
+        ("GNU.sparse.realsize", &((5 << 20) + 4).to_string()),
+    ] {
+        assert!(
+            records.contains(&(key.to_owned(), value.to_owned())),
+            "{key}={value} in {records:?}"
+        );
+    }
+    // The map, then the runs: the first chunk (which holds "head") and the
+    // last one.
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+    assert!(data.starts_with(b"2\n0\n4\n5242880\n4\n"), "{:?}", &data[..20]);
+    assert_eq!(&data[512..], b"headtail");
+}
+
+/// A chain of directories whose full path is `depth * (name + 1)` bytes.
+fn deep_tree(vfs: &Vfs, depth: usize, name: &str) {
+    let mut view = vfs.subtree("/").unwrap();
+    for _ in 0..depth {
+        view.create_dir(name).unwrap();
+        view = view.subtree(name).unwrap();
+    }
+    view.write("bottom.txt", b"deep").unwrap();
+    view.symlink(&"../".repeat(depth), "to-top").unwrap();
+}
+
+#[test]
+fn trees_deeper_than_any_path_save_and_load() {
+    let vfs = Vfs::new();
+    let name = "d".repeat(200);
+    deep_tree(&vfs, 60, &name); // paths of about 12,000 bytes
+    let mut bytes = Vec::new();
+    vfs.save_tar("/", &mut bytes).unwrap();
+    let copy = Vfs::new();
+    copy.load_tar(&bytes[..], "/").unwrap();
+    let original = snapshot(&vfs, "/");
+    assert!(original.keys().any(|k| k.len() > 4096 && k.ends_with("bottom.txt")));
+    assert_eq!(snapshot(&copy, "/"), original);
+}
+
+#[test]
+fn saves_keep_times_to_the_nanosecond_modes_and_links() {
+    let vfs = Vfs::new();
+    vfs.create_dir_all("/d/e").unwrap();
+    vfs.write("/d/e/f", b"data").unwrap();
+    vfs.hard_link("/d/e/f", "/d/g").unwrap();
+    vfs.symlink("e/f", "/d/link").unwrap();
+    vfs.set_mode("/d/e/f", 0o640).unwrap();
+    vfs.set_mode("/d/e", 0o700).unwrap();
+    let t = SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
+    vfs.set_times("/d/e/f", None, Some(t)).unwrap();
+    vfs.set_times("/d/e", None, Some(t + Duration::from_nanos(1))).unwrap();
+    let mut bytes = Vec::new();
+    vfs.save_tar("/d", &mut bytes).unwrap();
+    let copy = Vfs::new();
+    copy.load_tar(&bytes[..], "/d").unwrap();
+    assert_eq!(snapshot(&copy, "/d"), snapshot(&vfs, "/d"));
+}
+
+#[test]
+fn copy_in_keeps_holes_charges_first_and_is_all_or_nothing() {
+    let host = tempfile::tempdir().unwrap();
+    let big = std::fs::File::create(host.path().join("sparse.img")).unwrap();
+    big.set_len(1 << 30).unwrap();
+    let small = std::fs::File::create(host.path().join("small.img")).unwrap();
+    small.set_len(3 << 20).unwrap();
+    std::os::unix::fs::FileExt::write_at(&small, b"middle", 2 << 20).unwrap();
+    let limited = Limits {
+        bytes: Some(16 << 20),
+        ..Limits::default()
+    };
+    let vfs = Vfs::builder().limits(limited).build().unwrap();
+    vfs.copy_in(host.path(), "/in").unwrap();
+    assert_eq!(vfs.metadata("/in/sparse.img").unwrap().size, 1 << 30);
+    let mut expected = vec![0u8; 3 << 20];
+    expected[2 << 20..(2 << 20) + 6].copy_from_slice(b"middle");
+    assert_eq!(vfs.read("/in/small.img").unwrap(), expected);
+
+    // 20 MiB of real data does not fit in 16 MiB: refused, nothing left.
+    let dense = tempfile::tempdir().unwrap();
+    std::fs::write(dense.path().join("a.txt"), b"a").unwrap();
+    std::fs::write(dense.path().join("dense.bin"), vec![1u8; 20 << 20]).unwrap();
+    let before = snapshot(&vfs, "/");
+    let e = vfs.copy_in(dense.path(), "/in").unwrap_err();
+    assert!(matches!(e.innermost(), Error::NoSpace), "{e}");
+    assert_eq!(snapshot(&vfs, "/"), before);
+}
+
+#[test]
+fn copy_in_never_writes_through_a_symlink_in_the_tree() {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("key-link"), b"from the host").unwrap();
+    let (vfs, _mounted) = tree_with_a_mount_below();
+    vfs.copy_in(host.path(), "/t").unwrap();
+    assert_eq!(vfs.read_nofollow("/t/key-link").unwrap(), b"from the host");
+    assert_eq!(vfs.read("/secret/key").unwrap(), b"hunter2");
+}
+
+/// A guest confined to `/sandbox` plants `result.txt -> ../secret/key`.
+/// The guest cannot follow it; the whole-tree API follows it as documented;
+/// the confined view and the no-follow calls do not.
+#[test]
+fn the_host_api_reads_what_a_guest_planted_only_as_the_guest_would() {
+    let vfs = Vfs::new();
+    vfs.create_dir_all("/secret").unwrap();
+    vfs.write("/secret/key", b"hunter2").unwrap();
+    vfs.create_dir_all("/sandbox").unwrap();
+    let out = common::run_with(
+        &common::guest("shell"),
+        &["symlink ../secret/key /result.txt", "cat /result.txt"],
+        false,
+        |ctx| vfs.preopen(ctx, "/sandbox", "/").unwrap(),
+    );
+    assert_eq!(
+        out.stdout,
+        "symlink ../secret/key /result.txt: \ncat /result.txt: errno 63\n",
+        "the guest itself gets EPERM"
+    );
+    assert_eq!(vfs.read("/sandbox/result.txt").unwrap(), b"hunter2");
+
+    let sandbox = vfs.subtree("/sandbox").unwrap();
+    assert!(matches!(sandbox.read("result.txt"), Err(Error::Escape)));
+    assert!(matches!(sandbox.read("/result.txt"), Err(Error::Escape)));
+    assert!(matches!(sandbox.write("result.txt", b"x"), Err(Error::Escape)));
+    assert!(matches!(sandbox.read("../secret/key"), Err(Error::Escape)));
+    assert!(matches!(sandbox.metadata("result.txt"), Err(Error::Escape)));
+    assert!(sandbox.symlink_metadata("result.txt").unwrap().is_symlink());
+    assert!(matches!(vfs.read_nofollow("/sandbox/result.txt"), Err(Error::Loop)));
+    assert!(matches!(
+        vfs.write_nofollow("/sandbox/result.txt", b"x"),
+        Err(Error::Loop)
+    ));
+    assert!(matches!(sandbox.symlink("/etc", "abs"), Err(Error::Escape)));
+    assert_eq!(vfs.read("/secret/key").unwrap(), b"hunter2");
+
+    // The view offers the rest of the API, confined.
+    sandbox.create_dir_all("/out/logs").unwrap();
+    sandbox.write("/out/logs/a.txt", b"a").unwrap();
+    assert_eq!(vfs.read("/sandbox/out/logs/a.txt").unwrap(), b"a");
+    assert_eq!(sandbox.read_dir("/out").unwrap()[0].name, "logs");
+    sandbox.remove("/out/logs/a.txt").unwrap();
+    let mut bytes = Vec::new();
+    sandbox.save_tar("/", &mut bytes).unwrap();
+    let names: Vec<String> = tar::Archive::new(&bytes[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(names, ["./", "result.txt", "out/", "out/logs/"]);
+    // A confined load refuses an absolute symlink, as a guest's symlink call does.
+    let abs = archive(&[Entry::Symlink("abs", "/secret")]);
+    assert!(matches!(
+        sandbox.load_tar(&abs[..], "/").unwrap_err().innermost(),
+        Error::Escape
+    ));
+    // And the view keeps its directory through a rename, as a descriptor does.
+    vfs.rename("/sandbox", "/moved").unwrap();
+    assert!(sandbox.symlink_metadata("result.txt").is_ok());
+}
+
+#[test]
+fn a_view_cannot_be_preopened_per_mount() {
+    let vfs = Vfs::builder().mount("/m", MemFs::new()).build().unwrap();
+    let ctx = wasi_common::sync::WasiCtxBuilder::new().build();
+    assert!(matches!(
+        vfs.subtree("/m").unwrap().preopen_mounts(&ctx),
+        Err(Error::NotSupported)
+    ));
+}
