@@ -608,3 +608,224 @@ fn limits_from_flags() {
         &["--limit-bytes", "lots"],
     );
 }
+
+/// A guest that can write beside a `--save` destination plants symlinks to
+/// a file outside its directory at the temporary names a save could pick
+/// (`FILE.tmp-PID` for the next few thousand process ids). The save writes
+/// only its archive; the file outside is untouched.
+#[test]
+fn a_save_never_writes_through_a_symlink_the_guest_planted() {
+    let work = tempfile::tempdir().unwrap();
+    let jail = work.path().join("jail");
+    std::fs::create_dir(&jail).unwrap();
+    let victim = work.path().join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    let mut probe = Command::new("true").spawn().unwrap();
+    let next = probe.id() + 1;
+    probe.wait().unwrap();
+    let plant = format!("plant out.tar.tmp- {next} {} ../victim", next + 4000);
+    let out = run_in(
+        &jail,
+        &[
+            "run",
+            "--dir",
+            ".",
+            "--save",
+            ".=out.tar",
+            &guest("shell"),
+            &plant,
+            "write result.txt done",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("planted 4000"), "{}", stdout(&out));
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    let back = Vfs::new();
+    back.load_tar(std::fs::File::open(jail.join("out.tar")).unwrap(), "/")
+        .unwrap();
+    assert_eq!(back.read("/result.txt").unwrap(), b"done\n");
+    let leftovers: Vec<String> = std::fs::read_dir(&jail)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// A guest makes a 2^62-byte sparse file under a 16 MiB limit: the save
+/// takes a few kilobytes, and the archive mounts back with the hole.
+#[test]
+fn a_2_62_byte_sparse_file_saves_in_kilobytes() {
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("sparse.tar");
+    let save = format!("/={}", archive.display());
+    let (status, out) = shell(
+        &["--limit-bytes", "16M", "--save", &save],
+        &["truncate /tmp/huge 4611686018427387904", "write /tmp/small hi"],
+    );
+    assert_eq!(status, 0, "{out}");
+    let size = std::fs::metadata(&archive).unwrap().len();
+    assert!(size < 16 * 1024, "{size} bytes");
+    let back = Vfs::new();
+    back.load_tar(std::fs::File::open(&archive).unwrap(), "/")
+        .unwrap();
+    assert_eq!(back.metadata("/tmp/huge").unwrap().size, 1 << 62);
+    let tar = format!("/=tar:{}", archive.display());
+    let (status, out) = shell(&["--limit-bytes", "16M", "--mount", &tar], &["cat /tmp/small"]);
+    assert_eq!((status, out.as_str()), (0, "cat /tmp/small: hi\n"));
+}
+
+/// A directory chain whose path is over 12,000 bytes saves, and so does
+/// the tree saved after it.
+#[test]
+fn a_tree_deeper_than_any_path_saves_and_skips_no_other_save() {
+    let work = tempfile::tempdir().unwrap();
+    let (deep, tmp) = (work.path().join("deep.tar"), work.path().join("tmp.tar"));
+    let name = "d".repeat(200);
+    let out = run(&[
+        "run",
+        "--mount",
+        "/work=mem",
+        "--mount",
+        "/out=mem",
+        "--save",
+        &format!("/work={}", deep.display()),
+        "--save",
+        &format!("/out={}", tmp.display()),
+        &guest("shell"),
+        &format!("deep /work 60 {name}"),
+        "write /out/after.txt saved too",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("60 levels"), "{}", stdout(&out));
+    let back = Vfs::new();
+    back.load_tar(std::fs::File::open(&deep).unwrap(), "/")
+        .unwrap();
+    let mut view = back.subtree("/").unwrap();
+    for _ in 0..60 {
+        view = view.subtree(&name).unwrap();
+    }
+    assert_eq!(view.read("bottom").unwrap(), b"deep");
+    let back = Vfs::new();
+    back.load_tar(std::fs::File::open(&tmp).unwrap(), "/")
+        .unwrap();
+    assert_eq!(back.read("/after.txt").unwrap(), b"saved too\n");
+    assert!(stdout(&out).contains("write /out/after.txt saved too: \n"));
+}
+
+/// A save that fails after the guest ran (the guest put a directory where
+/// the archive goes) is reported, naming the tree and the file, and the
+/// other saves still happen.
+#[test]
+fn one_failed_save_does_not_skip_the_others() {
+    let work = tempfile::tempdir().unwrap();
+    let host = work.path().join("h");
+    std::fs::create_dir(&host).unwrap();
+    let first = host.join("first.tar");
+    let second = work.path().join("second.tar");
+    let out = run(&[
+        "run",
+        "--dir",
+        &format!("{}::/h", host.display()),
+        "--mount",
+        "/m=mem",
+        "--save",
+        &format!("/h={}", first.display()),
+        "--save",
+        &format!("/m={}", second.display()),
+        &guest("shell"),
+        "mkdir /h/first.tar",
+        "write /h/first.tar/x in the way",
+        "write /m/kept yes",
+    ]);
+    one_line_failure(&out, 1, &["--save /h=", "first.tar"]);
+    let back = Vfs::new();
+    back.load_tar(std::fs::File::open(&second).unwrap(), "/")
+        .unwrap();
+    assert_eq!(back.read("/kept").unwrap(), b"yes\n");
+    let names: Vec<String> = std::fs::read_dir(&host)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["first.tar"], "no temporary file is left");
+}
+
+/// A missing or unusable `--save` destination stops the command before the
+/// guest runs, so no guest work is lost to a typo.
+#[test]
+fn a_bad_save_destination_is_reported_before_the_guest_runs() {
+    let work = tempfile::tempdir().unwrap();
+    let host = work.path().join("h");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::create_dir(work.path().join("a-dir")).unwrap();
+    let dir = format!("{}::/h", host.display());
+    for (dest, says) in [
+        (work.path().join("missing/out.tar"), "missing"),
+        (work.path().join("a-dir"), "a directory is in the way"),
+    ] {
+        let save = format!("/h={}", dest.display());
+        let out = run(&[
+            "run",
+            "--dir",
+            &dir,
+            "--save",
+            &save,
+            &guest("shell"),
+            "write /h/ran yes",
+        ]);
+        one_line_failure(&out, 2, &["--save", says]);
+        assert!(!host.join("ran").exists(), "the guest ran");
+    }
+}
+
+/// Archives mounted by the command are confined like any load: an entry
+/// that would land in a host directory mounted below, or go through a
+/// symlink of the archive, is refused and nothing is written.
+#[test]
+fn a_mounted_archive_never_writes_into_a_host_mount_or_through_a_symlink() {
+    use common::{Entry, archive};
+    let work = tempfile::tempdir().unwrap();
+    let host = work.path().join("out");
+    std::fs::create_dir(&host).unwrap();
+    let into_mount = work.path().join("into-mount.tar");
+    std::fs::write(
+        &into_mount,
+        archive(&[
+            Entry::File("a.txt", b"a"),
+            Entry::File("out/run.sh", b"#!/bin/sh\n"),
+        ]),
+    )
+    .unwrap();
+    let out = run(&[
+        "run",
+        "--mount",
+        &format!("/=tar:{}", into_mount.display()),
+        "--mount",
+        &format!("/out=host:{}", host.display()),
+        &guest("status"),
+        "return",
+    ]);
+    one_line_failure(&out, 1, &["into-mount.tar", "out/run.sh"]);
+    assert_eq!(std::fs::read_dir(&host).unwrap().count(), 0);
+
+    let through = work.path().join("through-link.tar");
+    std::fs::write(
+        &through,
+        archive(&[
+            Entry::Symlink("s", "/"),
+            Entry::File("s/out/pwned.txt", b"pwned"),
+        ]),
+    )
+    .unwrap();
+    let out = run(&[
+        "run",
+        "--mount",
+        &format!("/t=tar:{}", through.display()),
+        "--mount",
+        &format!("/out=host:{}", host.display()),
+        &guest("status"),
+        "return",
+    ]);
+    one_line_failure(&out, 1, &["through-link.tar", "s/out/pwned.txt"]);
+    assert_eq!(std::fs::read_dir(&host).unwrap().count(), 0);
+}

@@ -165,8 +165,11 @@ impl Stage {
 
     /// The staged directory that will hold `rel`'s last component, made
     /// (as `mkdir -p` would) where missing. A symlink or a file on the
-    /// way is refused: nothing is ever written through one.
+    /// way is refused: nothing is ever written through one. So is a path
+    /// that reaches another mount below the target, named now, while the
+    /// entry is known (the commit checks again).
     fn parent_of(&self, rel: &[&str]) -> Result<Node> {
+        self.check_own_mount(rel)?;
         let Some((_, parents)) = rel.split_last() else {
             return Ok(self.data);
         };
@@ -191,6 +194,23 @@ impl Stage {
             };
         }
         Ok(dir)
+    }
+
+    /// Refuses `rel` if it names or lies below a mountpoint in the target.
+    /// The walk stops where the target has no directory: no mountpoint can
+    /// lie beyond.
+    fn check_own_mount(&self, rel: &[&str]) -> Result<()> {
+        let mut dir = self.target;
+        for name in rel {
+            if self.ns.mount_at(dir, name).is_some() {
+                return Err(Error::OtherMount(display(rel)));
+            }
+            match self.ns.lookup(dir, name) {
+                Ok((node, FileKind::Dir)) => dir = node,
+                _ => return Ok(()),
+            }
+        }
+        Ok(())
     }
 
     /// Frees `name` in the staged `dir` for a new entry: a later entry of

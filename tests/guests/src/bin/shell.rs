@@ -7,7 +7,10 @@
 //! `mkdir PATH`, `rm PATH`, `rmdir PATH`, `mv FROM TO`, `ln FROM TO` (a hard
 //! link), `fill PATH BYTES`, `touch-many PREFIX N`, `open-many PATH N`,
 //! `truncate PATH SIZE`, `symlink TARGET PATH` (like `ln -s`),
-//! `plant PREFIX FROM TO TARGET` (symlinks `PREFIX{FROM..TO}` to TARGET).
+//! `plant PREFIX FROM TO TARGET` (symlinks `PREFIX{FROM..TO}` to TARGET),
+//! `deep DIR LEVELS NAME` (directories `NAME` nested LEVELS deep in DIR,
+//! each made from the one above, so the whole path may exceed PATH_MAX,
+//! with a file `bottom` at the bottom).
 
 use std::fs;
 use std::io::Write;
@@ -15,16 +18,90 @@ use std::io::Write;
 /// `path_symlink` in the directory holding `path`, which std has no
 /// stable call for on WASI.
 fn symlink(target: &str, path: &str) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
     let (dir, name) = match path.rsplit_once('/') {
         Some(("", name)) => ("/", name),
         Some((dir, name)) => (dir, name),
         None => (".", path),
     };
-    let dir = fs::File::open(dir)?;
-    // SAFETY: `dir` is an open descriptor for the whole call.
-    unsafe { wasi::path_symlink(target, dir.as_raw_fd() as u32, name) }
-        .map_err(|e| std::io::Error::from_raw_os_error(e.raw() as i32))
+    let dir = open_dir(dir)?;
+    // SAFETY: `dir` is an open descriptor, closed after this one use.
+    unsafe {
+        let made = wasi::path_symlink(target, dir, name).map_err(errno);
+        wasi::fd_close(dir).map_err(errno)?;
+        made
+    }
+}
+
+fn errno(e: wasi::Errno) -> std::io::Error {
+    std::io::Error::from_raw_os_error(e.raw() as i32)
+}
+
+const DIR_RIGHTS: wasi::Rights = wasi::RIGHTS_PATH_CREATE_DIRECTORY
+    | wasi::RIGHTS_PATH_OPEN
+    | wasi::RIGHTS_PATH_CREATE_FILE
+    | wasi::RIGHTS_PATH_SYMLINK;
+
+/// A descriptor for the directory `path`, opened as wasi-libc would: from
+/// the preopen whose name is the longest prefix of it.
+fn open_dir(path: &str) -> std::io::Result<wasi::Fd> {
+    let mut best: Option<(wasi::Fd, usize)> = None;
+    for fd in 3..64 {
+        // SAFETY: probing descriptors that may not exist is what these are for.
+        let Ok(wasi::Prestat { u, .. }) = (unsafe { wasi::fd_prestat_get(fd) }) else {
+            continue;
+        };
+        // SAFETY: the tag is a directory, the only kind of preopen.
+        let len = unsafe { u.dir.pr_name_len };
+        let mut name = vec![0u8; len];
+        // SAFETY: `name` has room for the name's length.
+        if unsafe { wasi::fd_prestat_dir_name(fd, name.as_mut_ptr(), len) }.is_err() {
+            continue;
+        }
+        let name = String::from_utf8_lossy(&name).trim_end_matches('/').to_owned();
+        let matches = path == name
+            || path.starts_with(&format!("{name}/"))
+            || (name.is_empty() && path.starts_with('/'));
+        if matches && best.is_none_or(|(_, l)| name.len() > l) {
+            best = Some((fd, name.len()));
+        }
+    }
+    let (fd, len) = best.ok_or_else(|| std::io::Error::from_raw_os_error(44))?;
+    let rest = path[len..].trim_start_matches('/');
+    let rest = if rest.is_empty() { "." } else { rest };
+    // SAFETY: `fd` is a preopen.
+    unsafe { wasi::path_open(fd, 0, rest, wasi::OFLAGS_DIRECTORY, DIR_RIGHTS, DIR_RIGHTS, 0) }
+        .map_err(errno)
+}
+
+fn deep(dir: &str, levels: usize, name: &str) -> std::io::Result<String> {
+    let mut fd = open_dir(dir)?;
+    for _ in 0..levels {
+        // SAFETY: `fd` is open (the one above, or one opened below it).
+        unsafe {
+            wasi::path_create_directory(fd, name).map_err(errno)?;
+            let child =
+                wasi::path_open(fd, 0, name, wasi::OFLAGS_DIRECTORY, DIR_RIGHTS, DIR_RIGHTS, 0)
+                    .map_err(errno)?;
+            // Only preopens may stay open: wasi-libc takes any open
+            // directory it finds at start-up for one.
+            wasi::fd_close(fd).map_err(errno)?;
+            fd = child;
+        }
+    }
+    // SAFETY: as above.
+    unsafe {
+        let rights = wasi::RIGHTS_FD_WRITE;
+        let file = wasi::path_open(fd, 0, "bottom", wasi::OFLAGS_CREAT, rights, 0, 0)
+            .map_err(errno)?;
+        let data = [wasi::Ciovec {
+            buf: b"deep".as_ptr(),
+            buf_len: 4,
+        }];
+        wasi::fd_write(file, &data).map_err(errno)?;
+        wasi::fd_close(file).map_err(errno)?;
+        wasi::fd_close(fd).map_err(errno)?;
+    }
+    Ok(format!("{levels} levels"))
 }
 
 fn run(cmd: &str) -> std::io::Result<String> {
@@ -42,6 +119,13 @@ fn run(cmd: &str) -> std::io::Result<String> {
             }
         }
         return Ok(format!("planted {made}"));
+    }
+    if let Some(rest) = cmd.strip_prefix("deep ") {
+        let w: Vec<&str> = rest.split(' ').collect();
+        let [dir, levels, name] = w[..] else {
+            panic!("deep DIR LEVELS NAME");
+        };
+        return deep(dir, levels.parse().unwrap_or(0), name);
     }
     match words.as_slice() {
         ["truncate", path, size] => {
