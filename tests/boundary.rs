@@ -491,3 +491,243 @@ fn a_view_cannot_be_preopened_per_mount() {
         Err(Error::NotSupported)
     ));
 }
+
+mod properties {
+    //! Random archives against a tree with another mount below the target,
+    //! and random trees through a save and a load.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One entry of a random archive.
+    #[derive(Debug, Clone)]
+    enum Gen {
+        File(String, Vec<u8>),
+        Sparse(String, u64, Vec<(u64, Vec<u8>)>),
+        Dir(String),
+        Symlink(String, String),
+        HardLink(String, String),
+        Fifo(String),
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            // Mostly plain names; now and then the tree's symlinks (`s`,
+            // `x`), its mountpoint (`m`), `..` or a name past a header's field.
+            24 => prop::sample::select(vec!["a", "b", "c", "d", "."]).prop_map(String::from),
+            3 => prop::sample::select(vec!["s", "x", "m"]).prop_map(String::from),
+            1 => Just("..".to_owned()),
+            2 => Just("n".repeat(150)),
+        ]
+    }
+
+    fn path() -> impl Strategy<Value = String> {
+        (prop::bool::weighted(0.03), prop::collection::vec(name(), 1..4)).prop_map(
+            |(absolute, parts)| format!("{}{}", if absolute { "/" } else { "" }, parts.join("/")),
+        )
+    }
+
+    fn link_target() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec!["/", "..", "../..", "../../secret", "a", "m", "/secret"])
+                .prop_map(String::from),
+            path(),
+        ]
+    }
+
+    fn entry() -> impl Strategy<Value = Gen> {
+        let data = prop::collection::vec(any::<u8>(), 0..3000);
+        let runs = prop::collection::vec(
+            (0..1u64 << 41, prop::collection::vec(any::<u8>(), 1..100)),
+            0..4,
+        );
+        prop_oneof![
+            6 => (path(), data).prop_map(|(p, d)| Gen::File(p, d)),
+            2 => (path(), runs).prop_map(|(p, mut runs)| {
+                runs.sort_by_key(|r| r.0);
+                runs.dedup_by(|b, a| a.0 + a.1.len() as u64 >= b.0);
+                let size = runs.last().map_or(0, |(o, d)| o + d.len() as u64) + 7;
+                Gen::Sparse(p, size, runs)
+            }),
+            4 => path().prop_map(Gen::Dir),
+            3 => (path(), link_target()).prop_map(|(p, t)| Gen::Symlink(p, t)),
+            2 => (path(), path()).prop_map(|(p, t)| Gen::HardLink(p, t)),
+            1 => path().prop_map(Gen::Fifo),
+        ]
+    }
+
+    /// The archive bytes of `entries`, names of any length in PAX records.
+    fn build(entries: &[Gen]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for e in entries {
+            let (kind, path, link, data) = match e {
+                Gen::File(p, d) => (tar::EntryType::Regular, p.as_str(), None, d.clone()),
+                Gen::Sparse(p, size, runs) => {
+                    let mut map = format!("{}\n", runs.len());
+                    for (offset, d) in runs {
+                        map.push_str(&format!("{offset}\n{}\n", d.len()));
+                    }
+                    let mut data = map.into_bytes();
+                    data.resize(data.len().div_ceil(512) * 512, 0);
+                    for (_, d) in runs {
+                        data.extend_from_slice(d);
+                    }
+                    let size = size.to_string();
+                    b.append_pax_extensions([
+                        ("GNU.sparse.major", &b"1"[..]),
+                        ("GNU.sparse.minor", b"0"),
+                        ("GNU.sparse.name", p.as_bytes()),
+                        ("GNU.sparse.realsize", size.as_bytes()),
+                    ])
+                    .unwrap();
+                    (tar::EntryType::Regular, "GNUSparseFile.0/x", None, data)
+                }
+                Gen::Dir(p) => (tar::EntryType::Directory, p.as_str(), None, Vec::new()),
+                Gen::Symlink(p, t) => (tar::EntryType::Symlink, p.as_str(), Some(t), Vec::new()),
+                Gen::HardLink(p, t) => (tar::EntryType::Link, p.as_str(), Some(t), Vec::new()),
+                Gen::Fifo(p) => (tar::EntryType::Fifo, p.as_str(), None, Vec::new()),
+            };
+            let mut records: Vec<(&str, &[u8])> = Vec::new();
+            if path.len() > 100 {
+                records.push(("path", path.as_bytes()));
+            }
+            if let Some(t) = link.filter(|t| t.len() > 100) {
+                records.push(("linkpath", t.as_bytes()));
+            }
+            if !records.is_empty() {
+                b.append_pax_extensions(records).unwrap();
+            }
+            let short = &path[..path.len().min(100)];
+            let mut header = common::raw_header(kind, short, data.len() as u64);
+            if let Some(t) = link {
+                header.set_link_name_literal(&t[..t.len().min(100)]).unwrap();
+            }
+            header.set_cksum();
+            b.append(&header, &data[..]).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    /// A tree with a target `/t` that holds a store mounted at `/t/m`,
+    /// symlinks out of it, and a secret beside it.
+    fn target_tree() -> Vfs {
+        let vfs = Vfs::builder().mount("/t/m", MemFs::new()).build().unwrap();
+        vfs.write("/t/m/inner", b"other mount").unwrap();
+        vfs.create_dir_all("/secret").unwrap();
+        vfs.write("/secret/key", b"hunter2").unwrap();
+        vfs.write("/t/a", b"old a").unwrap();
+        vfs.symlink("/secret", "/t/s").unwrap();
+        vfs.symlink("../secret", "/t/x").unwrap();
+        vfs
+    }
+
+    /// What lies outside the target `/t`: the secret beside it and the
+    /// store mounted below it, each snapshot on its own so that files new
+    /// in the target cannot shift their numbering.
+    fn outside_the_target(vfs: &Vfs) -> [BTreeMap<String, String>; 3] {
+        let mut top = snapshot(vfs, "/");
+        top.retain(|k, _| k != "/t" && !k.starts_with("/t/"));
+        [top, snapshot(vfs, "/secret"), snapshot(vfs, "/t/m")]
+    }
+
+    /// Random operations that build a tree to save.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Dir(usize),
+        Write(usize, u64, Vec<u8>),
+        SetLen(usize, u64),
+        Symlink(usize, String),
+        Link(usize, usize),
+        Mode(usize, u32),
+        Time(usize, u64, u32),
+    }
+
+    const PATHS: [&str; 8] = ["/a", "/b", "/a/c", "/a/d", "/b/e", "/a/c/f", "/g", "/b/e/h"];
+
+    fn op() -> impl Strategy<Value = Op> {
+        let at = 0..PATHS.len();
+        let offset = prop_oneof![0..200_000u64, Just(1 << 40), Just((1 << 62) - 5)];
+        let target = prop::sample::select(vec!["a", "../b", "/etc", "c/f"]).prop_map(String::from);
+        prop_oneof![
+            2 => at.clone().prop_map(Op::Dir),
+            4 => (at.clone(), offset.clone(), prop::collection::vec(any::<u8>(), 1..300))
+                .prop_map(|(p, o, d)| Op::Write(p, o, d)),
+            1 => (at.clone(), offset).prop_map(|(p, o)| Op::SetLen(p, o)),
+            1 => (at.clone(), target).prop_map(|(p, t)| Op::Symlink(p, t)),
+            1 => (at.clone(), at.clone()).prop_map(|(a, b)| Op::Link(a, b)),
+            1 => (at.clone(), 0..0o7777u32).prop_map(|(p, m)| Op::Mode(p, m)),
+            1 => (at, 0..2_000_000_000u64, 0..1_000_000_000u32)
+                .prop_map(|(p, s, n)| Op::Time(p, s, n)),
+        ]
+    }
+
+    fn apply(vfs: &Vfs, op: &Op) {
+        // Refused operations (a missing parent, a name taken) are part of
+        // the randomness; each one either happens or changes nothing.
+        let _ = match op {
+            Op::Dir(p) => vfs.create_dir(PATHS[*p]),
+            Op::Write(p, offset, data) => {
+                common::try_write_at(vfs, PATHS[*p], *offset, data);
+                Ok(())
+            }
+            Op::SetLen(p, len) => vfs.set_len(PATHS[*p], *len),
+            Op::Symlink(p, t) => vfs.symlink(t, PATHS[*p]),
+            Op::Link(a, b) => vfs.hard_link(PATHS[*a], PATHS[*b]),
+            Op::Mode(p, m) => vfs.set_mode(PATHS[*p], *m),
+            Op::Time(p, s, n) => vfs.set_times(
+                PATHS[*p],
+                None,
+                Some(SystemTime::UNIX_EPOCH + Duration::new(*s, *n)),
+            ),
+        };
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Whatever the archive, nothing outside the target changes (the
+        /// mount below it included), and a refused archive changes nothing
+        /// at all.
+        #[test]
+        fn random_archives_stay_in_their_target(
+            entries in prop::collection::vec(entry(), 1..8),
+            cut in prop::option::weighted(0.1, any::<prop::sample::Index>()),
+        ) {
+            let mut bytes = build(&entries);
+            if let Some(cut) = cut {
+                bytes.truncate(cut.index(bytes.len()));
+            }
+            let vfs = target_tree();
+            let before = snapshot(&vfs, "/");
+            let outside = outside_the_target(&vfs);
+            match vfs.load_tar(&bytes[..], "/t") {
+                Err(_) => prop_assert_eq!(snapshot(&vfs, "/"), before),
+                Ok(()) => {
+                    prop_assert_eq!(outside_the_target(&vfs), outside);
+                    let staged = vfs.read_dir("/t").unwrap().iter().any(|e| e.name.starts_with(".wasi"));
+                    prop_assert!(!staged, "a staging directory was left");
+                }
+            }
+        }
+
+        /// Every archive `save_tar` writes loads back as the same tree
+        /// (contents, holes, links, modes, mtimes), and saves again to the
+        /// same bytes.
+        #[test]
+        fn saved_trees_load_back_identical(ops in prop::collection::vec(op(), 1..40)) {
+            let vfs = Vfs::new();
+            for op in &ops {
+                apply(&vfs, op);
+            }
+            let mut bytes = Vec::new();
+            vfs.save_tar("/", &mut bytes).unwrap();
+            prop_assert!(bytes.len() < 4 << 20, "{} bytes: holes were saved as data", bytes.len());
+            let copy = Vfs::new();
+            copy.load_tar(&bytes[..], "/").unwrap();
+            prop_assert_eq!(snapshot(&copy, "/"), snapshot(&vfs, "/"));
+            let mut again = Vec::new();
+            copy.save_tar("/", &mut again).unwrap();
+            prop_assert!(again == bytes, "saved again, the archive differs");
+        }
+    }
+}

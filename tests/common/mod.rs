@@ -451,16 +451,23 @@ pub fn now<T>(f: impl std::future::Future<Output = T>) -> T {
 /// Writes `data` at `offset` of the file `path` (created if missing), as a
 /// guest's `pwrite` does: the host API only writes whole files.
 pub fn write_at(vfs: &Vfs, path: &str, offset: u64, data: &[u8]) {
+    assert!(try_write_at(vfs, path, offset, data), "writing {path} failed");
+}
+
+/// [`write_at`], false if the file cannot be opened or written.
+pub fn try_write_at(vfs: &Vfs, path: &str, offset: u64, data: &[u8]) -> bool {
     use wasi_common::WasiDir;
     use wasi_common::dir::OpenResult;
     use wasi_common::file::{FdFlags, OFlags};
     let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-    let dir = vfs.wasi_dir(if dir.is_empty() { "/" } else { dir }).unwrap();
+    let Ok(dir) = vfs.wasi_dir(if dir.is_empty() { "/" } else { dir }) else {
+        return false;
+    };
     let opened = now(dir.open_file(false, name, OFlags::CREATE, false, true, FdFlags::empty()));
     let Ok(OpenResult::File(file)) = opened else {
-        panic!("{path} did not open as a file");
+        return false;
     };
-    now(file.write_vectored_at(&[std::io::IoSlice::new(data)], offset)).unwrap();
+    now(file.write_vectored_at(&[std::io::IoSlice::new(data)], offset)).is_ok()
 }
 
 /// A ustar header for `path`, written into the field directly so that
