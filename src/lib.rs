@@ -43,6 +43,13 @@
 //! | namespace | [`Vfs`] and the private `namespace` module | mount table, the one path resolver, path operations |
 //! | storage | [`storage`] | the inode-level [`Storage`] trait; [`MemFs`], [`HostDir`], [`Overlay`], [`ReadOnly`] |
 //!
+//! Beside the host API, the private `boundary` module moves data across the
+//! tree's edge: tar archives in and out ([`Vfs::load_tar`],
+//! [`Vfs::save_tar`]) and host directories in ([`Vfs::copy_in`]). It treats
+//! both the tree and the incoming data as hostile: loads are staged and
+//! committed all or nothing, never through a symlink or into another
+//! mount; saves stream in bounded chunks and keep holes.
+//!
 //! Storage is inode-based, like FUSE's low-level API: an open file is a
 //! handle on an inode, so unlinking or renaming an open file behaves as on
 //! POSIX. Every path, from a guest or from the host API, is resolved by one

@@ -316,8 +316,7 @@ impl Vfs {
         let size = self.ns.metadata(node)?.size;
         let size = usize::try_from(size).map_err(|_| Error::FileTooBig)?;
         let mut buf = Vec::new();
-        buf.try_reserve_exact(size)
-            .map_err(|_| Error::FileTooBig)?;
+        buf.try_reserve_exact(size).map_err(|_| Error::FileTooBig)?;
         buf.resize(size, 0);
         let n = self.ns.read(node, 0, &mut [IoSliceMut::new(&mut buf)])?;
         buf.truncate(n);

@@ -6,9 +6,9 @@
 
 mod common;
 
+use common::{Entry, archive};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
-use common::{Entry, archive};
 use wasi_common_vfs::{Error, HostDir, Limits, MemFs, Vfs};
 
 /// Everything below the directory `view` shows, walked through confined
@@ -133,7 +133,10 @@ fn symlinks_already_in_the_tree_are_replaced_or_refused_never_followed() {
     refused_and_nothing_changed(&bytes, &["kept.txt"]);
     // A directory entry of that name replaces the link, as a file does.
     let (vfs, _host) = tree_with_a_mount_below();
-    let bytes = archive(&[Entry::Dir("to-secret/"), Entry::File("to-secret/key", b"mine")]);
+    let bytes = archive(&[
+        Entry::Dir("to-secret/"),
+        Entry::File("to-secret/key", b"mine"),
+    ]);
     vfs.load_tar(&bytes[..], "/t").unwrap();
     assert!(vfs.symlink_metadata("/t/to-secret").unwrap().is_dir());
     assert_eq!(vfs.read("/secret/key").unwrap(), b"hunter2");
@@ -215,7 +218,16 @@ fn a_corrupt_or_truncated_archive_changes_nothing() {
     ]);
     // Cut inside a header, inside data, inside padding, at an entry's
     // boundary and at the end-of-archive blocks.
-    for cut in [0, 700, 1024, 1500, 2048, 100_000, bytes.len() - 1024 - 512 - 1, bytes.len() - 1024] {
+    for cut in [
+        0,
+        700,
+        1024,
+        1500,
+        2048,
+        100_000,
+        bytes.len() - 1024 - 512 - 1,
+        bytes.len() - 1024,
+    ] {
         refused_and_nothing_changed(&bytes[..cut], &["truncated"]);
     }
     let mut corrupt = bytes.clone();
@@ -333,7 +345,11 @@ fn sparse_entries_are_ones_gnu_tar_reads() {
     // last one.
     let mut data = Vec::new();
     std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
-    assert!(data.starts_with(b"2\n0\n4\n5242880\n4\n"), "{:?}", &data[..20]);
+    assert!(
+        data.starts_with(b"2\n0\n4\n5242880\n4\n"),
+        "{:?}",
+        &data[..20]
+    );
     assert_eq!(&data[512..], b"headtail");
 }
 
@@ -358,7 +374,11 @@ fn trees_deeper_than_any_path_save_and_load() {
     let copy = Vfs::new();
     copy.load_tar(&bytes[..], "/").unwrap();
     let original = snapshot(&vfs, "/");
-    assert!(original.keys().any(|k| k.len() > 4096 && k.ends_with("bottom.txt")));
+    assert!(
+        original
+            .keys()
+            .any(|k| k.len() > 4096 && k.ends_with("bottom.txt"))
+    );
     assert_eq!(snapshot(&copy, "/"), original);
 }
 
@@ -373,7 +393,8 @@ fn saves_keep_times_to_the_nanosecond_modes_and_links() {
     vfs.set_mode("/d/e", 0o700).unwrap();
     let t = SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789);
     vfs.set_times("/d/e/f", None, Some(t)).unwrap();
-    vfs.set_times("/d/e", None, Some(t + Duration::from_nanos(1))).unwrap();
+    vfs.set_times("/d/e", None, Some(t + Duration::from_nanos(1)))
+        .unwrap();
     let mut bytes = Vec::new();
     vfs.save_tar("/d", &mut bytes).unwrap();
     let copy = Vfs::new();
@@ -436,8 +457,7 @@ fn the_host_api_reads_what_a_guest_planted_only_as_the_guest_would() {
         |ctx| vfs.preopen(ctx, "/sandbox", "/").unwrap(),
     );
     assert_eq!(
-        out.stdout,
-        "symlink ../secret/key /result.txt: \ncat /result.txt: errno 63\n",
+        out.stdout, "symlink ../secret/key /result.txt: \ncat /result.txt: errno 63\n",
         "the guest itself gets EPERM"
     );
     assert_eq!(vfs.read("/sandbox/result.txt").unwrap(), b"hunter2");
@@ -445,11 +465,17 @@ fn the_host_api_reads_what_a_guest_planted_only_as_the_guest_would() {
     let sandbox = vfs.subtree("/sandbox").unwrap();
     assert!(matches!(sandbox.read("result.txt"), Err(Error::Escape)));
     assert!(matches!(sandbox.read("/result.txt"), Err(Error::Escape)));
-    assert!(matches!(sandbox.write("result.txt", b"x"), Err(Error::Escape)));
+    assert!(matches!(
+        sandbox.write("result.txt", b"x"),
+        Err(Error::Escape)
+    ));
     assert!(matches!(sandbox.read("../secret/key"), Err(Error::Escape)));
     assert!(matches!(sandbox.metadata("result.txt"), Err(Error::Escape)));
     assert!(sandbox.symlink_metadata("result.txt").unwrap().is_symlink());
-    assert!(matches!(vfs.read_nofollow("/sandbox/result.txt"), Err(Error::Loop)));
+    assert!(matches!(
+        vfs.read_nofollow("/sandbox/result.txt"),
+        Err(Error::Loop)
+    ));
     assert!(matches!(
         vfs.write_nofollow("/sandbox/result.txt", b"x"),
         Err(Error::Loop)
@@ -522,15 +548,27 @@ mod properties {
     }
 
     fn path() -> impl Strategy<Value = String> {
-        (prop::bool::weighted(0.03), prop::collection::vec(name(), 1..4)).prop_map(
-            |(absolute, parts)| format!("{}{}", if absolute { "/" } else { "" }, parts.join("/")),
+        (
+            prop::bool::weighted(0.03),
+            prop::collection::vec(name(), 1..4),
         )
+            .prop_map(|(absolute, parts)| {
+                format!("{}{}", if absolute { "/" } else { "" }, parts.join("/"))
+            })
     }
 
     fn link_target() -> impl Strategy<Value = String> {
         prop_oneof![
-            prop::sample::select(vec!["/", "..", "../..", "../../secret", "a", "m", "/secret"])
-                .prop_map(String::from),
+            prop::sample::select(vec![
+                "/",
+                "..",
+                "../..",
+                "../../secret",
+                "a",
+                "m",
+                "/secret"
+            ])
+            .prop_map(String::from),
             path(),
         ]
     }
@@ -600,7 +638,9 @@ mod properties {
             let short = &path[..path.len().min(100)];
             let mut header = common::raw_header(kind, short, data.len() as u64);
             if let Some(t) = link {
-                header.set_link_name_literal(&t[..t.len().min(100)]).unwrap();
+                header
+                    .set_link_name_literal(&t[..t.len().min(100)])
+                    .unwrap();
             }
             header.set_cksum();
             b.append(&header, &data[..]).unwrap();

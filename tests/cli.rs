@@ -661,7 +661,10 @@ fn a_2_62_byte_sparse_file_saves_in_kilobytes() {
     let save = format!("/={}", archive.display());
     let (status, out) = shell(
         &["--limit-bytes", "16M", "--save", &save],
-        &["truncate /tmp/huge 4611686018427387904", "write /tmp/small hi"],
+        &[
+            "truncate /tmp/huge 4611686018427387904",
+            "write /tmp/small hi",
+        ],
     );
     assert_eq!(status, 0, "{out}");
     let size = std::fs::metadata(&archive).unwrap().len();
@@ -671,7 +674,10 @@ fn a_2_62_byte_sparse_file_saves_in_kilobytes() {
         .unwrap();
     assert_eq!(back.metadata("/tmp/huge").unwrap().size, 1 << 62);
     let tar = format!("/=tar:{}", archive.display());
-    let (status, out) = shell(&["--limit-bytes", "16M", "--mount", &tar], &["cat /tmp/small"]);
+    let (status, out) = shell(
+        &["--limit-bytes", "16M", "--mount", &tar],
+        &["cat /tmp/small"],
+    );
     assert_eq!((status, out.as_str()), (0, "cat /tmp/small: hi\n"));
 }
 
@@ -696,7 +702,13 @@ fn a_tree_deeper_than_any_path_saves_and_skips_no_other_save() {
         &format!("deep /work 60 {name}"),
         "write /out/after.txt saved too",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert!(stdout(&out).contains("60 levels"), "{}", stdout(&out));
     let back = Vfs::new();
     back.load_tar(std::fs::File::open(&deep).unwrap(), "/")

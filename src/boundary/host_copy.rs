@@ -47,12 +47,13 @@ impl Vfs {
     /// ```
     pub fn copy_in(&self, host_dir: impl AsRef<Path>, vfs_path: &str) -> Result<()> {
         let host_dir = host_dir.as_ref();
-        let root = Dir::open_ambient_dir(host_dir, cap_std::ambient_authority()).map_err(|source| {
-            Error::HostDir {
-                path: host_dir.to_path_buf(),
-                source,
-            }
-        })?;
+        let root =
+            Dir::open_ambient_dir(host_dir, cap_std::ambient_authority()).map_err(|source| {
+                Error::HostDir {
+                    path: host_dir.to_path_buf(),
+                    source,
+                }
+            })?;
         let mut stage = Stage::new(self, vfs_path)?;
         // Directories wait as (parent handle, name), so the handles open at
         // once number the depth of the walk, not the width of the tree.
@@ -68,7 +69,10 @@ impl Vfs {
                 ),
                 None => parent,
             };
-            for entry in dir.entries().map_err(|e| Error::from_host(e).at(shown(&rel)))? {
+            for entry in dir
+                .entries()
+                .map_err(|e| Error::from_host(e).at(shown(&rel)))?
+            {
                 let entry = entry.map_err(|e| Error::from_host(e).at(shown(&rel)))?;
                 let mut child = rel.clone();
                 child.push(
@@ -159,7 +163,9 @@ fn copy_data(file: &File, size: u64, sink: &mut FileSink<'_>) -> Result<()> {
         let mut at = start;
         while at < end {
             let want = usize::try_from(end - at).map_or(CHUNK, |left| left.min(CHUNK));
-            let n = file.read_at(&mut buf[..want], at).map_err(Error::from_host)?;
+            let n = file
+                .read_at(&mut buf[..want], at)
+                .map_err(Error::from_host)?;
             if n == 0 {
                 return Ok(()); // the file shrank while copying
             }

@@ -60,9 +60,15 @@ impl FileSink<'_> {
 /// One change made to the target while committing, with what undoes it.
 enum Step {
     /// `(dir, name)` of the stage was moved to `(dir, name)` of the target.
-    MovedIn { from: (Node, String), to: (Node, String) },
+    MovedIn {
+        from: (Node, String),
+        to: (Node, String),
+    },
     /// A target entry was moved aside into the stage's trash.
-    SetAside { from: (Node, String), to: (Node, String) },
+    SetAside {
+        from: (Node, String),
+        to: (Node, String),
+    },
     /// A target directory's attributes before the commit touched it.
     Attrs { node: Node, before: SetAttr },
 }
@@ -217,7 +223,13 @@ impl Stage {
     /// the same name replaces an earlier one, never writes through it. A
     /// directory is kept for a directory entry (returned), removed for
     /// anything else if empty, and refused otherwise.
-    fn make_room(&self, dir: Node, name: &str, for_dir: bool, rel: &[&str]) -> Result<Option<Node>> {
+    fn make_room(
+        &self,
+        dir: Node,
+        name: &str,
+        for_dir: bool,
+        rel: &[&str],
+    ) -> Result<Option<Node>> {
         match self.ns.lookup(dir, name) {
             Err(Error::NotFound) => Ok(None),
             Err(e) => Err(e.at(display(rel))),
@@ -277,10 +289,7 @@ impl Stage {
             .open(one(parent, name, self.scope), options)
             .map_err(at)?;
         let _open = self.ns.open_handle(node).map_err(at)?;
-        fill(&mut FileSink {
-            ns: &self.ns,
-            node,
-        })?;
+        fill(&mut FileSink { ns: &self.ns, node })?;
         let set = SetAttr {
             size: Some(size),
             atime: None,
@@ -352,7 +361,9 @@ impl Stage {
 
     fn named<'r>(&self, rel: &[&'r str]) -> Result<&'r str> {
         rel.last().copied().ok_or_else(|| {
-            Error::Archive(". names the directory loaded into, which only a directory entry may".into())
+            Error::Archive(
+                ". names the directory loaded into, which only a directory entry may".into(),
+            )
         })
     }
 
@@ -428,7 +439,11 @@ impl Stage {
                         // A parent made for deeper entries, where the tree
                         // has a symlink or file: the entries would go
                         // through it.
-                        let what = if existing == FileKind::Symlink { "a symlink" } else { "a file" };
+                        let what = if existing == FileKind::Symlink {
+                            "a symlink"
+                        } else {
+                            "a file"
+                        };
                         return Err(Error::Archive(format!(
                             "{rel}: the tree has {what} there, and nothing is written through one"
                         )));
@@ -448,7 +463,10 @@ impl Stage {
                     (_, None) => {}
                 }
                 self.ns
-                    .rename(one(from_dir, &name, self.scope), one(to_dir, &name, self.scope))
+                    .rename(
+                        one(from_dir, &name, self.scope),
+                        one(to_dir, &name, self.scope),
+                    )
                     .map_err(at)?;
                 journal.push(Step::MovedIn {
                     from: (from_dir, name.clone()),
@@ -466,11 +484,19 @@ impl Stage {
         Ok(self.dir_attrs.iter().any(|(n, _)| *n == node))
     }
 
-    fn set_aside(&self, dir: Node, name: &str, count: &mut u64, journal: &mut Vec<Step>) -> Result<()> {
+    fn set_aside(
+        &self,
+        dir: Node,
+        name: &str,
+        count: &mut u64,
+        journal: &mut Vec<Step>,
+    ) -> Result<()> {
         *count += 1;
         let aside = count.to_string();
-        self.ns
-            .rename(one(dir, name, self.scope), one(self.trash, &aside, self.scope))?;
+        self.ns.rename(
+            one(dir, name, self.scope),
+            one(self.trash, &aside, self.scope),
+        )?;
         journal.push(Step::SetAside {
             from: (dir, name.to_owned()),
             to: (self.trash, aside),

@@ -218,8 +218,8 @@ fn load_entry<R: Read>(stage: &mut Stage, mut entry: tar::Entry<'_, R>) -> Resul
                 .ok_or_else(|| refuse("a sparse entry without its real size"))?;
             let stored = entry.size();
             stage.file(&rel, attrs, size, |sink| {
-                let (runs, map_len) = sparse::read_map(&mut entry, size)
-                    .map_err(|e| refuse(&e.to_string()))?;
+                let (runs, map_len) =
+                    sparse::read_map(&mut entry, size).map_err(|e| refuse(&e.to_string()))?;
                 let data: u64 = runs.iter().map(|&(_, len)| len).sum();
                 if map_len.checked_add(data) != Some(stored) {
                     return Err(refuse("the sparse map does not match the entry's size"));
@@ -307,7 +307,10 @@ mod tests {
     fn pax_times_keep_their_fraction() {
         let t = parse_time(b"1700000000.5").unwrap();
         let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap();
-        assert_eq!((d.as_secs(), d.subsec_nanos()), (1_700_000_000, 500_000_000));
+        assert_eq!(
+            (d.as_secs(), d.subsec_nanos()),
+            (1_700_000_000, 500_000_000)
+        );
         assert!(parse_time(b"-5").is_none());
         assert!(parse_time(b"12.x").is_none());
     }

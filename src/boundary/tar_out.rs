@@ -110,7 +110,11 @@ impl Vfs {
 }
 
 fn shown(rel: &str) -> String {
-    if rel.is_empty() { ".".into() } else { rel.into() }
+    if rel.is_empty() {
+        ".".into()
+    } else {
+        rel.into()
+    }
 }
 
 struct Saver<'a, W: Write> {
@@ -133,7 +137,12 @@ impl<W: Write> Saver<'_, W> {
                 let target = self.ns.readlink(node)?;
                 let mut pax = PaxRecords::new();
                 let mut header = header(&meta, tar::EntryType::Symlink, rel, &mut pax);
-                set_field(&mut header.as_old_mut().linkname, "linkpath", &target, &mut pax);
+                set_field(
+                    &mut header.as_old_mut().linkname,
+                    "linkpath",
+                    &target,
+                    &mut pax,
+                );
                 self.append(header, pax, io::empty())?;
                 Ok(false)
             }
@@ -147,8 +156,7 @@ impl<W: Write> Saver<'_, W> {
                         self.append(header, pax, io::empty())?;
                         return Ok(false);
                     }
-                    self.first_name
-                        .insert((meta.dev, meta.ino), rel.to_owned());
+                    self.first_name.insert((meta.dev, meta.ino), rel.to_owned());
                 }
                 self.file(node, &meta, rel)?;
                 Ok(false)
@@ -323,7 +331,10 @@ impl Read for RunsReader<'_> {
                 None => return Ok(0),
             }
         }
-        let want = buf.len().min(CHUNK).min(usize::try_from(self.left).unwrap_or(CHUNK));
+        let want = buf
+            .len()
+            .min(CHUNK)
+            .min(usize::try_from(self.left).unwrap_or(CHUNK));
         let buf = &mut buf[..want];
         let n = self
             .ns

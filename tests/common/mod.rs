@@ -451,7 +451,10 @@ pub fn now<T>(f: impl std::future::Future<Output = T>) -> T {
 /// Writes `data` at `offset` of the file `path` (created if missing), as a
 /// guest's `pwrite` does: the host API only writes whole files.
 pub fn write_at(vfs: &Vfs, path: &str, offset: u64, data: &[u8]) {
-    assert!(try_write_at(vfs, path, offset, data), "writing {path} failed");
+    assert!(
+        try_write_at(vfs, path, offset, data),
+        "writing {path} failed"
+    );
 }
 
 /// [`write_at`], false if the file cannot be opened or written.
@@ -518,4 +521,3 @@ pub fn archive(entries: &[Entry<'_>]) -> Vec<u8> {
     }
     builder.into_inner().unwrap()
 }
-

@@ -143,9 +143,8 @@ impl Trees {
     pub fn check_saves(&self, args: &RunArgs) -> Result<Vec<SaveTarget>, Failure> {
         let mut targets = Vec::new();
         for (guest, file) in &args.saves {
-            let named = |what: String| {
-                Failure::usage(format!("--save {guest}={}: {what}", file.display()))
-            };
+            let named =
+                |what: String| Failure::usage(format!("--save {guest}={}: {what}", file.display()));
             if self.find(guest).is_none() {
                 return Err(named(format!("no mount or preopen named {guest}")));
             }
@@ -156,15 +155,22 @@ impl Trees {
                 Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
                 _ => PathBuf::from("."),
             };
-            let dir = Dir::open_ambient_dir(&parent, cap_std::ambient_authority()).map_err(|e| {
-                named(format!("cannot open the directory {}: {e}", parent.display()))
-            })?;
+            let dir =
+                Dir::open_ambient_dir(&parent, cap_std::ambient_authority()).map_err(|e| {
+                    named(format!(
+                        "cannot open the directory {}: {e}",
+                        parent.display()
+                    ))
+                })?;
             if dir.symlink_metadata(name).is_ok_and(|m| m.is_dir()) {
                 return Err(named("a directory is in the way".into()));
             }
             // Writable: a probe file, made and removed as the archive will be.
             let (probe, probe_name) = create_temp(&dir, name).map_err(|e| {
-                named(format!("cannot write in the directory {}: {e}", parent.display()))
+                named(format!(
+                    "cannot write in the directory {}: {e}",
+                    parent.display()
+                ))
             })?;
             drop(probe);
             let _ = dir.remove_file(&probe_name);

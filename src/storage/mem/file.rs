@@ -287,7 +287,10 @@ mod tests {
         assert_eq!(data.next_data(CHUNK), Some((CHUNK, first.1)));
         // The rest of the third chunk is a hole; the fourth and fifth hold nothing.
         assert_eq!(data.next_data(first.1), Some((5 * CHUNK, 5 * CHUNK + 6)));
-        assert_eq!(data.next_data(5 * CHUNK + 4), Some((5 * CHUNK + 4, 5 * CHUNK + 6)));
+        assert_eq!(
+            data.next_data(5 * CHUNK + 4),
+            Some((5 * CHUNK + 4, 5 * CHUNK + 6))
+        );
         assert_eq!(data.next_data(5 * CHUNK + 6), None);
         data.set_size(5 * CHUNK + 4);
         assert_eq!(data.next_data(5 * CHUNK), Some((5 * CHUNK, 5 * CHUNK + 4)));

@@ -57,7 +57,9 @@ fn open_dir(path: &str) -> std::io::Result<wasi::Fd> {
         if unsafe { wasi::fd_prestat_dir_name(fd, name.as_mut_ptr(), len) }.is_err() {
             continue;
         }
-        let name = String::from_utf8_lossy(&name).trim_end_matches('/').to_owned();
+        let name = String::from_utf8_lossy(&name)
+            .trim_end_matches('/')
+            .to_owned();
         let matches = path == name
             || path.starts_with(&format!("{name}/"))
             || (name.is_empty() && path.starts_with('/'));
@@ -69,8 +71,18 @@ fn open_dir(path: &str) -> std::io::Result<wasi::Fd> {
     let rest = path[len..].trim_start_matches('/');
     let rest = if rest.is_empty() { "." } else { rest };
     // SAFETY: `fd` is a preopen.
-    unsafe { wasi::path_open(fd, 0, rest, wasi::OFLAGS_DIRECTORY, DIR_RIGHTS, DIR_RIGHTS, 0) }
-        .map_err(errno)
+    unsafe {
+        wasi::path_open(
+            fd,
+            0,
+            rest,
+            wasi::OFLAGS_DIRECTORY,
+            DIR_RIGHTS,
+            DIR_RIGHTS,
+            0,
+        )
+    }
+    .map_err(errno)
 }
 
 fn deep(dir: &str, levels: usize, name: &str) -> std::io::Result<String> {
@@ -79,9 +91,16 @@ fn deep(dir: &str, levels: usize, name: &str) -> std::io::Result<String> {
         // SAFETY: `fd` is open (the one above, or one opened below it).
         unsafe {
             wasi::path_create_directory(fd, name).map_err(errno)?;
-            let child =
-                wasi::path_open(fd, 0, name, wasi::OFLAGS_DIRECTORY, DIR_RIGHTS, DIR_RIGHTS, 0)
-                    .map_err(errno)?;
+            let child = wasi::path_open(
+                fd,
+                0,
+                name,
+                wasi::OFLAGS_DIRECTORY,
+                DIR_RIGHTS,
+                DIR_RIGHTS,
+                0,
+            )
+            .map_err(errno)?;
             // Only preopens may stay open: wasi-libc takes any open
             // directory it finds at start-up for one.
             wasi::fd_close(fd).map_err(errno)?;
@@ -91,8 +110,8 @@ fn deep(dir: &str, levels: usize, name: &str) -> std::io::Result<String> {
     // SAFETY: as above.
     unsafe {
         let rights = wasi::RIGHTS_FD_WRITE;
-        let file = wasi::path_open(fd, 0, "bottom", wasi::OFLAGS_CREAT, rights, 0, 0)
-            .map_err(errno)?;
+        let file =
+            wasi::path_open(fd, 0, "bottom", wasi::OFLAGS_CREAT, rights, 0, 0).map_err(errno)?;
         let data = [wasi::Ciovec {
             buf: b"deep".as_ptr(),
             buf_len: 4,
