@@ -771,3 +771,33 @@ mod properties {
         }
     }
 }
+
+/// Loading moves staged directories into place by renaming them; an
+/// overlay target must take a deep one without recursing once per level.
+#[test]
+fn a_deep_archive_loads_into_an_overlay() {
+    let levels = 3000;
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut path = String::new();
+    for _ in 0..levels {
+        path.push_str("d/");
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_size(0);
+        builder.append_pax_extensions([("path", path.as_bytes())]).unwrap();
+        header.set_cksum();
+        builder.append(&header, &b""[..]).unwrap();
+    }
+    let bytes = builder.into_inner().unwrap();
+    let vfs = Vfs::builder()
+        .mount("/o", wasi_common_vfs::Overlay::new(MemFs::new()))
+        .build()
+        .unwrap();
+    // A thread with a small stack, so recursion per level would show.
+    std::thread::Builder::new()
+        .stack_size(256 << 10)
+        .spawn(move || vfs.load_tar(&bytes[..], "/o").unwrap())
+        .unwrap()
+        .join()
+        .unwrap();
+}

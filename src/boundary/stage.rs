@@ -98,6 +98,8 @@ pub(crate) struct Stage {
     /// contents are in place; the target's own (a `./` entry) comes first.
     dir_attrs: Vec<(Node, EntryAttrs)>,
     target_attrs: Option<EntryAttrs>,
+    /// The staged directories on the way to the last entry, by name.
+    last_parents: Vec<(String, Node)>,
     done: bool,
 }
 
@@ -161,6 +163,7 @@ impl Stage {
             trash: root,
             dir_attrs: Vec::new(),
             target_attrs: None,
+            last_parents: Vec::new(),
             done: false,
         };
         // From here on, dropping the stage cleans up.
@@ -174,13 +177,22 @@ impl Stage {
     /// way is refused: nothing is ever written through one. So is a path
     /// that reaches another mount below the target, named now, while the
     /// entry is known (the commit checks again).
-    fn parent_of(&self, rel: &[&str]) -> Result<Node> {
+    fn parent_of(&mut self, rel: &[&str]) -> Result<Node> {
         self.check_own_mount(rel)?;
         let Some((_, parents)) = rel.split_last() else {
             return Ok(self.data);
         };
-        let mut dir = self.data;
-        for (i, name) in parents.iter().enumerate() {
+        // Archives list parents before children: start where the last
+        // entry's parents and this one's part.
+        let kept = self
+            .last_parents
+            .iter()
+            .zip(parents)
+            .take_while(|((had, _), name)| had == *name)
+            .count();
+        self.last_parents.truncate(kept);
+        let mut dir = self.last_parents.last().map_or(self.data, |&(_, node)| node);
+        for (i, name) in parents.iter().enumerate().skip(kept) {
             let so_far = || display(&parents[..=i]);
             dir = match self.ns.lookup(dir, name) {
                 Ok((node, FileKind::Dir)) => node,
@@ -198,6 +210,7 @@ impl Stage {
                     .map_err(|e| e.at(so_far()))?,
                 Err(e) => return Err(e.at(so_far())),
             };
+            self.last_parents.push(((*name).to_owned(), dir));
         }
         Ok(dir)
     }
@@ -206,6 +219,9 @@ impl Stage {
     /// The walk stops where the target has no directory: no mountpoint can
     /// lie beyond.
     fn check_own_mount(&self, rel: &[&str]) -> Result<()> {
+        if !self.ns.has_mountpoints() {
+            return Ok(()); // the common tree of one store
+        }
         let mut dir = self.target;
         for name in rel {
             if self.ns.mount_at(dir, name).is_some() {
@@ -224,7 +240,7 @@ impl Stage {
     /// directory is kept for a directory entry (returned), removed for
     /// anything else if empty, and refused otherwise.
     fn make_room(
-        &self,
+        &mut self,
         dir: Node,
         name: &str,
         for_dir: bool,
@@ -234,11 +250,13 @@ impl Stage {
             Err(Error::NotFound) => Ok(None),
             Err(e) => Err(e.at(display(rel))),
             Ok((node, FileKind::Dir)) if for_dir => Ok(Some(node)),
-            Ok((_, FileKind::Dir)) => self
-                .ns
-                .rmdir(one(dir, name, self.scope))
-                .map(|()| None)
-                .map_err(|e| e.at(display(rel))),
+            Ok((_, FileKind::Dir)) => {
+                self.last_parents.clear();
+                self.ns
+                    .rmdir(one(dir, name, self.scope))
+                    .map(|()| None)
+                    .map_err(|e| e.at(display(rel)))
+            }
             Ok(_) => self
                 .ns
                 .unlink(one(dir, name, self.scope))

@@ -223,6 +223,11 @@ impl Namespace {
         points.iter().find(|(n, _)| n == name).map(|&(_, m)| m)
     }
 
+    /// True when any store is mounted below the root.
+    pub(crate) fn has_mountpoints(&self) -> bool {
+        !self.mountpoints.is_empty()
+    }
+
     /// True when `dir` holds a mountpoint, so it must not be removed.
     pub(crate) fn holds_mountpoints(&self, dir: Node) -> bool {
         self.mountpoints.contains_key(&dir)

@@ -327,16 +327,19 @@ impl Inner {
     /// Copies up `ino` and everything visible below it and cuts the subtree
     /// loose from the lower layer, before it moves to where the lower layer
     /// has nothing of it.
+    /// Walks the subtree with a work list, not recursion, so no depth can
+    /// exhaust the stack.
     fn detach_tree(&self, ino: Ino) -> Result<()> {
-        self.copy_up(ino)?;
-        let node = self.node(ino)?;
-        if node.kind == FileKind::Dir {
-            for entry in self.list_all(ino)? {
-                self.detach_tree(entry.ino)?;
+        let mut pending = vec![ino];
+        while let Some(ino) = pending.pop() {
+            self.copy_up(ino)?;
+            let node = self.node(ino)?;
+            if node.kind == FileKind::Dir {
+                pending.extend(self.list_all(ino)?.into_iter().map(|e| e.ino));
+                let mut st = node.st.lock();
+                st.opaque = true;
+                st.whiteouts.clear();
             }
-            let mut st = node.st.lock();
-            st.opaque = true;
-            st.whiteouts.clear();
         }
         Ok(())
     }
