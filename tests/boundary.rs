@@ -784,7 +784,9 @@ fn a_deep_archive_loads_into_an_overlay() {
         let mut header = tar::Header::new_ustar();
         header.set_entry_type(tar::EntryType::Directory);
         header.set_size(0);
-        builder.append_pax_extensions([("path", path.as_bytes())]).unwrap();
+        builder
+            .append_pax_extensions([("path", path.as_bytes())])
+            .unwrap();
         header.set_cksum();
         builder.append(&header, &b""[..]).unwrap();
     }

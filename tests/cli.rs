@@ -679,6 +679,16 @@ fn a_2_62_byte_sparse_file_saves_in_kilobytes() {
         &["cat /tmp/small"],
     );
     assert_eq!((status, out.as_str()), (0, "cat /tmp/small: hi\n"));
+
+    // A 1 GiB sparse host file copied in by `mem:DIR` costs its data only.
+    let host = work.path().join("host");
+    std::fs::create_dir(&host).unwrap();
+    let sparse = std::fs::File::create(host.join("sparse.img")).unwrap();
+    sparse.set_len(1 << 30).unwrap();
+    std::os::unix::fs::FileExt::write_at(&sparse, b"end", (1 << 30) - 3).unwrap();
+    let mem = format!("/h=mem:{}", host.display());
+    let (status, out) = shell(&["--limit-bytes", "16M", "--mount", &mem], &["ls /h"]);
+    assert_eq!((status, out.as_str()), (0, "ls /h: sparse.img\n"));
 }
 
 /// A directory chain whose path is over 12,000 bytes saves, and so does

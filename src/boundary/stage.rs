@@ -191,7 +191,10 @@ impl Stage {
             .take_while(|((had, _), name)| had == *name)
             .count();
         self.last_parents.truncate(kept);
-        let mut dir = self.last_parents.last().map_or(self.data, |&(_, node)| node);
+        let mut dir = self
+            .last_parents
+            .last()
+            .map_or(self.data, |&(_, node)| node);
         for (i, name) in parents.iter().enumerate().skip(kept) {
             let so_far = || display(&parents[..=i]);
             dir = match self.ns.lookup(dir, name) {
