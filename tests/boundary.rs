@@ -803,3 +803,37 @@ fn a_deep_archive_loads_into_an_overlay() {
         .join()
         .unwrap();
 }
+
+/// The stage lives on the target's own store: a host directory gets the
+/// files, and neither a load nor a refused one leaves anything else there;
+/// a read-only target is refused, naming it.
+#[test]
+fn loads_into_host_directories_leave_no_trace_and_read_only_targets_refuse() {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("old.txt"), b"old").unwrap();
+    let ro = tempfile::tempdir().unwrap();
+    let vfs = Vfs::builder()
+        .mount("/h", HostDir::open(host.path()).unwrap())
+        .mount("/ro", HostDir::open(ro.path()).unwrap().read_only())
+        .build()
+        .unwrap();
+    let good = archive(&[Entry::Dir("d/"), Entry::File("d/new.txt", b"new")]);
+    let bad = archive(&[
+        Entry::File("old.txt", b"replaced"),
+        Entry::File("/abs", b"x"),
+    ]);
+    vfs.load_tar(&bad[..], "/h").unwrap_err();
+    assert_eq!(host_files(host.path()), ["old.txt"]);
+    assert_eq!(std::fs::read(host.path().join("old.txt")).unwrap(), b"old");
+    vfs.load_tar(&good[..], "/h").unwrap();
+    assert_eq!(host_files(host.path()), ["d", "old.txt"]);
+    assert_eq!(
+        std::fs::read(host.path().join("d/new.txt")).unwrap(),
+        b"new"
+    );
+
+    let e = vfs.load_tar(&good[..], "/ro").unwrap_err();
+    assert!(matches!(e.innermost(), Error::ReadOnly), "{e}");
+    assert!(e.to_string().contains("/ro"), "{e}");
+    assert!(host_files(ro.path()).is_empty());
+}

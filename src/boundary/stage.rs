@@ -95,7 +95,7 @@ pub(crate) struct Stage {
     /// Target entries replaced by the commit are moved here until it ends.
     trash: Node,
     /// Attributes of directories named by the source, applied once their
-    /// contents are in place; the target's own (a `./` entry) comes first.
+    /// contents are in place, and the target's own (from a `./` entry).
     dir_attrs: Vec<(Node, EntryAttrs)>,
     target_attrs: Option<EntryAttrs>,
     /// The staged directories on the way to the last entry, by name.
@@ -149,7 +149,8 @@ impl Stage {
         let target_open = ns.open_handle(target).map_err(undo_made)?;
         let target_before = restorable(&ns, target).map_err(undo_made)?;
         let scope = vfs.scope();
-        let (root, root_name) = make_hidden_dir(&ns, target, scope).map_err(undo_made)?;
+        let (root, root_name) =
+            make_hidden_dir(&ns, target, scope).map_err(|e| undo_made(e.at(vfs_path)))?;
         let mut stage = Stage {
             ns,
             scope,
