@@ -809,45 +809,39 @@ fn a_mounted_archive_never_writes_into_a_host_mount_or_through_a_symlink() {
     let work = tempfile::tempdir().unwrap();
     let host = work.path().join("out");
     std::fs::create_dir(&host).unwrap();
-    let into_mount = work.path().join("into-mount.tar");
-    std::fs::write(
-        &into_mount,
-        archive(&[
-            Entry::File("a.txt", b"a"),
-            Entry::File("out/run.sh", b"#!/bin/sh\n"),
-        ]),
-    )
-    .unwrap();
-    let out = run(&[
-        "run",
-        "--mount",
-        &format!("/=tar:{}", into_mount.display()),
-        "--mount",
-        &format!("/out=host:{}", host.display()),
-        &guest("status"),
-        "return",
-    ]);
-    one_line_failure(&out, 1, &["into-mount.tar", "out/run.sh"]);
-    assert_eq!(std::fs::read_dir(&host).unwrap().count(), 0);
-
-    let through = work.path().join("through-link.tar");
-    std::fs::write(
-        &through,
-        archive(&[
-            Entry::Symlink("s", "/"),
-            Entry::File("s/out/pwned.txt", b"pwned"),
-        ]),
-    )
-    .unwrap();
-    let out = run(&[
-        "run",
-        "--mount",
-        &format!("/t=tar:{}", through.display()),
-        "--mount",
-        &format!("/out=host:{}", host.display()),
-        &guest("status"),
-        "return",
-    ]);
-    one_line_failure(&out, 1, &["through-link.tar", "s/out/pwned.txt"]);
-    assert_eq!(std::fs::read_dir(&host).unwrap().count(), 0);
+    let cases = [
+        (
+            "into-mount.tar",
+            "/",
+            archive(&[
+                Entry::File("a.txt", b"a"),
+                Entry::File("out/run.sh", b"#!/bin/sh\n"),
+            ]),
+            "out/run.sh",
+        ),
+        (
+            "through-link.tar",
+            "/t",
+            archive(&[
+                Entry::Symlink("s", "/"),
+                Entry::File("s/out/pwned.txt", b"pwned"),
+            ]),
+            "s/out/pwned.txt",
+        ),
+    ];
+    for (name, at, bytes, entry) in cases {
+        let file = work.path().join(name);
+        std::fs::write(&file, bytes).unwrap();
+        let out = run(&[
+            "run",
+            "--mount",
+            &format!("{at}=tar:{}", file.display()),
+            "--mount",
+            &format!("/out=host:{}", host.display()),
+            &guest("status"),
+            "return",
+        ]);
+        one_line_failure(&out, 1, &[name, entry]);
+        assert_eq!(std::fs::read_dir(&host).unwrap().count(), 0);
+    }
 }
