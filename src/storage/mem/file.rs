@@ -172,7 +172,7 @@ impl FileData {
         let mut end = first * CHUNK + self.chunk(first).map_or(0, |c| c.len() as u64);
         while end == (last + 1) * CHUNK {
             match self.chunk(last + 1) {
-                Some(c) if c.len() > 0 => {
+                Some(c) if !c.is_empty() => {
                     last += 1;
                     end = last * CHUNK + c.len() as u64;
                 }
@@ -189,7 +189,7 @@ impl FileData {
         if let Some(pos) = self
             .dense
             .get(from..)
-            .and_then(|rest| rest.iter().position(|c| c.len() > 0))
+            .and_then(|rest| rest.iter().position(|c| !c.is_empty()))
         {
             let i = index + pos as u64;
             return self.chunk(i).map(|c| (i, c.len() as u64));
@@ -197,7 +197,7 @@ impl FileData {
         let sparse = self.sparse.as_ref()?;
         sparse
             .range(index..)
-            .find(|(_, c)| c.len() > 0)
+            .find(|(_, c)| !c.is_empty())
             .map(|(&i, c)| (i, c.len() as u64))
     }
 
