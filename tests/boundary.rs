@@ -837,3 +837,45 @@ fn loads_into_host_directories_leave_no_trace_and_read_only_targets_refuse() {
     assert!(e.to_string().contains("/ro"), "{e}");
     assert!(host_files(ro.path()).is_empty());
 }
+
+/// Copying a host file up into an overlay is a copy from the host too: it
+/// keeps holes, so a write to a 1 GiB sparse lower file fits a 16 MiB limit,
+/// and the host file is left as it was.
+#[test]
+fn overlay_copy_up_of_a_sparse_host_file_keeps_its_holes() {
+    let host = tempfile::tempdir().unwrap();
+    let file = std::fs::File::create(host.path().join("disk.img")).unwrap();
+    file.set_len(1 << 30).unwrap();
+    std::os::unix::fs::FileExt::write_at(&file, b"tail", (1 << 30) - 4).unwrap();
+    let vfs = Vfs::builder()
+        .limits(Limits {
+            bytes: Some(16 << 20),
+            ..Limits::default()
+        })
+        .mount(
+            "/o",
+            wasi_common_vfs::Overlay::new(HostDir::open(host.path()).unwrap()),
+        )
+        .build()
+        .unwrap();
+    common::write_at(&vfs, "/o/disk.img", 0, b"head");
+    assert_eq!(vfs.metadata("/o/disk.img").unwrap().size, 1 << 30);
+    // The copy holds both ends and nothing between: its archive is small,
+    // and its data runs start with "head" and end with "tail".
+    let mut bytes = Vec::new();
+    vfs.save_tar("/o", &mut bytes).unwrap();
+    assert!(bytes.len() < 256 << 10, "{} bytes", bytes.len());
+    let mut archive = tar::Archive::new(&bytes[..]);
+    let mut entry = archive
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .find(|e| e.header().entry_type() == tar::EntryType::Regular)
+        .unwrap();
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+    assert_eq!(&data[512..516], b"head");
+    assert!(data.ends_with(b"tail"));
+    let on_host = std::fs::read(host.path().join("disk.img")).unwrap();
+    assert_eq!(&on_host[..4], &[0u8; 4], "the lower file is not written");
+}

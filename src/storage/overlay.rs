@@ -307,21 +307,36 @@ impl Inner {
         Ok(made.ino)
     }
 
+    /// Copies the lower file's data runs in bounded chunks, leaving its
+    /// holes as holes, and gives the copy the lower file's size.
     fn copy_data(&self, lower: Ino, upper: Ino, size: u64) -> Result<()> {
         let mut buf = vec![0u8; COPY_CHUNK];
-        let mut at = 0u64;
-        while at < size {
-            let n = self
-                .lower
-                .read(lower, at, &mut [IoSliceMut::new(&mut buf)])?;
-            if n == 0 {
+        let mut pos = 0u64;
+        while let Some((start, end)) = self.lower.next_data(lower, pos)? {
+            let mut at = start.max(pos);
+            while at < end.min(size) {
+                let want =
+                    usize::try_from(end.min(size) - at).map_or(COPY_CHUNK, |n| n.min(COPY_CHUNK));
+                let n = self
+                    .lower
+                    .read(lower, at, &mut [IoSliceMut::new(&mut buf[..want])])?;
+                if n == 0 {
+                    break;
+                }
+                self.upper
+                    .write(upper, WritePos::At(at), &[IoSlice::new(&buf[..n])])?;
+                at += n as u64;
+            }
+            if end <= pos || end >= size {
                 break;
             }
-            self.upper
-                .write(upper, WritePos::At(at), &[IoSlice::new(&buf[..n])])?;
-            at += n as u64;
+            pos = end;
         }
-        Ok(())
+        let set = SetAttr {
+            size: Some(size),
+            ..SetAttr::default()
+        };
+        self.upper.setattr(upper, &set).map(drop)
     }
 
     /// Copies up `ino` and everything visible below it and cuts the subtree
