@@ -345,8 +345,9 @@ impl Vfs {
             write: true,
             ..OpenOptions::default()
         };
+        let slot = self.ns.reserve_handle()?;
         let (node, _) = self.ns.open(self.at(path), options)?;
-        let _open = self.ns.open_handle(node)?;
+        let _open = slot.open(node)?;
         self.ns
             .write(node, WritePos::At(0), &[IoSlice::new(contents)])?;
         Ok(())

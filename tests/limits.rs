@@ -116,3 +116,83 @@ fn open_files_limit_gives_emfile_and_closing_frees_slots() {
         ]
     );
 }
+
+/// At the open-files limit, an open that would truncate or create is
+/// refused before it does either: the descriptor slot is taken first.
+#[test]
+fn an_open_refused_at_the_limit_neither_truncates_nor_creates() {
+    let vfs = limited(Limits {
+        open_files: Some(16),
+        ..Limits::default()
+    });
+    vfs.write("/data", b"keep me").unwrap();
+    let out = shell(&vfs, &["at-limit /data"]);
+    // EMFILE is 33 in WASI.
+    assert_eq!(
+        out,
+        [
+            "at-limit /data: full: errno 33, truncate: errno 33, create: errno 33, size 7, made false"
+        ]
+    );
+    assert_eq!(vfs.read("/data").unwrap(), b"keep me");
+    // The host API too.
+    let wasi_dirs: Vec<_> = (0..16).map_while(|_| vfs.wasi_dir("/").ok()).collect();
+    assert!(matches!(vfs.write("/data", b""), Err(Error::TooManyOpen)));
+    assert!(matches!(vfs.write("/other", b"x"), Err(Error::TooManyOpen)));
+    drop(wasi_dirs);
+    assert_eq!(vfs.read("/data").unwrap(), b"keep me");
+    assert!(vfs.metadata("/other").is_err());
+}
+
+/// Writers appending through separate descriptors at once cannot push a
+/// file past the size limit together: the limit is checked with the write.
+#[test]
+fn concurrent_appends_never_overshoot_the_file_size_limit() {
+    use wasi_common::WasiDir;
+    use wasi_common::dir::OpenResult;
+    use wasi_common::file::{FdFlags, OFlags};
+    const LIMIT: u64 = 1 << 20;
+    let host = tempfile::tempdir().unwrap();
+    for vfs in [
+        limited(Limits {
+            file_size: Some(LIMIT),
+            ..Limits::default()
+        }),
+        Vfs::builder()
+            .limits(Limits {
+                file_size: Some(LIMIT),
+                ..Limits::default()
+            })
+            .mount("/", HostDir::open(host.path()).unwrap())
+            .build()
+            .unwrap(),
+    ] {
+        vfs.write("/log", b"").unwrap();
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let dir = vfs.wasi_dir("/").unwrap();
+                std::thread::spawn(move || {
+                    let opened = common::now(dir.open_file(
+                        false,
+                        "log",
+                        OFlags::empty(),
+                        false,
+                        true,
+                        FdFlags::APPEND,
+                    ));
+                    let Ok(OpenResult::File(file)) = opened else {
+                        panic!("log did not open");
+                    };
+                    let block = [7u8; 4096];
+                    while common::now(file.write_vectored(&[std::io::IoSlice::new(&block)])).is_ok()
+                    {
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        assert_eq!(vfs.metadata("/log").unwrap().size, LIMIT);
+    }
+}

@@ -306,11 +306,12 @@ impl Stage {
             write: true,
             ..OpenOptions::default()
         };
+        let slot = self.ns.reserve_handle().map_err(at)?;
         let (node, _) = self
             .ns
             .open(one(parent, name, self.scope), options)
             .map_err(at)?;
-        let _open = self.ns.open_handle(node).map_err(at)?;
+        let _open = slot.open(node).map_err(at)?;
         fill(&mut FileSink { ns: &self.ns, node })?;
         let set = SetAttr {
             size: Some(size),

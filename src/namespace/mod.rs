@@ -311,27 +311,16 @@ impl Namespace {
         self.store(node.mount).read(node.ino, offset, bufs)
     }
 
+    /// Writes at `pos`; past the tree's file-size limit, `EFBIG`, checked
+    /// by the store atomically with the write.
     pub(crate) fn write(
         &self,
         node: Node,
         pos: WritePos,
         bufs: &[IoSlice<'_>],
     ) -> Result<(usize, u64)> {
-        if self.max_file_size < crate::storage::MAX_FILE_SIZE {
-            let len: u64 = bufs.iter().map(|b| b.len() as u64).sum();
-            let start = match pos {
-                WritePos::At(offset) => offset,
-                WritePos::Append => self.metadata(node)?.size,
-            };
-            if len > 0
-                && start
-                    .checked_add(len)
-                    .is_none_or(|end| end > self.max_file_size)
-            {
-                return Err(Error::FileTooBig);
-            }
-        }
-        self.store(node.mount).write(node.ino, pos, bufs)
+        self.store(node.mount)
+            .write(node.ino, pos, bufs, self.max_file_size)
     }
 
     /// `posix_fallocate(offset, len)`: the file is at least `offset + len`
@@ -421,19 +410,21 @@ impl Namespace {
 
     /// Takes a handle that keeps `node` alive until the guard is dropped.
     pub(crate) fn open_handle(self: &Arc<Self>, node: Node) -> Result<Handle> {
+        self.reserve_handle()?.open(node)
+    }
+
+    /// Takes one of the open handles the limit allows, before an open
+    /// creates or truncates anything: an open refused for the limit then
+    /// changes nothing. The slot is given back if it is dropped unused.
+    pub(crate) fn reserve_handle(self: &Arc<Self>) -> Result<HandleSlot> {
         let max = self.max_open_handles;
         self.open_handles
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
             })
             .map_err(|_| Error::TooManyOpen)?;
-        if let Err(e) = self.store(node.mount).open(node.ino) {
-            self.open_handles.fetch_sub(1, Ordering::AcqRel);
-            return Err(e);
-        }
-        Ok(Handle {
-            ns: self.clone(),
-            node,
+        Ok(HandleSlot {
+            ns: Some(self.clone()),
         })
     }
 }
@@ -443,6 +434,35 @@ impl Drop for Namespace {
         let mut registry = BY_DEVICE.lock();
         for m in &self.mounts {
             registry.remove(&m.dev);
+        }
+    }
+}
+
+/// A reserved place among the open handles (see
+/// [`Namespace::reserve_handle`]).
+pub(crate) struct HandleSlot {
+    /// `None` once the slot became a handle.
+    ns: Option<Arc<Namespace>>,
+}
+
+impl HandleSlot {
+    /// The handle on `node`, in this slot.
+    pub(crate) fn open(mut self, node: Node) -> Result<Handle> {
+        let Some(ns) = self.ns.take() else {
+            return Err(Error::BadHandle);
+        };
+        if let Err(e) = ns.store(node.mount).open(node.ino) {
+            ns.open_handles.fetch_sub(1, Ordering::AcqRel);
+            return Err(e);
+        }
+        Ok(Handle { ns, node })
+    }
+}
+
+impl Drop for HandleSlot {
+    fn drop(&mut self) {
+        if let Some(ns) = &self.ns {
+            ns.open_handles.fetch_sub(1, Ordering::AcqRel);
         }
     }
 }

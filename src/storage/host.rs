@@ -307,13 +307,23 @@ impl Storage for HostDir {
         Ok(total)
     }
 
-    fn write(&self, ino: Ino, pos: WritePos, bufs: &[IoSlice<'_>]) -> Result<(usize, u64)> {
+    fn write(
+        &self,
+        ino: Ino,
+        pos: WritePos,
+        bufs: &[IoSlice<'_>],
+        max_size: u64,
+    ) -> Result<(usize, u64)> {
         let file = self.file(ino, true)?;
         let _append = matches!(pos, WritePos::Append).then(|| self.append.lock());
         let mut at = match pos {
             WritePos::At(offset) => offset,
             WritePos::Append => file.metadata().map_err(host)?.len(),
         };
+        let len: u64 = bufs.iter().map(|b| b.len() as u64).sum();
+        if len > 0 && at.checked_add(len).is_none_or(|end| end > max_size) {
+            return Err(Error::FileTooBig);
+        }
         let mut total = 0;
         for buf in bufs {
             file.write_all_at(buf, at).map_err(host)?;

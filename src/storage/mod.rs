@@ -167,7 +167,18 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Writes `bufs` in order at `pos`; returns the bytes written and the
     /// offset just past them. Writing past the end leaves a hole.
-    fn write(&self, ino: Ino, pos: WritePos, bufs: &[IoSlice<'_>]) -> Result<(usize, u64)>;
+    ///
+    /// A write that would end past `max_size` (the tree's file-size limit)
+    /// fails with `EFBIG` and changes nothing; for an append, the check is
+    /// made atomically with the write, so writers on separate descriptors
+    /// cannot overshoot the limit together.
+    fn write(
+        &self,
+        ino: Ino,
+        pos: WritePos,
+        bufs: &[IoSlice<'_>],
+        max_size: u64,
+    ) -> Result<(usize, u64)>;
 
     /// Creates `name` in `dir`; `EEXIST` if the name is taken.
     fn create(&self, dir: Ino, name: &str, node: NewNode<'_>) -> Result<Attr>;
@@ -265,8 +276,14 @@ impl Storage for Box<dyn Storage> {
     fn read(&self, ino: Ino, offset: u64, bufs: &mut [IoSliceMut<'_>]) -> Result<usize> {
         (**self).read(ino, offset, bufs)
     }
-    fn write(&self, ino: Ino, pos: WritePos, bufs: &[IoSlice<'_>]) -> Result<(usize, u64)> {
-        (**self).write(ino, pos, bufs)
+    fn write(
+        &self,
+        ino: Ino,
+        pos: WritePos,
+        bufs: &[IoSlice<'_>],
+        max_size: u64,
+    ) -> Result<(usize, u64)> {
+        (**self).write(ino, pos, bufs, max_size)
     }
     fn create(&self, dir: Ino, name: &str, node: NewNode<'_>) -> Result<Attr> {
         (**self).create(dir, name, node)

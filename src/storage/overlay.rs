@@ -324,7 +324,7 @@ impl Inner {
                     break;
                 }
                 self.upper
-                    .write(upper, WritePos::At(at), &[IoSlice::new(&buf[..n])])?;
+                    .write(upper, WritePos::At(at), &[IoSlice::new(&buf[..n])], size)?;
                 at += n as u64;
             }
             if end <= pos || end >= size {
@@ -558,7 +558,13 @@ impl Storage for Overlay {
         }
     }
 
-    fn write(&self, ino: Ino, pos: WritePos, bufs: &[IoSlice<'_>]) -> Result<(usize, u64)> {
+    fn write(
+        &self,
+        ino: Ino,
+        pos: WritePos,
+        bufs: &[IoSlice<'_>],
+        max_size: u64,
+    ) -> Result<(usize, u64)> {
         let up = match self.inner.layers(ino)?.0 {
             Some(u) => u,
             None => {
@@ -566,7 +572,7 @@ impl Storage for Overlay {
                 self.inner.copy_up(ino)?
             }
         };
-        self.inner.upper.write(up, pos, bufs)
+        self.inner.upper.write(up, pos, bufs, max_size)
     }
 
     fn create(&self, dir: Ino, name: &str, new: NewNode<'_>) -> Result<Attr> {

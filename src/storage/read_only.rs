@@ -55,7 +55,13 @@ impl<S: Storage> Storage for ReadOnly<S> {
         self.inner.read(ino, offset, bufs)
     }
 
-    fn write(&self, _ino: Ino, _pos: WritePos, _bufs: &[IoSlice<'_>]) -> Result<(usize, u64)> {
+    fn write(
+        &self,
+        _ino: Ino,
+        _pos: WritePos,
+        _bufs: &[IoSlice<'_>],
+        _max_size: u64,
+    ) -> Result<(usize, u64)> {
         Err(Error::ReadOnly)
     }
 

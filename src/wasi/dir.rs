@@ -123,8 +123,11 @@ impl WasiDir for VfsDir {
             write: writable,
         };
         tracing::trace!(path, ?oflags, ?fdflags, write, "path_open");
+        // The descriptor first: an open refused for the limit must not have
+        // created or truncated the file.
+        let slot = self.ns().reserve_handle()?;
         let (node, kind) = self.ns().open(self.at(path), options)?;
-        let handle = self.ns().open_handle(node)?;
+        let handle = slot.open(node)?;
         Ok(match kind {
             FileKind::Dir => OpenResult::Dir(Box::new(VfsDir::new(handle))),
             _ => OpenResult::File(Box::new(VfsFile::new(handle, writable, fdflags))),

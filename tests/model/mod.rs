@@ -811,7 +811,7 @@ impl Checker {
             }
             Step::Write { file, at, data } => {
                 let pos = at.map_or(WritePos::Append, WritePos::At);
-                let (n, end) = fs.write(ino(file), pos, &[IoSlice::new(data)])?;
+                let (n, end) = fs.write(ino(file), pos, &[IoSlice::new(data)], u64::MAX)?;
                 Ok((format!("{n} {end}"), None))
             }
             Step::Read { file, at, len } => {

@@ -345,7 +345,13 @@ impl Storage for MemFs {
         }
     }
 
-    fn write(&self, ino: Ino, pos: WritePos, bufs: &[IoSlice<'_>]) -> Result<(usize, u64)> {
+    fn write(
+        &self,
+        ino: Ino,
+        pos: WritePos,
+        bufs: &[IoSlice<'_>],
+        max_size: u64,
+    ) -> Result<(usize, u64)> {
         let node = self.inode(ino)?;
         let mut st = node.state.write();
         let Body::File(f) = &mut st.body else {
@@ -363,7 +369,7 @@ impl Storage for MemFs {
             return Ok((0, offset));
         }
         match offset.checked_add(len) {
-            Some(end) if end <= MAX_FILE_SIZE => {}
+            Some(end) if end <= MAX_FILE_SIZE.min(max_size) => {}
             _ => return Err(Error::FileTooBig),
         }
         if let Some(b) = self.budget.get() {

@@ -11,7 +11,7 @@ fn fs() -> MemFs {
 
 fn file(fs: &MemFs, dir: Ino, name: &str, data: &[u8]) -> Ino {
     let ino = fs.create(dir, name, NewNode::File).unwrap().ino;
-    fs.write(ino, WritePos::At(0), &[IoSlice::new(data)])
+    fs.write(ino, WritePos::At(0), &[IoSlice::new(data)], u64::MAX)
         .unwrap();
     ino
 }
@@ -185,7 +185,7 @@ fn append_writes_at_the_end_and_reports_it() {
     let fs = fs();
     let f = file(&fs, ROOT, "f", b"abc");
     assert_eq!(
-        fs.write(f, WritePos::Append, &[IoSlice::new(b"de")])
+        fs.write(f, WritePos::Append, &[IoSlice::new(b"de")], u64::MAX)
             .unwrap(),
         (2, 5)
     );
@@ -198,7 +198,7 @@ fn sizes_beyond_the_limit_are_efbig() {
     let f = file(&fs, ROOT, "f", b"");
     let at_max = WritePos::At(MAX_FILE_SIZE);
     assert!(matches!(
-        fs.write(f, at_max, &[IoSlice::new(b"x")]),
+        fs.write(f, at_max, &[IoSlice::new(b"x")], u64::MAX),
         Err(Error::FileTooBig)
     ));
     let too_big = SetAttr {
@@ -227,7 +227,8 @@ fn times_change_with_data_and_with_setattr() {
     assert_eq!((a.atime, a.mtime), (epoch, epoch));
     assert_eq!(a.mode, 0o640, "only permission bits are kept");
     assert!(a.ctime > epoch);
-    fs.write(f, WritePos::At(0), &[IoSlice::new(b"x")]).unwrap();
+    fs.write(f, WritePos::At(0), &[IoSlice::new(b"x")], u64::MAX)
+        .unwrap();
     let a = fs.getattr(f).unwrap();
     assert!(a.mtime > epoch);
     assert_eq!(a.atime, epoch);
@@ -399,7 +400,7 @@ fn random_concurrent_operations_leave_a_consistent_tree() {
                         6 => fs
                             .lookup(d, &name)
                             .and_then(|(i, _)| {
-                                fs.write(i, WritePos::Append, &[IoSlice::new(b"data")])
+                                fs.write(i, WritePos::Append, &[IoSlice::new(b"data")], u64::MAX)
                             })
                             .map(drop),
                         7 => fs
@@ -445,10 +446,10 @@ fn a_refused_write_changes_nothing_and_freeing_makes_room() {
     let (fs, budget) = budgeted(200_000, 100);
     let f = fs.create(ROOT, "f", NewNode::File).unwrap().ino;
     let block = vec![1u8; 100_000];
-    fs.write(f, WritePos::At(0), &[IoSlice::new(&block)])
+    fs.write(f, WritePos::At(0), &[IoSlice::new(&block)], u64::MAX)
         .unwrap();
     let used = budget.bytes_used();
-    let too_much = fs.write(f, WritePos::Append, &[IoSlice::new(&block)]);
+    let too_much = fs.write(f, WritePos::Append, &[IoSlice::new(&block)], u64::MAX);
     assert!(matches!(too_much, Err(Error::NoSpace)));
     assert_eq!(fs.getattr(f).unwrap().size, 100_000, "no partial write");
     assert_eq!(budget.bytes_used(), used);
@@ -464,7 +465,7 @@ fn a_refused_write_changes_nothing_and_freeing_makes_room() {
         },
     )
     .unwrap();
-    fs.write(f, WritePos::Append, &[IoSlice::new(&block)])
+    fs.write(f, WritePos::Append, &[IoSlice::new(&block)], u64::MAX)
         .unwrap();
     // Unlinking gives everything back.
     fs.unlink(ROOT, "f").unwrap();
@@ -480,7 +481,12 @@ fn scattered_one_byte_writes_are_charged_for_their_bookkeeping() {
     let f = fs.create(ROOT, "f", NewNode::File).unwrap().ino;
     let mut writes = 0u64;
     while fs
-        .write(f, WritePos::At(writes * 3 * 65536), &[IoSlice::new(b"x")])
+        .write(
+            f,
+            WritePos::At(writes * 3 * 65536),
+            &[IoSlice::new(b"x")],
+            u64::MAX,
+        )
         .is_ok()
     {
         writes += 1;

@@ -8,6 +8,8 @@
 //! link), `fill PATH BYTES`, `touch-many PREFIX N`, `open-many PATH N`,
 //! `truncate PATH SIZE`, `symlink TARGET PATH` (like `ln -s`),
 //! `plant PREFIX FROM TO TARGET` (symlinks `PREFIX{FROM..TO}` to TARGET),
+//! `at-limit PATH` (opens PATH until `EMFILE`, then tries to truncate it
+//! and to create `PATH.new`, and reports what each did),
 //! `deep DIR LEVELS NAME` (directories `NAME` nested LEVELS deep in DIR,
 //! each made from the one above, so the whole path may exceed PATH_MAX,
 //! with a file `bottom` at the bottom).
@@ -147,6 +149,28 @@ fn run(cmd: &str) -> std::io::Result<String> {
         return deep(dir, levels.parse().unwrap_or(0), name);
     }
     match words.as_slice() {
+        ["at-limit", path] => {
+            let mut open = Vec::new();
+            let full = loop {
+                match fs::File::open(path) {
+                    Ok(f) => open.push(f),
+                    Err(e) => break e,
+                }
+            };
+            let errno = |r: std::io::Result<fs::File>| match r {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => format!("errno {}", e.raw_os_error().unwrap_or(-1)),
+            };
+            let truncate = errno(fs::OpenOptions::new().write(true).truncate(true).open(path));
+            let create = errno(fs::File::create(format!("{path}.new")));
+            let size = fs::metadata(path)?.len();
+            let made = fs::metadata(format!("{path}.new")).is_ok();
+            drop(open);
+            Ok(format!(
+                "full: errno {}, truncate: {truncate}, create: {create}, size {size}, made {made}",
+                full.raw_os_error().unwrap_or(-1)
+            ))
+        }
         ["truncate", path, size] => {
             let size: u64 = size.parse().unwrap_or(0);
             let f = fs::OpenOptions::new().write(true).create(true).open(path)?;
