@@ -121,6 +121,19 @@ impl DirData {
             self.slots.retain(|s| s.entry.is_some());
             self.slots.shrink_to(self.slots.len() * 2);
         }
+        // The name index never shrinks by itself: a directory filled with a
+        // million names and emptied would keep their buckets for good.
+        if self.by_name.capacity() > 4 * self.by_name.len() + 64 {
+            let (slots, hasher) = (&self.slots, &self.hasher);
+            self.by_name.shrink_to(self.by_name.len() * 2, |&s| {
+                let i = slots.binary_search_by_key(&s, |slot| slot.seq).unwrap_or(0);
+                let name = slots
+                    .get(i)
+                    .and_then(|slot| slot.entry.as_ref())
+                    .map_or("", |(n, _, _)| n);
+                hasher.hash_one(name)
+            });
+        }
         Some((ino, kind))
     }
 
@@ -187,6 +200,32 @@ mod tests {
         assert_eq!(dir.get("e995"), Some((1005, FileKind::File)));
         assert_eq!(dir.get("e5"), None);
         assert!(!dir.is_empty());
+    }
+
+    #[test]
+    fn emptied_directories_give_their_index_back() {
+        let mut dir = DirData::new(1);
+        for round in 0..3 {
+            for i in 0..100_000u64 {
+                dir.insert(&format!("n{i}"), i + 10, FileKind::File);
+            }
+            assert!(dir.by_name.capacity() >= 100_000, "round {round}");
+            for i in 0..100_000u64 {
+                assert!(dir.remove(&format!("n{i}")).is_some());
+            }
+            assert!(dir.is_empty());
+            assert!(dir.by_name.capacity() < 256, "{}", dir.by_name.capacity());
+            assert!(dir.slots.capacity() < 256, "{}", dir.slots.capacity());
+        }
+        // Half emptied, the rest is still found.
+        for i in 0..1000u64 {
+            dir.insert(&format!("m{i}"), i, FileKind::File);
+        }
+        for i in 0..900u64 {
+            dir.remove(&format!("m{i}"));
+        }
+        assert!(dir.by_name.capacity() < 1000);
+        assert!((900..1000).all(|i| dir.get(&format!("m{i}")) == Some((i, FileKind::File))));
     }
 
     #[test]
