@@ -206,7 +206,9 @@ impl Vfs {
     /// given to the view are relative to its directory (a leading `/`
     /// means the directory itself). The view offers every call of `Vfs`,
     /// tar archives included, and keeps the directory open, so it follows
-    /// the directory through renames as a descriptor would.
+    /// the directory through renames as a descriptor would (and counts
+    /// against [`Limits::open_files`](crate::Limits::open_files) while any
+    /// clone of it lives).
     ///
     /// This is how an embedder reads what a guest produced without
     /// following symlinks the guest planted out of its sandbox:
