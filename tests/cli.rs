@@ -842,3 +842,111 @@ fn a_mounted_archive_never_writes_into_a_host_mount_or_through_a_symlink() {
         assert_eq!(std::fs::read_dir(&host).unwrap().count(), 0);
     }
 }
+
+/// Grows each of its memories 1 MiB at a time until `memory.grow` fails,
+/// and exits with the MiB it got in all (125, the largest status WASI
+/// allows, for 125 or more).
+const GROW_ALL: &str = r#"(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  MEMORIES
+  (func $grow (param $got i32) (param $m i32) (result i32)
+    (block $full (loop $more
+      (br_if $full (i32.ge_u (local.get $got) (i32.const 125)))
+      (br_if $full (i32.eq (call_indirect (type $g) (local.get $m)) (i32.const -1)))
+      (local.set $got (i32.add (local.get $got) (i32.const 1)))
+      (br $more)))
+    (local.get $got))
+  (type $g (func (result i32)))
+  (table 3 funcref)
+  (elem (i32.const 0) $g0 $g1 $g2)
+  GROWERS
+  (func (export "_start")
+    (call $exit (call $grow (call $grow (call $grow (i32.const 0) (i32.const 0)) (i32.const 1)) (i32.const 2)))))"#;
+
+fn memory_module(dir: &Path, shared: bool) -> std::path::PathBuf {
+    let (memories, growers) = if shared {
+        (
+            r#"(import "env" "memory" (memory $m0 1 16384 shared))
+               (export "memory" (memory $m0))
+               (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+               (func (export "wasi_thread_start") (param i32 i32))"#
+                .to_owned(),
+            (0..3)
+                .map(|i| format!("(func $g{i} (result i32) (memory.grow (i32.const 16)))"))
+                .collect::<String>(),
+        )
+    } else {
+        (
+            r#"(memory $m0 1) (memory $m1 1) (memory $m2 1) (export "memory" (memory $m0))"#
+                .to_owned(),
+            (0..3)
+                .map(|i| format!("(func $g{i} (result i32) (memory.grow $m{i} (i32.const 16)))"))
+                .collect::<String>(),
+        )
+    };
+    let path = dir.join(if shared { "shared.wat" } else { "three.wat" });
+    let text = GROW_ALL
+        .replace("MEMORIES", &memories)
+        .replace("GROWERS", &growers);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A module with three memories, or a threaded one with a shared memory,
+/// gets no more linear memory in all than the limit, in either spelling.
+#[test]
+fn guest_memory_is_limited_in_all() {
+    let work = tempfile::tempdir().unwrap();
+    for shared in [false, true] {
+        let module = memory_module(work.path(), shared).display().to_string();
+        for flags in [
+            &["--limit-memory", "64M"][..],
+            &["-W", "max-memory-size=64M"][..],
+        ] {
+            let mut args = vec!["run"];
+            args.extend_from_slice(flags);
+            args.push(&module);
+            let out = run(&args);
+            // 64 MiB less what the memories start with.
+            assert_eq!(
+                out.status.code(),
+                Some(63),
+                "{shared} {flags:?}: {}",
+                stderr(&out)
+            );
+        }
+        let out = run(&["run", "--limit-memory", "unlimited", &module]);
+        assert_eq!(out.status.code(), Some(125), "{}", stderr(&out));
+    }
+}
+
+/// A guest past its time limit traps with a message naming the limit.
+#[test]
+fn a_guest_past_its_time_limit_traps() {
+    let work = tempfile::tempdir().unwrap();
+    let spin = work.path().join("spin.wat");
+    std::fs::write(
+        &spin,
+        r#"(module (func (export "_start") (loop $l (br $l))))"#,
+    )
+    .unwrap();
+    let spin = spin.display().to_string();
+    for flags in [&["--timeout", "300ms"][..], &["-W", "timeout=300ms"][..]] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(flags);
+        args.push(&spin);
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(134), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("time limit of 300ms"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let out = run(&["run", "-W", "unknown-knob=1", &spin]);
+    one_line_failure(
+        &out,
+        2,
+        &["not supported by wasi-common-vfs", "unknown-knob"],
+    );
+}

@@ -103,3 +103,79 @@ fn guests_run_from_an_async_runtime_on_blocking_threads() {
         ticker.await.unwrap();
     });
 }
+
+/// The data of a limited guest's stores: its context and its share of the
+/// memory limit.
+#[derive(Clone)]
+struct Limited {
+    ctx: WasiCtx,
+    limiter: runtime::GuestLimiter,
+}
+
+/// Links `wat` with `limits` and runs it on a fresh engine.
+fn run_limited(wat: &str, limits: &runtime::RunLimits) -> wasmtime::Result<i32> {
+    let engine = wasmtime::Engine::new(&runtime::config())?;
+    let module = wasmtime::Module::new(&engine, wat)?;
+    let data = Limited {
+        ctx: runtime::context(&["guest"])?,
+        limiter: limits.limiter(),
+    };
+    let mut store = Store::new(&engine, data);
+    let mut linker = Linker::new(&engine);
+    let guest = runtime::link_with_limits(
+        &mut linker,
+        &mut store,
+        &module,
+        |d| &mut d.ctx,
+        limits,
+        |d| &mut d.limiter,
+    )?;
+    guest.run(&mut store, &linker)
+}
+
+/// The time limit ends plain and threaded guests alike, with an error
+/// naming it; a threaded guest's spinning worker is stopped too.
+#[test]
+fn the_time_limit_ends_plain_and_threaded_guests() {
+    let limits = runtime::RunLimits::default().timeout(std::time::Duration::from_millis(200));
+    let plain = r#"(module (func (export "_start") (loop $l (br $l))))"#;
+    let threaded = r#"(module
+      (import "env" "memory" (memory 1 1 shared))
+      (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+      (export "memory" (memory 0))
+      (func (export "wasi_thread_start") (param i32 i32) (loop $l (br $l)))
+      (func (export "_start") (drop (call $spawn (i32.const 0))) (loop $l (br $l))))"#;
+    for wat in [plain, threaded] {
+        let e = run_limited(wat, &limits).unwrap_err();
+        let late = e.downcast_ref::<runtime::TimeLimitExceeded>();
+        assert!(late.is_some(), "{e:?}");
+        assert!(format!("{e:#}").contains("time limit of 200ms"), "{e:#}");
+    }
+}
+
+/// A shared memory is created with a maximum that fits the memory limit, so
+/// `memory.grow` fails there; one that starts past the limit is refused.
+#[test]
+fn a_shared_memory_fits_the_memory_limit() {
+    let grow_to_the_end = r#"(module
+      (import "env" "memory" (memory 1 16384 shared))
+      (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (export "memory" (memory 0))
+      (func (export "wasi_thread_start") (param i32 i32))
+      (func (export "_start") (local $pages i32)
+        (block $full (loop $more
+          (br_if $full (i32.eq (memory.grow (i32.const 1)) (i32.const -1)))
+          (br $more)))
+        (call $exit (i32.div_u (memory.size) (i32.const 16)))))"#;
+    let limits = runtime::RunLimits::default().memory(8 << 20);
+    assert_eq!(
+        run_limited(grow_to_the_end, &limits).unwrap(),
+        8,
+        "MiB in the end"
+    );
+    let too_big = grow_to_the_end.replace("(memory 1 16384 shared)", "(memory 256 16384 shared)");
+    let limits = runtime::RunLimits::default().memory(8 << 20);
+    let e = run_limited(&too_big, &limits).unwrap_err();
+    assert!(e.to_string().contains("more than the memory limit"), "{e}");
+}

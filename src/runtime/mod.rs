@@ -26,17 +26,23 @@
 //! ```
 
 mod data_calls;
+mod limits;
 mod sched;
 pub(crate) mod shadow;
 mod threads;
 
+pub use limits::{GuestLimiter, RunLimits, TimeLimitExceeded};
 pub use sched::VfsSched;
 pub use threads::{MAX_GUEST_THREADS, STOP_TIMEOUT};
 
+use limits::Watchdog;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use threads::{Outcome, Threads};
 use wasi_common::{I32Exit, WasiCtx};
-use wasmtime::{Caller, Config, ExternType, Linker, Module, SharedMemory, Store, UpdateDeadline};
+use wasmtime::{
+    Caller, Config, ExternType, Linker, MemoryType, Module, SharedMemory, Store, UpdateDeadline,
+};
 
 /// A `wasmtime::Config` for the guests of this crate: WebAssembly threads,
 /// shared memory, and epoch interruption, which is how the other threads
@@ -116,7 +122,11 @@ pub fn add_to_linker<T: 'static>(
 pub struct Guest<T: 'static> {
     module: Module,
     threads: Option<Arc<Threads<T>>>,
+    timeout: Option<std::time::Duration>,
 }
+
+/// Sets up each store of a guest (the limiter, for now) as it is made.
+pub(crate) type StoreSetup<T> = Arc<dyn Fn(&mut Store<T>) + Send + Sync>;
 
 /// Whether `module` uses wasi-threads (imports `wasi::thread-spawn`).
 pub fn is_threaded(module: &Module) -> bool {
@@ -142,6 +152,70 @@ pub fn link<T: Clone + Send + 'static>(
     module: &Module,
     get_cx: impl Fn(&mut T) -> &mut WasiCtx + Send + Sync + Copy + 'static,
 ) -> wasmtime::Result<Guest<T>> {
+    link_inner(linker, store, module, get_cx, None)
+}
+
+/// [`link`], with `limits` on the run: every store of the guest (`store`
+/// and each thread's) gets the [`GuestLimiter`] that `get_limiter` finds
+/// in its data (make it with [`RunLimits::limiter`]; the clones a thread's
+/// data starts as share its account), a shared memory is created with a
+/// maximum that fits the memory limit, and [`Guest::run`] ends the guest
+/// once its time is up.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use wasi_common::WasiCtx;
+/// use wasi_common_vfs::runtime::{self, GuestLimiter, RunLimits};
+/// use wasmtime::{Engine, Linker, Module, Store};
+///
+/// #[derive(Clone)]
+/// struct Data {
+///     ctx: WasiCtx,
+///     limiter: GuestLimiter,
+/// }
+///
+/// # fn main() -> wasmtime::Result<()> {
+/// let limits = RunLimits::default()
+///     .memory(512 << 20)
+///     .timeout(Duration::from_secs(60));
+/// let engine = Engine::new(&runtime::config())?;
+/// let module = Module::from_file(&engine, "guest.wasm")?;
+/// let data = Data { ctx: runtime::context(&["guest.wasm"])?, limiter: limits.limiter() };
+/// let mut store = Store::new(&engine, data);
+/// let mut linker = Linker::new(&engine);
+/// let guest = runtime::link_with_limits(
+///     &mut linker, &mut store, &module, |d| &mut d.ctx, &limits, |d| &mut d.limiter,
+/// )?;
+/// let status = guest.run(&mut store, &linker)?; // a timeout is an error
+/// # let _ = status;
+/// # Ok(())
+/// # }
+/// ```
+pub fn link_with_limits<T: Clone + Send + 'static>(
+    linker: &mut Linker<T>,
+    store: &mut Store<T>,
+    module: &Module,
+    get_cx: impl Fn(&mut T) -> &mut WasiCtx + Send + Sync + Copy + 'static,
+    limits: &RunLimits,
+    get_limiter: impl Fn(&mut T) -> &mut GuestLimiter + Send + Sync + Copy + 'static,
+) -> wasmtime::Result<Guest<T>> {
+    let setup: StoreSetup<T> = Arc::new(move |store: &mut Store<T>| {
+        store.limiter(move |data| get_limiter(data) as &mut dyn wasmtime::ResourceLimiter);
+    });
+    setup(store);
+    let account = get_limiter(store.data_mut()).clone();
+    let mut guest = link_inner(linker, store, module, get_cx, Some((setup, account)))?;
+    guest.timeout = limits.timeout;
+    Ok(guest)
+}
+
+fn link_inner<T: Clone + Send + 'static>(
+    linker: &mut Linker<T>,
+    store: &mut Store<T>,
+    module: &Module,
+    get_cx: impl Fn(&mut T) -> &mut WasiCtx + Send + Sync + Copy + 'static,
+    limited: Option<(StoreSetup<T>, GuestLimiter)>,
+) -> wasmtime::Result<Guest<T>> {
     add_to_linker(linker, get_cx)?;
     if let Some(memory) = module.get_export_index("memory") {
         data_calls::link(linker, get_cx, memory)?;
@@ -150,6 +224,7 @@ pub fn link<T: Clone + Send + 'static>(
         return Ok(Guest {
             module: module.clone(),
             threads: None,
+            timeout: None,
         });
     }
     let mut memory = None;
@@ -157,6 +232,10 @@ pub fn link<T: Clone + Send + 'static>(
         if let ExternType::Memory(ty) = import.ty()
             && ty.is_shared()
         {
+            let ty = match &limited {
+                Some((_, account)) => fit_shared_memory(ty, account)?,
+                None => ty,
+            };
             let shared = SharedMemory::new(module.engine(), ty).map_err(|e| {
                 e.context("a threaded guest needs an engine with shared memory enabled (see runtime::config)")
             })?;
@@ -169,7 +248,7 @@ pub fn link<T: Clone + Send + 'static>(
     let Some(memory) = memory else {
         wasmtime::bail!("the module imports wasi::thread-spawn but no shared memory");
     };
-    let threads = Threads::new(module, memory);
+    let threads = Threads::new(module, memory, limited.map(|(setup, _)| setup));
     let spawner = Arc::downgrade(&threads);
     linker.allow_shadowing(true);
     linker.func_wrap(
@@ -184,7 +263,32 @@ pub fn link<T: Clone + Send + 'static>(
     Ok(Guest {
         module: module.clone(),
         threads: Some(threads),
+        timeout: None,
     })
+}
+
+/// The type of a shared memory `ty` made to fit what `account` has left:
+/// its maximum lowered to it, and taken from the account at once, since
+/// growing a shared memory consults no store's limiter.
+fn fit_shared_memory(ty: MemoryType, account: &GuestLimiter) -> wasmtime::Result<MemoryType> {
+    const PAGE: u64 = 1 << 16;
+    let fits = account.left() as u64 / PAGE;
+    let minimum = ty.minimum();
+    if minimum > fits {
+        wasmtime::bail!(
+            "the module's shared memory starts at {} bytes, more than the memory limit allows",
+            minimum * PAGE
+        );
+    }
+    let maximum = ty.maximum().unwrap_or(fits).min(fits);
+    if !account.take((maximum * PAGE) as usize) {
+        wasmtime::bail!("the module's shared memory does not fit the memory limit");
+    }
+    let ty = u32::try_from(minimum)
+        .ok()
+        .zip(u32::try_from(maximum).ok())
+        .map(|(min, max)| MemoryType::shared(min, max));
+    ty.ok_or_else(|| wasmtime::Error::msg("a 64-bit shared memory is not supported"))
 }
 
 impl<T: Clone + Send + 'static> Guest<T> {
@@ -205,18 +309,44 @@ impl<T: Clone + Send + 'static> Guest<T> {
     /// stopped; after [`STOP_TIMEOUT`] it is left running detached and the
     /// call returns anyway.
     ///
+    /// A guest linked with a time limit ([`link_with_limits`]) ends once
+    /// the limit is past, as if a thread had trapped with
+    /// [`TimeLimitExceeded`].
+    ///
     /// It sets the store's epoch deadline and replaces its epoch deadline
     /// callback, which is how the guest's threads are stopped.
     pub fn run(&self, store: &mut Store<T>, linker: &Linker<T>) -> wasmtime::Result<i32> {
         let Some(threads) = &self.threads else {
             // With epoch interruption on (as `config()` sets), a store traps
-            // at once unless given a deadline; this one never interrupts.
+            // at once unless given a deadline; this one interrupts only
+            // once the time limit is past.
+            let late = Arc::new(AtomicBool::new(false));
+            let _watchdog = self.timeout.map(|timeout| {
+                let (late, engine) = (late.clone(), self.module.engine().clone());
+                Watchdog::start(timeout, move || {
+                    late.store(true, Ordering::Release);
+                    engine.increment_epoch();
+                })
+            });
+            let timeout = self.timeout.unwrap_or_default();
             store.set_epoch_deadline(1);
-            store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Continue(1)));
+            store.epoch_deadline_callback(move |_| {
+                if late.load(Ordering::Acquire) {
+                    return Err(TimeLimitExceeded(timeout).into());
+                }
+                Ok(UpdateDeadline::Continue(1))
+            });
             return run_command(store, linker, &self.module);
         };
         threads.set_linker(linker);
         threads.watch(store);
+        let _watchdog = self.timeout.map(|timeout| {
+            let threads = threads.clone();
+            Watchdog::start(timeout, move || {
+                threads.finish(Err(TimeLimitExceeded(timeout).into()));
+                threads.reap();
+            })
+        });
         let result = (|| {
             let instance = linker.instantiate(&mut *store, &self.module)?;
             let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;

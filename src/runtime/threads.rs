@@ -57,6 +57,8 @@ pub(crate) struct Threads<T: 'static> {
     reaping: AtomicBool,
     state: Mutex<State>,
     left_behind: AtomicUsize,
+    /// Applied to each thread's store as it is made (its limiter).
+    setup: Option<super::StoreSetup<T>>,
 }
 
 struct State {
@@ -66,7 +68,11 @@ struct State {
 }
 
 impl<T: Clone + Send + 'static> Threads<T> {
-    pub(crate) fn new(module: &Module, memory: SharedMemory) -> Arc<Self> {
+    pub(crate) fn new(
+        module: &Module,
+        memory: SharedMemory,
+        setup: Option<super::StoreSetup<T>>,
+    ) -> Arc<Self> {
         Arc::new(Threads {
             engine: module.engine().clone(),
             module: module.clone(),
@@ -76,6 +82,7 @@ impl<T: Clone + Send + 'static> Threads<T> {
             main_done: AtomicBool::new(false),
             reaping: AtomicBool::new(false),
             left_behind: AtomicUsize::new(0),
+            setup,
             state: Mutex::new(State {
                 outcome: None,
                 next_tid: 1,
@@ -132,6 +139,9 @@ impl<T: Clone + Send + 'static> Threads<T> {
 
     fn thread_main(self: Arc<Self>, linker: Linker<T>, data: T, tid: i32, start_arg: i32) {
         let mut store = Store::new(&self.engine, data);
+        if let Some(setup) = &self.setup {
+            setup(&mut store);
+        }
         self.watch(&mut store);
         let mut run = || -> wasmtime::Result<()> {
             let instance = linker.instantiate(&mut store, &self.module)?;
@@ -149,7 +159,7 @@ impl<T: Clone + Send + 'static> Threads<T> {
     /// `_start` returns, keep waking and interrupting, since the main
     /// thread may be parked in `memory.atomic.wait` inside the caller's
     /// run call, where nothing else would wake it.
-    fn reap(&self) {
+    pub(crate) fn reap(&self) {
         if self.reaping.swap(true, Ordering::AcqRel) {
             return;
         }

@@ -3,6 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Run WASI preview 1 (and 0) modules on a virtual filesystem.
 #[derive(Parser, Debug)]
@@ -102,12 +103,93 @@ pub struct RunArgs {
     #[arg(long, value_name = "COUNT", default_value = "1024", value_parser = parse_limit)]
     pub limit_open_files: Limit,
 
+    /// Most bytes of linear memory the guest may hold, over all its
+    /// memories and threads (a shared memory counts at its maximum); past
+    /// it, `memory.grow` fails. `unlimited` turns it off. Also spelled
+    /// `-W max-memory-size=SIZE` (there, as here, a total).
+    /// Example: --limit-memory 512M
+    #[arg(long, value_name = "SIZE", default_value = "4G", value_parser = parse_limit)]
+    pub limit_memory: Limit,
+
+    /// Wall-clock time the guest may run, as `500ms`, `30s`, `5m`, `1h` or
+    /// seconds; past it, the guest traps (status 134). Also spelled
+    /// `-W timeout=TIME`.
+    /// Example: --timeout 30s
+    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// A wasmtime `-W` option: `max-memory-size=SIZE` or `timeout=TIME`
+    /// (the others are not supported by wasi-common-vfs).
+    /// Example: -W timeout=10s
+    #[arg(short = 'W', value_name = "OPTION=VALUE", value_parser = parse_wasm_option)]
+    pub wasm_options: Vec<WasmOption>,
+
     /// The module to run (`.wasm`, or `.wat` text).
     pub module: PathBuf,
 
     /// Arguments for the guest.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub args: Vec<String>,
+}
+
+impl RunArgs {
+    /// The memory limit: the last of `--limit-memory` and
+    /// `-W max-memory-size`.
+    pub fn memory_limit(&self) -> Option<u64> {
+        let from_w = self.wasm_options.iter().rev().find_map(|o| match o {
+            WasmOption::MaxMemorySize(limit) => Some(*limit),
+            WasmOption::Timeout(_) => None,
+        });
+        from_w.unwrap_or(self.limit_memory).0
+    }
+
+    /// The time limit: `--timeout` or `-W timeout`.
+    pub fn time_limit(&self) -> Option<Duration> {
+        let from_w = self.wasm_options.iter().rev().find_map(|o| match o {
+            WasmOption::Timeout(t) => Some(*t),
+            WasmOption::MaxMemorySize(_) => None,
+        });
+        from_w.or(self.timeout)
+    }
+}
+
+/// One `-W` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WasmOption {
+    MaxMemorySize(Limit),
+    Timeout(Duration),
+}
+
+fn parse_wasm_option(value: &str) -> Result<WasmOption, String> {
+    match value.split_once('=') {
+        Some(("max-memory-size", size)) => parse_limit(size).map(WasmOption::MaxMemorySize),
+        Some(("timeout", time)) => parse_duration(time).map(WasmOption::Timeout),
+        _ => Err(format!(
+            "not supported by wasi-common-vfs: -W {value} (supported: max-memory-size=SIZE, timeout=TIME)"
+        )),
+    }
+}
+
+/// `500ms`, `30s`, `5m`, `1h`, or a number of seconds.
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    let split = value
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let scale = match unit {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => f64::NAN,
+    };
+    number
+        .parse::<f64>()
+        .ok()
+        .map(|n| n * scale)
+        .filter(|secs| secs.is_finite() && *secs > 0.0)
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .ok_or_else(|| format!("expected a time such as 500ms, 30s, 5m or 1h, not `{value}`"))
 }
 
 /// A store to preopen under a guest name.
@@ -228,6 +310,26 @@ fn parse_save(value: &str) -> Result<(String, PathBuf), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_and_wasm_options() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("0s").is_err());
+        assert_eq!(
+            parse_wasm_option("max-memory-size=64M"),
+            Ok(WasmOption::MaxMemorySize(Limit(Some(64 << 20))))
+        );
+        assert_eq!(
+            parse_wasm_option("timeout=10s"),
+            Ok(WasmOption::Timeout(Duration::from_secs(10)))
+        );
+        let e = parse_wasm_option("relaxed-simd-deterministic").unwrap_err();
+        assert!(e.starts_with("not supported by wasi-common-vfs"), "{e}");
+    }
 
     #[test]
     fn mount_specs() {

@@ -9,8 +9,17 @@ mod setup;
 
 use args::{Cli, Command, RunArgs};
 use clap::Parser;
-use wasi_common_vfs::runtime;
+use wasi_common::WasiCtx;
+use wasi_common_vfs::runtime::{self, GuestLimiter, RunLimits, TimeLimitExceeded};
 use wasmtime::{Engine, Linker, Module, Store};
+
+/// What each store of the guest holds: its WASI context, and its share of
+/// the memory limit.
+#[derive(Clone)]
+struct GuestData {
+    ctx: WasiCtx,
+    limiter: GuestLimiter,
+}
 
 /// Exit status for a guest that trapped, as wasmtime uses.
 const TRAPPED: i32 = 134;
@@ -104,10 +113,28 @@ fn run(args: &RunArgs) -> Result<i32, Failure> {
     ctx.set_stderr(Box::new(wasi_common::sync::stdio::stderr()));
     trees.preopen(&ctx)?;
 
-    let mut store = Store::new(&engine, ctx);
+    let mut limits = RunLimits::default();
+    if let Some(bytes) = args.memory_limit() {
+        limits = limits.memory(usize::try_from(bytes).unwrap_or(usize::MAX));
+    }
+    if let Some(time) = args.time_limit() {
+        limits = limits.timeout(time);
+    }
+    let data = GuestData {
+        limiter: limits.limiter(),
+        ctx,
+    };
+    let mut store = Store::new(&engine, data);
     let mut linker = Linker::new(&engine);
-    let guest = runtime::link(&mut linker, &mut store, &module, |cx| cx)
-        .map_err(|e| Failure::runtime(format!("{module_name}: {}", first_line(&e))))?;
+    let guest = runtime::link_with_limits(
+        &mut linker,
+        &mut store,
+        &module,
+        |d| &mut d.ctx,
+        &limits,
+        |d| &mut d.limiter,
+    )
+    .map_err(|e| Failure::runtime(format!("{module_name}: {}", first_line(&e))))?;
     let outcome = guest.run(&mut store, &linker);
     drop(store);
     // Saved whatever the guest's status; one failed save skips no other.
@@ -122,7 +149,8 @@ fn run(args: &RunArgs) -> Result<i32, Failure> {
         Ok(status) => Ok(status),
         Err(e)
             if e.downcast_ref::<wasmtime::WasmBacktrace>().is_some()
-                || e.downcast_ref::<wasmtime::Trap>().is_some() =>
+                || e.downcast_ref::<wasmtime::Trap>().is_some()
+                || e.downcast_ref::<TimeLimitExceeded>().is_some() =>
         {
             // The error's causes carry the trap and the wasm backtrace; the
             // host's own backtrace is of no use to the user.
