@@ -879,3 +879,38 @@ fn overlay_copy_up_of_a_sparse_host_file_keeps_its_holes() {
     let on_host = std::fs::read(host.path().join("disk.img")).unwrap();
     assert_eq!(&on_host[..4], &[0u8; 4], "the lower file is not written");
 }
+
+/// An old GNU sparse entry loads with its holes; one whose size dwarfs its
+/// data (which the reader would have to fill with zeros) is refused.
+#[test]
+fn old_gnu_sparse_entries_load_within_bounds() {
+    let gnu_sparse = |real: u64| {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::GNUSparse);
+        header.set_mode(0o644);
+        header.set_size(4);
+        let field = &mut header.as_old_mut().name;
+        field[..6].copy_from_slice(b"sparse");
+        let gnu = header.as_gnu_mut().unwrap();
+        gnu.set_real_size(real);
+        gnu.sparse[0].set_offset(real - 4);
+        gnu.sparse[0].set_length(4);
+        header.set_cksum();
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.append(&header, &b"tail"[..]).unwrap();
+        builder.into_inner().unwrap()
+    };
+    let vfs = Vfs::builder()
+        .limits(Limits {
+            bytes: Some(1 << 20),
+            ..Limits::default()
+        })
+        .build()
+        .unwrap();
+    vfs.load_tar(&gnu_sparse(1 << 20)[..], "/").unwrap();
+    let mut expected = vec![0u8; 1 << 20];
+    expected[(1 << 20) - 4..].copy_from_slice(b"tail");
+    assert_eq!(vfs.read("/sparse").unwrap(), expected);
+    let e = vfs.load_tar(&gnu_sparse(1 << 62)[..], "/big").unwrap_err();
+    assert!(e.to_string().contains("GNU sparse"), "{e}");
+}

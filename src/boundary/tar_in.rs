@@ -17,6 +17,13 @@ use std::time::{Duration, SystemTime};
 /// Bytes of an entry's data read at a time.
 const CHUNK: usize = 64 * 1024;
 
+/// How much larger than its stored data an old GNU sparse entry may be.
+/// The tar crate reads such an entry's holes as zeros, so loading costs
+/// time in its full size: without a bound, a few bytes of archive could
+/// keep a load busy for years. (PAX sparse entries, which saves write,
+/// cost only their data.)
+const GNU_SPARSE_MAX_RATIO: u64 = 64;
+
 impl Vfs {
     /// Unpacks the tar archive read from `reader` into the directory
     /// `vfs_path` (created if needed), merging with what is there: a file
@@ -240,6 +247,16 @@ fn load_entry<R: Read>(stage: &mut Stage, mut entry: tar::Entry<'_, R>) -> Resul
             // The tar crate reads the holes of an old GNU sparse entry as
             // zeros; whole zero chunks are left unwritten, so they stay holes.
             let size = header.size().map_err(corrupt)?;
+            let stored = header.entry_size().map_err(corrupt)?;
+            if size
+                > stored
+                    .saturating_add(CHUNK as u64)
+                    .saturating_mul(GNU_SPARSE_MAX_RATIO)
+            {
+                return Err(refuse(
+                    "an old GNU sparse entry far larger than its data; save it as a PAX sparse entry",
+                ));
+            }
             stage.file(&rel, attrs, size, |sink| {
                 copy_run(&mut entry, sink, 0, size, true).map_err(|e| with(e, &shown))
             })
