@@ -245,14 +245,19 @@ impl Vfs {
     ///
     /// The guest can reach everything below `vfs_path` and nothing above
     /// it: `..`, absolute paths and symlinks that would leave it fail with
-    /// `EPERM`.
+    /// `EPERM`. Once a guest run on `ctx` by [`Guest::run`](crate::runtime::Guest::run)
+    /// is over, this descriptor and every one opened through it fail with
+    /// `EBADF`, so no thread of the guest left running changes the tree.
     pub fn preopen(
         &self,
         ctx: &wasi_common::WasiCtx,
         vfs_path: &str,
         guest_name: &str,
     ) -> Result<()> {
-        ctx.push_preopened_dir(Box::new(self.wasi_dir(vfs_path)?), guest_name)
+        let dir = self
+            .wasi_dir(vfs_path)?
+            .of_guest(crate::wasi::life::GuestLife::of(ctx));
+        ctx.push_preopened_dir(Box::new(dir), guest_name)
             .map_err(|_| Error::TooManyOpen)
     }
 

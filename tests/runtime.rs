@@ -179,3 +179,59 @@ fn a_shared_memory_fits_the_memory_limit() {
     let e = run_limited(&too_big, &limits).unwrap_err();
     assert!(e.to_string().contains("more than the memory limit"), "{e}");
 }
+
+/// A worker blocked reading stdin when another thread ends the guest is
+/// left behind; when it wakes after `run` returned, its descriptors no
+/// longer work: it cannot create or delete anything in the tree.
+#[test]
+fn a_thread_left_behind_changes_nothing_when_it_wakes() {
+    let wat = r#"(module
+      (import "env" "memory" (memory 1 1 shared))
+      (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "path_open"
+        (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "path_unlink_file" (func $unlink (param i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (export "memory" (memory 0))
+      (data (i32.const 0) "\64\00\00\00\10\00\00\00")
+      (data (i32.const 64) "zombie.txt")
+      (data (i32.const 200) "precious.txt")
+      (func (export "wasi_thread_start") (param i32 i32)
+        (i32.atomic.store (i32.const 32) (i32.const 1))
+        (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 16)))
+        (drop (call $open (i32.const 3) (i32.const 0) (i32.const 64) (i32.const 10) (i32.const 1)
+          (i64.const 0x1ffffff) (i64.const 0x1ffffff) (i32.const 0) (i32.const 80)))
+        (drop (call $unlink (i32.const 3) (i32.const 200) (i32.const 12))))
+      (func (export "_start")
+        (drop (call $spawn (i32.const 0)))
+        (block $ready (loop $wait
+          (br_if $ready (i32.atomic.load (i32.const 32)))
+          (drop (memory.atomic.wait32 (i32.const 48) (i32.const 0) (i64.const 1000000)))
+          (br $wait)))
+        ;; Time for the worker to get into its read.
+        (drop (memory.atomic.wait32 (i32.const 48) (i32.const 0) (i64.const 200000000)))
+        (call $exit (i32.const 3))))"#;
+    let engine = wasmtime::Engine::new(&runtime::config()).unwrap();
+    let module = wasmtime::Module::new(&engine, wat).unwrap();
+    let vfs = Vfs::new();
+    vfs.write("/precious.txt", b"keep").unwrap();
+    let ctx = runtime::context(&["guest"]).unwrap();
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let stdin = cap_std::fs::File::from_std(std::fs::File::from(OwnedFd::from(reader)));
+    ctx.set_stdin(Box::new(wasi_common::sync::file::File::from_cap_std(stdin)));
+    vfs.preopen(&ctx, "/", "/").unwrap();
+    let mut store = Store::new(&engine, ctx);
+    let mut linker = Linker::new(&engine);
+    let guest = runtime::link(&mut linker, &mut store, &module, |cx| cx).unwrap();
+    assert_eq!(guest.run(&mut store, &linker).unwrap(), 3);
+    assert_eq!(guest.left_behind(), 1);
+    // Wake the worker; give it time to try.
+    writer.write_all(b"wake up").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        vfs.metadata("/zombie.txt").is_err(),
+        "the worker created a file"
+    );
+    assert_eq!(vfs.read("/precious.txt").unwrap(), b"keep");
+}

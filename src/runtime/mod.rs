@@ -35,6 +35,7 @@ pub use limits::{GuestLimiter, RunLimits, TimeLimitExceeded};
 pub use sched::VfsSched;
 pub use threads::{MAX_GUEST_THREADS, STOP_TIMEOUT};
 
+use crate::wasi::life::GuestLife;
 use limits::Watchdog;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -123,6 +124,9 @@ pub struct Guest<T: 'static> {
     module: Module,
     threads: Option<Arc<Threads<T>>>,
     timeout: Option<std::time::Duration>,
+    /// Ended when the run is over, which closes the guest's descriptors
+    /// of this crate's files to it.
+    life: Arc<GuestLife>,
 }
 
 /// Sets up each store of a guest (the limiter, for now) as it is made.
@@ -217,6 +221,7 @@ fn link_inner<T: Clone + Send + 'static>(
     limited: Option<(StoreSetup<T>, GuestLimiter)>,
 ) -> wasmtime::Result<Guest<T>> {
     add_to_linker(linker, get_cx)?;
+    let life = GuestLife::of(get_cx(store.data_mut()));
     if let Some(memory) = module.get_export_index("memory") {
         data_calls::link(linker, get_cx, memory)?;
     }
@@ -225,6 +230,7 @@ fn link_inner<T: Clone + Send + 'static>(
             module: module.clone(),
             threads: None,
             timeout: None,
+            life,
         });
     }
     let mut memory = None;
@@ -264,6 +270,7 @@ fn link_inner<T: Clone + Send + 'static>(
         module: module.clone(),
         threads: Some(threads),
         timeout: None,
+        life,
     })
 }
 
@@ -309,6 +316,11 @@ impl<T: Clone + Send + 'static> Guest<T> {
     /// stopped; after [`STOP_TIMEOUT`] it is left running detached and the
     /// call returns anyway.
     ///
+    /// When `run` returns, the guest's descriptors of this crate's files
+    /// (its preopens from [`Vfs::preopen`](crate::Vfs::preopen) and what
+    /// it opened through them) fail with `EBADF`: a thread left running
+    /// changes nothing once it wakes. A context serves one run.
+    ///
     /// A guest linked with a time limit ([`link_with_limits`]) ends once
     /// the limit is past, as if a thread had trapped with
     /// [`TimeLimitExceeded`].
@@ -336,7 +348,9 @@ impl<T: Clone + Send + 'static> Guest<T> {
                 }
                 Ok(UpdateDeadline::Continue(1))
             });
-            return run_command(store, linker, &self.module);
+            let outcome = run_command(store, linker, &self.module);
+            self.life.end();
+            return outcome;
         };
         threads.set_linker(linker);
         threads.watch(store);
@@ -354,7 +368,11 @@ impl<T: Clone + Send + 'static> Guest<T> {
         })();
         threads.main_returned();
         threads.finish(result);
-        match threads.join() {
+        let outcome = threads.join();
+        // Threads still running (blocked in a host call) must not change
+        // the tree when they wake.
+        self.life.end();
+        match outcome {
             Outcome::Exit(code) => Ok(code),
             Outcome::Trap(e) => Err(e),
         }

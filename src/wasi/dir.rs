@@ -3,6 +3,7 @@
 //! Every path argument is handed, unparsed, to the namespace with
 //! [`Scope::Confined`], so the resolver's confinement applies to every call.
 
+use super::life::GuestLife;
 use super::{VfsFile, file_type, filestat, time_set};
 use crate::error::Error;
 use crate::namespace::ops::{At, OpenOptions};
@@ -30,15 +31,29 @@ const READDIR_BATCH: usize = 64;
 /// trees they fail with `EXDEV`.
 pub struct VfsDir {
     handle: Handle,
+    /// The guest this descriptor belongs to, if it was preopened for one.
+    life: Option<Arc<GuestLife>>,
 }
 
 impl VfsDir {
     pub(crate) fn new(handle: Handle) -> Self {
-        VfsDir { handle }
+        VfsDir { handle, life: None }
     }
 
-    fn ns(&self) -> &Arc<Namespace> {
-        self.handle.ns()
+    /// This directory as a descriptor of the guest whose life `life` is:
+    /// it and everything opened through it stop working when the guest is
+    /// over.
+    pub(crate) fn of_guest(mut self, life: Arc<GuestLife>) -> Self {
+        self.life = Some(life);
+        self
+    }
+
+    /// The namespace, while the guest holding this descriptor runs.
+    fn ns(&self) -> Result<&Arc<Namespace>, Error> {
+        if let Some(life) = &self.life {
+            life.check()?;
+        }
+        Ok(self.handle.ns())
     }
 
     fn at<'a>(&self, path: &'a str) -> At<'a> {
@@ -53,7 +68,7 @@ impl VfsDir {
     /// on the same tree.
     fn same_tree<'a>(&self, other: &'a dyn WasiDir) -> Result<&'a VfsDir, Error> {
         match other.as_any().downcast_ref::<VfsDir>() {
-            Some(d) if Arc::ptr_eq(d.ns(), self.ns()) => Ok(d),
+            Some(d) if Arc::ptr_eq(d.handle.ns(), self.handle.ns()) => Ok(d),
             _ => Err(Error::CrossDevice),
         }
     }
@@ -125,17 +140,22 @@ impl WasiDir for VfsDir {
         tracing::trace!(path, ?oflags, ?fdflags, write, "path_open");
         // The descriptor first: an open refused for the limit must not have
         // created or truncated the file.
-        let slot = self.ns().reserve_handle()?;
-        let (node, kind) = self.ns().open(self.at(path), options)?;
+        let slot = self.ns()?.reserve_handle()?;
+        let (node, kind) = self.ns()?.open(self.at(path), options)?;
         let handle = slot.open(node)?;
         Ok(match kind {
-            FileKind::Dir => OpenResult::Dir(Box::new(VfsDir::new(handle))),
-            _ => OpenResult::File(Box::new(VfsFile::new(handle, writable, fdflags))),
+            FileKind::Dir => OpenResult::Dir(Box::new(VfsDir {
+                handle,
+                life: self.life.clone(),
+            })),
+            _ => OpenResult::File(Box::new(
+                VfsFile::new(handle, writable, fdflags).of_guest(self.life.clone()),
+            )),
         })
     }
 
     async fn create_dir(&self, path: &str) -> Result<(), WasiError> {
-        self.ns().mkdir(self.at(path))?;
+        self.ns()?.mkdir(self.at(path))?;
         Ok(())
     }
 
@@ -144,7 +164,7 @@ impl WasiDir for VfsDir {
         cursor: ReaddirCursor,
     ) -> Result<Box<dyn Iterator<Item = Result<ReaddirEntity, WasiError>> + Send>, WasiError> {
         Ok(Box::new(Listing {
-            ns: self.ns().clone(),
+            ns: self.ns()?.clone(),
             dir: self.handle.node(),
             cookie: cursor.into(),
             batch: VecDeque::new(),
@@ -153,27 +173,27 @@ impl WasiDir for VfsDir {
     }
 
     async fn symlink(&self, old_path: &str, new_path: &str) -> Result<(), WasiError> {
-        Ok(self.ns().symlink(old_path, self.at(new_path))?)
+        Ok(self.ns()?.symlink(old_path, self.at(new_path))?)
     }
 
     async fn remove_dir(&self, path: &str) -> Result<(), WasiError> {
-        Ok(self.ns().rmdir(self.at(path))?)
+        Ok(self.ns()?.rmdir(self.at(path))?)
     }
 
     async fn unlink_file(&self, path: &str) -> Result<(), WasiError> {
-        Ok(self.ns().unlink(self.at(path))?)
+        Ok(self.ns()?.unlink(self.at(path))?)
     }
 
     async fn read_link(&self, path: &str) -> Result<PathBuf, WasiError> {
-        Ok(self.ns().read_link(self.at(path))?.into())
+        Ok(self.ns()?.read_link(self.at(path))?.into())
     }
 
     async fn get_filestat(&self) -> Result<Filestat, WasiError> {
-        Ok(filestat(self.ns().metadata(self.handle.node())?))
+        Ok(filestat(self.ns()?.metadata(self.handle.node())?))
     }
 
     async fn get_path_filestat(&self, path: &str, follow: bool) -> Result<Filestat, WasiError> {
-        Ok(filestat(self.ns().stat(self.at(path), follow)?))
+        Ok(filestat(self.ns()?.stat(self.at(path), follow)?))
     }
 
     async fn rename(
@@ -183,7 +203,7 @@ impl WasiDir for VfsDir {
         dest_path: &str,
     ) -> Result<(), WasiError> {
         let dest = self.same_tree(dest_dir)?;
-        Ok(self.ns().rename(self.at(path), dest.at(dest_path))?)
+        Ok(self.ns()?.rename(self.at(path), dest.at(dest_path))?)
     }
 
     async fn hard_link(
@@ -193,7 +213,7 @@ impl WasiDir for VfsDir {
         target_path: &str,
     ) -> Result<(), WasiError> {
         let target = self.same_tree(target_dir)?;
-        Ok(self.ns().link(self.at(path), target.at(target_path))?)
+        Ok(self.ns()?.link(self.at(path), target.at(target_path))?)
     }
 
     async fn set_times(
@@ -204,7 +224,7 @@ impl WasiDir for VfsDir {
         follow: bool,
     ) -> Result<(), WasiError> {
         Ok(self
-            .ns()
+            .ns()?
             .set_times(self.at(path), follow, time_set(atime), time_set(mtime))?)
     }
 }

@@ -1,12 +1,14 @@
 //! `VfsFile`: an open regular file of the namespace, as a `WasiFile`.
 
+use super::life::GuestLife;
 use super::{filestat, time_set};
 use crate::error::Error;
-use crate::namespace::Handle;
+use crate::namespace::{Handle, Namespace};
 use crate::storage::{MAX_FILE_SIZE, SetAttr, WritePos};
 use parking_lot::Mutex;
 use std::any::Any;
 use std::io::{IoSlice, IoSliceMut, SeekFrom};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use wasi_common::file::{Advice, FdFlags, FileType, Filestat, WasiFile};
 use wasi_common::{Error as WasiError, SystemTimeSpec};
@@ -26,6 +28,8 @@ pub struct VfsFile {
     /// change them (see `runtime::shadow`).
     flags: AtomicU32,
     pos: Mutex<u64>,
+    /// The guest this descriptor belongs to, if any.
+    life: Option<Arc<GuestLife>>,
 }
 
 impl VfsFile {
@@ -35,7 +39,22 @@ impl VfsFile {
             writable,
             flags: AtomicU32::new((flags & (FdFlags::APPEND | FdFlags::NONBLOCK)).bits()),
             pos: Mutex::new(0),
+            life: None,
         }
+    }
+
+    /// This file as a descriptor of the guest whose life `life` is.
+    pub(crate) fn of_guest(mut self, life: Option<Arc<GuestLife>>) -> Self {
+        self.life = life;
+        self
+    }
+
+    /// The namespace, while the guest holding this descriptor runs.
+    fn ns(&self) -> Result<&Arc<Namespace>, Error> {
+        if let Some(life) = &self.life {
+            life.check()?;
+        }
+        Ok(self.handle.ns())
     }
 
     fn flags(&self) -> FdFlags {
@@ -96,7 +115,7 @@ impl WasiFile for VfsFile {
     }
 
     async fn get_filestat(&self) -> Result<Filestat, WasiError> {
-        Ok(filestat(self.handle.ns().metadata(self.handle.node())?))
+        Ok(filestat(self.ns()?.metadata(self.handle.node())?))
     }
 
     async fn set_filestat_size(&self, size: u64) -> Result<(), WasiError> {
@@ -107,7 +126,7 @@ impl WasiFile for VfsFile {
             size: Some(offset(size)?),
             ..SetAttr::default()
         };
-        Ok(self.handle.ns().setattr(self.handle.node(), &set)?)
+        Ok(self.ns()?.setattr(self.handle.node(), &set)?)
     }
 
     async fn advise(&self, at: u64, len: u64, _advice: Advice) -> Result<(), WasiError> {
@@ -133,12 +152,12 @@ impl WasiFile for VfsFile {
             mtime: time_set(mtime),
             ..SetAttr::default()
         };
-        Ok(self.handle.ns().setattr(self.handle.node(), &set)?)
+        Ok(self.ns()?.setattr(self.handle.node(), &set)?)
     }
 
     async fn read_vectored<'a>(&self, bufs: &mut [IoSliceMut<'a>]) -> Result<u64, WasiError> {
         let mut pos = self.pos.lock();
-        let n = self.handle.ns().read(self.handle.node(), *pos, bufs)?;
+        let n = self.ns()?.read(self.handle.node(), *pos, bufs)?;
         *pos += n as u64;
         Ok(n as u64)
     }
@@ -148,26 +167,22 @@ impl WasiFile for VfsFile {
         bufs: &mut [IoSliceMut<'a>],
         at: u64,
     ) -> Result<u64, WasiError> {
-        let n = self
-            .handle
-            .ns()
-            .read(self.handle.node(), offset(at)?, bufs)?;
+        let n = self.ns()?.read(self.handle.node(), offset(at)?, bufs)?;
         Ok(n as u64)
     }
 
     async fn write_vectored<'a>(&self, bufs: &[IoSlice<'a>]) -> Result<u64, WasiError> {
         let mut pos = self.pos.lock();
-        let (n, end) =
-            self.handle
-                .ns()
-                .write(self.handle.node(), self.write_pos(*pos, bufs)?, bufs)?;
+        let (n, end) = self
+            .ns()?
+            .write(self.handle.node(), self.write_pos(*pos, bufs)?, bufs)?;
         *pos = end;
         Ok(n as u64)
     }
 
     async fn write_vectored_at<'a>(&self, bufs: &[IoSlice<'a>], at: u64) -> Result<u64, WasiError> {
         let pos = self.write_pos(offset(at)?, bufs)?;
-        let (n, _) = self.handle.ns().write(self.handle.node(), pos, bufs)?;
+        let (n, _) = self.ns()?.write(self.handle.node(), pos, bufs)?;
         Ok(n as u64)
     }
 
@@ -177,7 +192,7 @@ impl WasiFile for VfsFile {
             SeekFrom::Start(to) => Some(to),
             SeekFrom::Current(delta) => pos.checked_add_signed(delta),
             SeekFrom::End(delta) => {
-                let size = self.handle.ns().metadata(self.handle.node())?.size;
+                let size = self.ns()?.metadata(self.handle.node())?.size;
                 size.checked_add_signed(delta)
             }
         };
@@ -189,14 +204,13 @@ impl WasiFile for VfsFile {
     async fn peek(&self, buf: &mut [u8]) -> Result<u64, WasiError> {
         let pos = *self.pos.lock();
         let n = self
-            .handle
-            .ns()
+            .ns()?
             .read(self.handle.node(), pos, &mut [IoSliceMut::new(buf)])?;
         Ok(n as u64)
     }
 
     fn num_ready_bytes(&self) -> Result<u64, WasiError> {
-        let size = self.handle.ns().metadata(self.handle.node())?.size;
+        let size = self.ns()?.metadata(self.handle.node())?.size;
         Ok(size.saturating_sub(*self.pos.lock()))
     }
 

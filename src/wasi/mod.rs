@@ -9,6 +9,7 @@
 mod dir;
 mod errno;
 mod file;
+pub(crate) mod life;
 
 pub use dir::VfsDir;
 pub use file::VfsFile;
