@@ -72,6 +72,17 @@ fn host_files(dir: &std::path::Path) -> Vec<String> {
     names
 }
 
+/// An in-memory tree that holds at most `bytes` bytes.
+fn with_byte_limit(bytes: u64) -> Vfs {
+    Vfs::builder()
+        .limits(Limits {
+            bytes: Some(bytes),
+            ..Limits::default()
+        })
+        .build()
+        .unwrap()
+}
+
 /// Loads `bytes` into `/t`, which must be refused with a message naming
 /// `names`, and must leave the whole tree and the host directory as they
 /// were.
@@ -237,13 +248,7 @@ fn a_corrupt_or_truncated_archive_changes_nothing() {
 
 #[test]
 fn a_load_that_runs_out_of_space_changes_nothing() {
-    let vfs = Vfs::builder()
-        .limits(Limits {
-            bytes: Some(1 << 20),
-            ..Limits::default()
-        })
-        .build()
-        .unwrap();
+    let vfs = with_byte_limit(1 << 20);
     vfs.write("/kept.txt", b"before").unwrap();
     let before = snapshot(&vfs, "/");
     let big = vec![1u8; 2 << 20];
@@ -900,13 +905,7 @@ fn old_gnu_sparse_entries_load_within_bounds() {
         builder.append(&header, &b"tail"[..]).unwrap();
         builder.into_inner().unwrap()
     };
-    let vfs = Vfs::builder()
-        .limits(Limits {
-            bytes: Some(1 << 20),
-            ..Limits::default()
-        })
-        .build()
-        .unwrap();
+    let vfs = with_byte_limit(1 << 20);
     vfs.load_tar(&gnu_sparse(1 << 20)[..], "/").unwrap();
     let mut expected = vec![0u8; 1 << 20];
     expected[(1 << 20) - 4..].copy_from_slice(b"tail");

@@ -38,6 +38,21 @@ pub(crate) struct DirData {
     hasher: RandomState,
 }
 
+/// The hash of the name an index entry (a sequence number) stands for,
+/// which the index needs when it moves entries to grow or shrink.
+fn rehasher<'a>(slots: &'a [Slot], hasher: &'a RandomState) -> impl Fn(&u64) -> u64 + 'a {
+    move |&seq| {
+        let i = slots
+            .binary_search_by_key(&seq, |slot| slot.seq)
+            .unwrap_or(0);
+        let name = slots
+            .get(i)
+            .and_then(|slot| slot.entry.as_ref())
+            .map_or("", |(n, _, _)| n);
+        hasher.hash_one(name)
+    }
+}
+
 impl DirData {
     pub(crate) fn new(parent: Ino) -> Self {
         DirData {
@@ -88,16 +103,8 @@ impl DirData {
         });
         self.live += 1;
         let hash = self.hasher.hash_one(name);
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        let rehash = |&s: &u64| {
-            let i = slots.binary_search_by_key(&s, |slot| slot.seq).unwrap_or(0);
-            let name = slots
-                .get(i)
-                .and_then(|slot| slot.entry.as_ref())
-                .map_or("", |(n, _, _)| n);
-            hasher.hash_one(name)
-        };
-        self.by_name.insert_unique(hash, seq, rehash);
+        self.by_name
+            .insert_unique(hash, seq, rehasher(&self.slots, &self.hasher));
     }
 
     /// Removes an entry, returning what it named.
@@ -124,15 +131,8 @@ impl DirData {
         // The name index never shrinks by itself: a directory filled with a
         // million names and emptied would keep their buckets for good.
         if self.by_name.capacity() > 4 * self.by_name.len() + 64 {
-            let (slots, hasher) = (&self.slots, &self.hasher);
-            self.by_name.shrink_to(self.by_name.len() * 2, |&s| {
-                let i = slots.binary_search_by_key(&s, |slot| slot.seq).unwrap_or(0);
-                let name = slots
-                    .get(i)
-                    .and_then(|slot| slot.entry.as_ref())
-                    .map_or("", |(n, _, _)| n);
-                hasher.hash_one(name)
-            });
+            self.by_name
+                .shrink_to(self.by_name.len() * 2, rehasher(&self.slots, &self.hasher));
         }
         Some((ino, kind))
     }
