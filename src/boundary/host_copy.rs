@@ -10,6 +10,7 @@
 //! tree side is the stage's (see `stage`). This module must not write to
 //! the host.
 
+use super::paths::{DirId, PathTree};
 use super::stage::{EntryAttrs, FileSink, Stage};
 use crate::error::{Error, Result};
 use crate::vfs::Vfs;
@@ -55,13 +56,19 @@ impl Vfs {
                 }
             })?;
         let mut stage = Stage::new(self, vfs_path)?;
-        // Directories wait as (parent handle, name), so the handles open at
-        // once number the depth of the walk, not the width of the tree.
-        let mut pending: Vec<(Arc<Dir>, Option<String>, Vec<String>)> =
-            vec![(Arc::new(root), None, Vec::new())];
-        let mut first_name: HashMap<(u64, u64), Vec<String>> = HashMap::new();
-        while let Some((parent, name, rel)) = pending.pop() {
-            let dir = match &name {
+        // Directories wait as (parent handle, directory), so the handles
+        // open at once number the depth of the walk, not the width of the
+        // tree, and no full path is held for any of them.
+        let mut dirs = PathTree::new();
+        let mut pending: Vec<(Arc<Dir>, DirId)> = vec![(Arc::new(root), PathTree::ROOT)];
+        let mut first_name: HashMap<(u64, u64), (DirId, String)> = HashMap::new();
+        while let Some((parent, dir_id)) = pending.pop() {
+            let rel: Vec<String> = dirs
+                .components(dir_id)
+                .into_iter()
+                .map(String::from)
+                .collect();
+            let dir = match rel.last() {
                 Some(name) => Arc::new(
                     parent
                         .open_dir_nofollow(name)
@@ -89,7 +96,7 @@ impl Vfs {
                 let file_type = meta.file_type();
                 if file_type.is_dir() {
                     stage.dir(&parts, attrs)?;
-                    pending.push((dir.clone(), Some(child_name), child));
+                    pending.push((dir.clone(), dirs.push(dir_id, &child_name)));
                 } else if file_type.is_symlink() {
                     let target = dir.read_link_contents(&child_name).map_err(at)?;
                     let target = target
@@ -100,12 +107,13 @@ impl Vfs {
                 } else if file_type.is_file() {
                     if meta.nlink() > 1 {
                         let key = (meta.dev(), meta.ino());
-                        if let Some(original) = first_name.get(&key) {
-                            let original: Vec<&str> = original.iter().map(String::as_str).collect();
+                        if let Some((dir, name)) = first_name.get(&key) {
+                            let mut original = dirs.components(*dir);
+                            original.push(name);
                             stage.hard_link(&parts, &original)?;
                             continue;
                         }
-                        first_name.insert(key, child.clone());
+                        first_name.insert(key, (dir_id, child_name.clone()));
                     }
                     let mut options = OpenOptions::new();
                     options.read(true).follow(FollowSymlinks::No);

@@ -14,6 +14,7 @@
 //! This layer works through the namespace only, like the host API.
 
 mod host_copy;
+mod paths;
 mod sparse;
 pub(crate) mod stage;
 mod tar_in;

@@ -8,6 +8,7 @@
 //! kilobytes, not 2^62 bytes. Times keep their nanoseconds through a PAX
 //! `mtime` record. This module only reads the tree.
 
+use super::paths::{DirId, PathTree, join};
 use super::sparse;
 use crate::error::{Error, Result};
 use crate::namespace::{Metadata, Namespace, Node};
@@ -74,11 +75,13 @@ impl Vfs {
             ns,
             out: tar::Builder::new(writer),
             first_name: HashMap::new(),
+            dirs: PathTree::new(),
         };
         let root_meta = ns.metadata(root)?;
         saver.dir(&root_meta, "./").map_err(|e| e.at("."))?;
-        let mut pending = vec![(root, String::new())];
-        while let Some((dir, rel_dir)) = pending.pop() {
+        let mut pending = vec![(root, PathTree::ROOT)];
+        while let Some((dir, dir_id)) = pending.pop() {
+            let rel_dir = saver.dirs.path(dir_id).to_owned();
             let mut cookie = 2;
             loop {
                 let batch = ns
@@ -87,19 +90,19 @@ impl Vfs {
                 let Some(last) = batch.last() else { break };
                 cookie = last.next;
                 for entry in batch {
-                    let rel = if rel_dir.is_empty() {
-                        entry.name
-                    } else {
-                        format!("{rel_dir}/{}", entry.name)
-                    };
-                    let name = rel.rsplit('/').next().unwrap_or_default();
-                    let node = match ns.lookup(dir, name) {
+                    let rel = join(&rel_dir, &entry.name);
+                    let node = match ns.lookup(dir, &entry.name) {
                         Ok((node, _)) => node,
                         Err(Error::NotFound) => continue, // gone since listed
                         Err(e) => return Err(e.at(rel)),
                     };
-                    if saver.entry(node, &rel).map_err(|e| e.at(rel.clone()))? {
-                        pending.push((node, rel));
+                    let placed = (dir_id, entry.name.as_str());
+                    if saver
+                        .entry(node, placed, &rel)
+                        .map_err(|e| e.at(rel.clone()))?
+                    {
+                        let child = saver.dirs.push(dir_id, &entry.name);
+                        pending.push((node, child));
                     }
                 }
             }
@@ -120,13 +123,17 @@ fn shown(rel: &str) -> String {
 struct Saver<'a, W: Write> {
     ns: &'a Arc<Namespace>,
     out: tar::Builder<W>,
-    /// The first name saved of each file with several names.
-    first_name: HashMap<(u64, u64), String>,
+    /// The first place (directory and name) each file with several names
+    /// was saved at.
+    first_name: HashMap<(u64, u64), (DirId, Box<str>)>,
+    /// The directories saved so far, so no walk state holds a full path.
+    dirs: PathTree,
 }
 
 impl<W: Write> Saver<'_, W> {
-    /// Saves one entry; true for a directory, whose contents come next.
-    fn entry(&mut self, node: Node, rel: &str) -> Result<bool> {
+    /// Saves one entry, named `placed.1` in the directory `placed.0`, at
+    /// path `rel`; true for a directory, whose contents come next.
+    fn entry(&mut self, node: Node, placed: (DirId, &str), rel: &str) -> Result<bool> {
         let meta = self.ns.metadata(node)?;
         match meta.kind {
             FileKind::Dir => {
@@ -148,15 +155,18 @@ impl<W: Write> Saver<'_, W> {
             }
             FileKind::File => {
                 if meta.nlink > 1 {
-                    if let Some(original) = self.first_name.get(&(meta.dev, meta.ino)) {
+                    if let Some((dir, name)) = self.first_name.get(&(meta.dev, meta.ino)) {
+                        let original = join(self.dirs.path(*dir), name);
                         let mut pax = PaxRecords::new();
                         let mut header = header(&meta, tar::EntryType::Link, rel, &mut pax);
                         let linkname = &mut header.as_old_mut().linkname;
-                        set_field(linkname, "linkpath", original, &mut pax);
+                        set_field(linkname, "linkpath", &original, &mut pax);
                         self.append(header, pax, io::empty())?;
                         return Ok(false);
                     }
-                    self.first_name.insert((meta.dev, meta.ino), rel.to_owned());
+                    let (dir, name) = placed;
+                    self.first_name
+                        .insert((meta.dev, meta.ino), (dir, name.into()));
                 }
                 self.file(node, &meta, rel)?;
                 Ok(false)
