@@ -913,3 +913,19 @@ fn old_gnu_sparse_entries_load_within_bounds() {
     let e = vfs.load_tar(&gnu_sparse(1 << 62)[..], "/big").unwrap_err();
     assert!(e.to_string().contains("GNU sparse"), "{e}");
 }
+
+/// A directory named twice takes the attributes of its later entry.
+#[test]
+fn a_repeated_directory_entry_takes_the_later_attributes() {
+    let mut builder = tar::Builder::new(Vec::new());
+    for mode in [0o700, 0o751] {
+        let mut header = common::raw_header(tar::EntryType::Directory, "d/", 0);
+        header.set_mode(mode);
+        header.set_cksum();
+        builder.append(&header, &b""[..]).unwrap();
+    }
+    let vfs = Vfs::new();
+    vfs.load_tar(&builder.into_inner().unwrap()[..], "/")
+        .unwrap();
+    assert_eq!(vfs.metadata("/d").unwrap().mode, 0o751);
+}

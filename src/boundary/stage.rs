@@ -96,7 +96,9 @@ pub(crate) struct Stage {
     trash: Node,
     /// Attributes of directories named by the source, applied once their
     /// contents are in place, and the target's own (from a `./` entry).
-    dir_attrs: Vec<(Node, EntryAttrs)>,
+    /// A later entry for the same directory replaces an earlier one's, so
+    /// an archive repeating a directory entry does not make this grow.
+    dir_attrs: HashMap<Node, EntryAttrs>,
     target_attrs: Option<EntryAttrs>,
     /// The staged directories on the way to the last entry, by name.
     last_parents: Vec<(String, Node)>,
@@ -162,7 +164,7 @@ impl Stage {
             root_name,
             data: root,
             trash: root,
-            dir_attrs: Vec::new(),
+            dir_attrs: HashMap::new(),
             target_attrs: None,
             last_parents: Vec::new(),
             done: false,
@@ -283,7 +285,7 @@ impl Stage {
                 .mkdir(one(parent, name, self.scope))
                 .map_err(|e| e.at(display(rel)))?,
         };
-        self.dir_attrs.push((node, attrs));
+        self.dir_attrs.insert(node, attrs);
         Ok(())
     }
 
@@ -400,7 +402,9 @@ impl Stage {
             self.undo(journal);
             return Err(e);
         }
-        for (node, attrs) in self.dir_attrs.iter().rev() {
+        // Setting a directory's times touches no other directory, so the
+        // order does not matter.
+        for (node, attrs) in &self.dir_attrs {
             let node = merged.get(node).copied().unwrap_or(*node);
             self.apply(node, *attrs);
         }
@@ -504,7 +508,7 @@ impl Stage {
     /// itself, not made as a parent of deeper entries.
     fn named_dir(&self, dir: Node, name: &str) -> Result<bool> {
         let (node, _) = self.ns.lookup(dir, name)?;
-        Ok(self.dir_attrs.iter().any(|(n, _)| *n == node))
+        Ok(self.dir_attrs.contains_key(&node))
     }
 
     fn set_aside(
