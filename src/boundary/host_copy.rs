@@ -10,7 +10,8 @@
 //! tree side is the stage's (see `stage`). This module must not write to
 //! the host.
 
-use super::paths::{DirId, PathTree};
+use super::CHUNK;
+use super::paths::{DirId, PathTree, shown};
 use super::stage::{EntryAttrs, FileSink, Stage};
 use crate::error::{Error, Result};
 use crate::vfs::Vfs;
@@ -19,9 +20,6 @@ use cap_std::fs::{Dir, File, FileExt, Metadata, MetadataExt, OpenOptions, Permis
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-
-/// Bytes read from a host file at a time.
-const CHUNK: usize = 64 * 1024;
 
 impl Vfs {
     /// Copies the host directory `host_dir` (files, directories, symlinks,
@@ -78,15 +76,14 @@ impl Vfs {
             };
             for entry in dir
                 .entries()
-                .map_err(|e| Error::from_host(e).at(shown(&rel)))?
+                .map_err(|e| Error::from_host(e).at(shown(&rel.join("/"))))?
             {
-                let entry = entry.map_err(|e| Error::from_host(e).at(shown(&rel)))?;
+                let entry = entry.map_err(|e| Error::from_host(e).at(shown(&rel.join("/"))))?;
                 let mut child = rel.clone();
                 child.push(
-                    entry
-                        .file_name()
-                        .into_string()
-                        .map_err(|n| Error::Invalid.at(format!("{}/{n:?}", shown(&rel))))?,
+                    entry.file_name().into_string().map_err(|n| {
+                        Error::Invalid.at(format!("{}/{n:?}", shown(&rel.join("/"))))
+                    })?,
                 );
                 let child_name = child.last().cloned().unwrap_or_default();
                 let parts: Vec<&str> = child.iter().map(String::as_str).collect();
@@ -133,14 +130,6 @@ impl Vfs {
             }
         }
         stage.commit()
-    }
-}
-
-fn shown(rel: &[String]) -> String {
-    if rel.is_empty() {
-        ".".into()
-    } else {
-        rel.join("/")
     }
 }
 

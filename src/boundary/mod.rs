@@ -13,6 +13,10 @@
 //!
 //! This layer works through the namespace only, like the host API.
 
+/// Bytes read or written at a time when data crosses the boundary, so its
+/// memory never depends on file sizes.
+const CHUNK: usize = 64 * 1024;
+
 mod host_copy;
 mod paths;
 mod sparse;

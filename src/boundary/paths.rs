@@ -91,6 +91,15 @@ impl PathTree {
     }
 }
 
+/// A walk-relative path as messages show it: `.` for the walk's start.
+pub(crate) fn shown(path: &str) -> String {
+    if path.is_empty() {
+        ".".to_owned()
+    } else {
+        path.to_owned()
+    }
+}
+
 /// `name` in the directory whose path is `dir` (`""` for the root).
 pub(crate) fn join(dir: &str, name: &str) -> String {
     if dir.is_empty() {

@@ -13,6 +13,7 @@
 //! This module owns staging, commit and rollback; what is staged, and in
 //! what order, belongs to the callers (`tar_in`, `host_copy`).
 
+use super::paths::shown;
 use crate::error::{Error, Result};
 use crate::namespace::ops::{At, OpenOptions};
 use crate::namespace::resolve::Scope;
@@ -125,11 +126,7 @@ fn restorable(ns: &Namespace, node: Node) -> Result<SetAttr> {
 }
 
 fn display(rel: &[&str]) -> String {
-    if rel.is_empty() {
-        ".".to_owned()
-    } else {
-        rel.join("/")
-    }
+    shown(&rel.join("/"))
 }
 
 impl Stage {

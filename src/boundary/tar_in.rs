@@ -7,15 +7,13 @@
 //! symlink; the whole archive goes into place only once every entry has
 //! loaded. This module owns reading entries; placing them is the stage's.
 
+use super::CHUNK;
 use super::sparse;
 use super::stage::{EntryAttrs, FileSink, Stage};
 use crate::error::{Error, Result};
 use crate::vfs::Vfs;
 use std::io::Read;
 use std::time::{Duration, SystemTime};
-
-/// Bytes of an entry's data read at a time.
-const CHUNK: usize = 64 * 1024;
 
 /// How much larger than its stored data an old GNU sparse entry may be.
 /// The tar crate reads such an entry's holes as zeros, so loading costs

@@ -8,7 +8,8 @@
 //! kilobytes, not 2^62 bytes. Times keep their nanoseconds through a PAX
 //! `mtime` record. This module only reads the tree.
 
-use super::paths::{DirId, PathTree, join};
+use super::CHUNK;
+use super::paths::{DirId, PathTree, join, shown};
 use super::sparse;
 use crate::error::{Error, Result};
 use crate::namespace::{Metadata, Namespace, Node};
@@ -18,10 +19,6 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::SystemTime;
-
-/// Bytes read from a file at a time, so a save's memory does not depend on
-/// file sizes.
-const CHUNK: usize = 64 * 1024;
 
 /// The largest size a ustar header's octal field holds; larger sizes also
 /// travel as a PAX `size` record.
@@ -109,14 +106,6 @@ impl Vfs {
         }
         saver.out.into_inner()?.flush()?;
         Ok(())
-    }
-}
-
-fn shown(rel: &str) -> String {
-    if rel.is_empty() {
-        ".".into()
-    } else {
-        rel.into()
     }
 }
 
