@@ -950,3 +950,27 @@ fn a_guest_past_its_time_limit_traps() {
         &["not supported by wasi-common-vfs", "unknown-knob"],
     );
 }
+
+/// The command reads its stdin so that the guest's end interrupts the
+/// read: a worker's `proc_exit(99)` ends a guest whose main thread waits
+/// on an open, silent stdin, and the command exits 99.
+#[test]
+fn exit_in_a_worker_interrupts_a_read_of_stdin() {
+    use std::process::Stdio;
+    let g = common::threaded_guest_path("threads").display().to_string();
+    let mut child = Command::new(BIN)
+        .args(["run", &g, "exit-while-main-reads"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    // Held open, never written: the read can only end by interruption.
+    let stdin = child.stdin.take();
+    let out = common::within(Duration::from_secs(60), "the command", move || {
+        child.wait_with_output().unwrap()
+    });
+    drop(stdin);
+    assert_eq!(out.status.code(), Some(99), "{}", stderr(&out));
+    assert!(!stdout(&out).contains("FAILED"), "{}", stdout(&out));
+}

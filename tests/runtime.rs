@@ -130,7 +130,7 @@ fn run_limited(wat: &str, limits: &runtime::RunLimits) -> wasmtime::Result<i32> 
         limits,
         |d| &mut d.limiter,
     )?;
-    guest.run(&mut store, &linker)
+    guest.run(store, &linker)
 }
 
 /// The time limit ends plain and threaded guests alike, with an error
@@ -224,7 +224,7 @@ fn a_thread_left_behind_changes_nothing_when_it_wakes() {
     let mut store = Store::new(&engine, ctx);
     let mut linker = Linker::new(&engine);
     let guest = runtime::link(&mut linker, &mut store, &module, |cx| cx).unwrap();
-    assert_eq!(guest.run(&mut store, &linker).unwrap(), 3);
+    assert_eq!(guest.run(store, &linker).unwrap(), 3);
     assert_eq!(guest.left_behind(), 1);
     // Wake the worker; give it time to try.
     writer.write_all(b"wake up").unwrap();
@@ -234,4 +234,102 @@ fn a_thread_left_behind_changes_nothing_when_it_wakes() {
         "the worker created a file"
     );
     assert_eq!(vfs.read("/precious.txt").unwrap(), b"keep");
+}
+
+/// A plain guest that creates `made.txt` in fd 3, then sleeps an hour in
+/// `poll_oneoff`.
+const CREATE_THEN_SLEEP: &str = r#"(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 512) "made.txt")
+  (func (export "_start")
+    (drop (call $open (i32.const 3) (i32.const 0) (i32.const 512) (i32.const 8) (i32.const 1)
+      (i64.const 0x1ffffff) (i64.const 0x1ffffff) (i32.const 0) (i32.const 600)))
+    ;; One subscription: the monotonic clock, an hour from now.
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const 3600000000000))
+    (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))))"#;
+
+/// A threaded guest whose main thread waits in `memory.atomic.wait` for
+/// good while a worker spins.
+const WAIT_AND_SPIN: &str = r#"(module
+  (import "env" "memory" (memory 1 1 shared))
+  (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+  (export "memory" (memory 0))
+  (func (export "wasi_thread_start") (param i32 i32) (loop $l (br $l)))
+  (func (export "_start")
+    (drop (call $spawn (i32.const 0)))
+    (drop (memory.atomic.wait32 (i32.const 0) (i32.const 0) (i64.const -1)))))"#;
+
+/// `wat` linked with `/` of `vfs` preopened as fd 3, ready to run.
+fn linked(wat: &str, vfs: &Vfs) -> (Store<WasiCtx>, Linker<WasiCtx>, runtime::Guest<WasiCtx>) {
+    let engine = wasmtime::Engine::new(&runtime::config()).unwrap();
+    let module = wasmtime::Module::new(&engine, wat).unwrap();
+    let ctx = runtime::context(&["guest"]).unwrap();
+    vfs.preopen(&ctx, "/", "/").unwrap();
+    let mut store = Store::new(&engine, ctx);
+    let mut linker = Linker::new(&engine);
+    let guest = runtime::link(&mut linker, &mut store, &module, |cx| cx).unwrap();
+    (store, linker, guest)
+}
+
+/// Far beyond any stop, far short of the hour the guests sleep.
+const BOUND: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// An embedder stops a guest from another thread: a plain one asleep in
+/// `poll_oneoff` on the thread `_start` runs on, and a threaded one whose
+/// main thread waits on an atomic while a worker spins. `run` returns the
+/// `Stopped` error and leaves no thread behind.
+#[test]
+fn an_embedder_stops_a_running_guest_from_another_thread() {
+    for wat in [CREATE_THEN_SLEEP, WAIT_AND_SPIN] {
+        let vfs = Vfs::new();
+        let (store, linker, guest) = linked(wat, &vfs);
+        let stop = guest.stop_handle();
+        assert!(!stop.is_over());
+        let stopper = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            stop.stop();
+            stop
+        });
+        let (result, left_behind) = common::within(BOUND, "the run", move || {
+            let result = guest.run(store, &linker);
+            (
+                result.map_err(|e| e.is::<runtime::Stopped>()),
+                guest.left_behind(),
+            )
+        });
+        assert_eq!(result, Err(true), "the Stopped error");
+        assert_eq!(left_behind, 0);
+        assert!(stopper.join().unwrap().is_over());
+    }
+}
+
+/// Stopped before it runs, a guest does not run at all; and a guest runs
+/// once.
+#[test]
+fn a_guest_stopped_before_its_run_never_starts_and_runs_once() {
+    let vfs = Vfs::new();
+    let (store, linker, guest) = linked(CREATE_THEN_SLEEP, &vfs);
+    let another = Store::new(store.engine(), runtime::context(&["guest"]).unwrap());
+    guest.stop_handle().stop();
+    let e = guest.run(store, &linker).unwrap_err();
+    assert!(e.is::<runtime::Stopped>(), "{e:?}");
+    assert!(vfs.metadata("/made.txt").is_err(), "the guest ran");
+    let again = guest.run(another, &linker).unwrap_err();
+    assert!(again.to_string().contains("has run already"), "{again}");
+}
+
+/// The time limit cuts short a plain guest asleep in `poll_oneoff` on the
+/// thread `_start` runs on; what it did before stays.
+#[test]
+fn the_time_limit_cuts_a_sleep_short() {
+    let limits = runtime::RunLimits::default().timeout(std::time::Duration::from_millis(200));
+    let e = common::within(BOUND, "the run", move || {
+        run_limited(CREATE_THEN_SLEEP, &limits).map_err(|e| e.to_string())
+    })
+    .unwrap_err();
+    assert!(e.contains("time limit of 200ms"), "{e}");
 }

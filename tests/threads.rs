@@ -87,3 +87,38 @@ fn blocked_and_spinning_threads_are_stopped_when_the_guest_ends() {
     let out = common::run_threaded("threads", &["spin-forever"], &vfs).unwrap();
     assert_eq!((out.code, out.stdout.trim(), out.left_behind), (0, "ok", 0));
 }
+
+/// Far beyond any stop, far short of the hour the guests sleep.
+const BOUND: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A worker's `proc_exit` ends the guest while the main thread, which
+/// `_start` runs on, sleeps in `poll_oneoff`: the sleep is cut short, and
+/// no thread is left behind.
+#[test]
+fn exit_in_a_worker_ends_a_guest_whose_main_thread_sleeps() {
+    let out = common::within(BOUND, "the run", || {
+        common::run_threaded("threads", &["exit-while-main-sleeps"], &Vfs::new()).unwrap()
+    });
+    assert_eq!((out.code, out.left_behind), (3, 0), "{}", out.stdout);
+    assert!(!out.stdout.contains("FAILED"), "{}", out.stdout);
+}
+
+/// Threads asleep when the guest ends are woken and end: none is left
+/// behind to wake later, so a worker that meant to create and delete
+/// files after the run never does.
+#[test]
+fn no_thread_of_a_guest_outlives_its_run() {
+    let vfs = Vfs::new();
+    vfs.write("/precious.txt", b"keep").unwrap();
+    let out = common::within(BOUND, "the run", {
+        let vfs = vfs.clone();
+        move || common::run_threaded("threads", &["late-worker"], &vfs).unwrap()
+    });
+    assert_eq!((out.code, out.left_behind), (0, 0));
+    let out = common::within(BOUND, "the run", || {
+        common::run_threaded("threads", &["sleepers", "32"], &Vfs::new()).unwrap()
+    });
+    assert_eq!((out.code, out.left_behind), (0, 0));
+    assert!(vfs.metadata("/zombie.txt").is_err());
+    assert_eq!(vfs.read("/precious.txt").unwrap(), b"keep");
+}

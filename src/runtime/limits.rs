@@ -4,15 +4,13 @@
 //! Memory is limited by a `wasmtime::ResourceLimiter` that every store of
 //! the guest shares an account with (the caller's store and each spawned
 //! thread's), and by the maximum a shared memory is created with, since
-//! growing a shared memory consults no store. Time is limited by a
-//! watchdog that ends the guest through the same epoch interruption that
-//! stops its threads. This module owns the limiter and the watchdog, not
-//! the running of guests.
+//! growing a shared memory consults no store. Time is limited by
+//! the caller of `Guest::run`, which waits for the guest's end until the
+//! deadline and then ends it the way any other end is made. This module
+//! owns the limiter, not the running of guests.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Instances, tables and memories one store of a guest may create: a
@@ -139,39 +137,5 @@ impl wasmtime::ResourceLimiter for GuestLimiter {
 
     fn memories(&self) -> usize {
         MAX_MEMORIES
-    }
-}
-
-/// Runs `fire` once `timeout` has passed, unless the watchdog is stopped
-/// first.
-pub(crate) struct Watchdog {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Watchdog {
-    pub(crate) fn start(timeout: Duration, fire: impl FnOnce() + Send + 'static) -> Watchdog {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("wasi-guest-watchdog".into())
-            .spawn(move || {
-                if let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(timeout) {
-                    fire();
-                }
-            })
-            .ok();
-        Watchdog {
-            stop: Some(stop),
-            thread,
-        }
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }

@@ -19,7 +19,7 @@
 //! let mut store = Store::new(&engine, ctx);
 //! let mut linker = Linker::new(&engine);
 //! let guest = runtime::link(&mut linker, &mut store, &module, |cx| cx)?;
-//! let status = guest.run(&mut store, &linker)?;
+//! let status = guest.run(store, &linker)?;
 //! # let _ = status;
 //! # Ok(())
 //! # }
@@ -29,21 +29,23 @@ mod data_calls;
 mod limits;
 mod sched;
 pub(crate) mod shadow;
+mod stdin;
+mod stop;
 mod threads;
 
 pub use limits::{GuestLimiter, RunLimits, TimeLimitExceeded};
 pub use sched::VfsSched;
+pub use stdin::{Stdin, stdin};
+pub use stop::{StopHandle, Stopped};
 pub use threads::{MAX_GUEST_THREADS, STOP_TIMEOUT};
 
 use crate::wasi::life::GuestLife;
-use limits::Watchdog;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use threads::{Outcome, Threads};
+use std::time::Instant;
+use stop::{Control, Outcome};
+use threads::Threads;
 use wasi_common::{I32Exit, WasiCtx};
-use wasmtime::{
-    Caller, Config, ExternType, Linker, MemoryType, Module, SharedMemory, Store, UpdateDeadline,
-};
+use wasmtime::{Caller, Config, ExternType, Linker, MemoryType, Module, SharedMemory, Store};
 
 /// A `wasmtime::Config` for the guests of this crate: WebAssembly threads,
 /// shared memory, and epoch interruption, which is how the other threads
@@ -121,12 +123,8 @@ pub fn add_to_linker<T: 'static>(
 
 /// A guest linked by [`link`], ready to [`run`](Guest::run).
 pub struct Guest<T: 'static> {
-    module: Module,
-    threads: Option<Arc<Threads<T>>>,
+    threads: Arc<Threads<T>>,
     timeout: Option<std::time::Duration>,
-    /// Ended when the run is over, which closes the guest's descriptors
-    /// of this crate's files to it.
-    life: Arc<GuestLife>,
 }
 
 /// Sets up each store of a guest (the limiter, for now) as it is made.
@@ -190,7 +188,7 @@ pub fn link<T: Clone + Send + 'static>(
 /// let guest = runtime::link_with_limits(
 ///     &mut linker, &mut store, &module, |d| &mut d.ctx, &limits, |d| &mut d.limiter,
 /// )?;
-/// let status = guest.run(&mut store, &linker)?; // a timeout is an error
+/// let status = guest.run(store, &linker)?; // a timeout is an error
 /// # let _ = status;
 /// # Ok(())
 /// # }
@@ -222,15 +220,15 @@ fn link_inner<T: Clone + Send + 'static>(
 ) -> wasmtime::Result<Guest<T>> {
     add_to_linker(linker, get_cx)?;
     let life = GuestLife::of(get_cx(store.data_mut()));
+    let control = Control::new(module.engine().clone(), life);
     if let Some(memory) = module.get_export_index("memory") {
         data_calls::link(linker, get_cx, memory)?;
     }
+    let setup = limited.as_ref().map(|(setup, _)| setup.clone());
     if !is_threaded(module) {
         return Ok(Guest {
-            module: module.clone(),
-            threads: None,
+            threads: Threads::new(module, None, control, setup),
             timeout: None,
-            life,
         });
     }
     let mut memory = None;
@@ -254,7 +252,7 @@ fn link_inner<T: Clone + Send + 'static>(
     let Some(memory) = memory else {
         wasmtime::bail!("the module imports wasi::thread-spawn but no shared memory");
     };
-    let threads = Threads::new(module, memory, limited.map(|(setup, _)| setup));
+    let threads = Threads::new(module, Some(memory), control, setup);
     let spawner = Arc::downgrade(&threads);
     linker.allow_shadowing(true);
     linker.func_wrap(
@@ -267,10 +265,8 @@ fn link_inner<T: Clone + Send + 'static>(
     )?;
     linker.allow_shadowing(false);
     Ok(Guest {
-        module: module.clone(),
-        threads: Some(threads),
+        threads,
         timeout: None,
-        life,
     })
 }
 
@@ -299,80 +295,56 @@ fn fit_shared_memory(ty: MemoryType, account: &GuestLimiter) -> wasmtime::Result
 }
 
 impl<T: Clone + Send + 'static> Guest<T> {
-    /// Threads of the last run that were still running (blocked in a host
-    /// call) when [`run`](Self::run) gave up waiting and returned.
+    /// Threads of the run that were still running when [`run`](Self::run)
+    /// gave up waiting for them and returned: those blocked in a host call
+    /// nothing can interrupt (a read of an OS descriptor the embedder gave
+    /// the guest, say). Every other thread of the guest has ended by then.
     pub fn left_behind(&self) -> usize {
-        self.threads.as_ref().map_or(0, |t| t.left_behind())
+        self.threads.left_behind()
     }
 
-    /// Instantiates the module in `store` with `linker` and runs `_start`.
+    /// A handle that stops this guest's run from another thread.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle::new(self.threads.control.clone())
+    }
+
+    /// Instantiates the module and runs `_start`, on a thread of the
+    /// guest's own, and returns when the guest is over.
     ///
     /// Returns the exit status: `proc_exit`'s argument from any thread, or
-    /// 0 when `_start` returns; a trap in any thread is the error. Either
-    /// way the guest's other threads are stopped first: they trap at their
-    /// next epoch check, and threads parked in `memory.atomic.wait` are
-    /// woken to get there. A thread blocked in a host call that never
-    /// returns (reading a stdin that never delivers, say) cannot be
-    /// stopped; after [`STOP_TIMEOUT`] it is left running detached and the
-    /// call returns anyway.
+    /// 0 when `_start` returns; a trap in any thread, the time limit of
+    /// [`link_with_limits`] ([`TimeLimitExceeded`]) and a
+    /// [`StopHandle::stop`] ([`Stopped`]) are the error. Whichever comes
+    /// first ends the guest:
     ///
-    /// When `run` returns, the guest's descriptors of this crate's files
-    /// (its preopens from [`Vfs::preopen`](crate::Vfs::preopen) and what
-    /// it opened through them) fail with `EBADF`: a thread left running
-    /// changes nothing once it wakes. A context serves one run.
+    /// - its descriptors of this crate's files (its preopens from
+    ///   [`Vfs::preopen`](crate::Vfs::preopen) and what it opened through
+    ///   them) fail with `EBADF` at once, so nothing of it reaches the
+    ///   tree any more;
+    /// - its sleeps in [`VfsSched`] (`poll_oneoff`, `sched_yield` aside)
+    ///   and its reads of [`stdin()`] return, and the thread traps there;
+    /// - every thread traps at its next epoch check, and threads parked in
+    ///   `memory.atomic.wait` are woken to get there.
     ///
-    /// A guest linked with a time limit ([`link_with_limits`]) ends once
-    /// the limit is past, as if a thread had trapped with
-    /// [`TimeLimitExceeded`].
+    /// `run` waits up to [`STOP_TIMEOUT`] for the threads to end; one
+    /// blocked in a host call nothing can interrupt is left running
+    /// detached, counted by [`left_behind`](Self::left_behind), and `run`
+    /// returns anyway.
     ///
-    /// It sets the store's epoch deadline and replaces its epoch deadline
-    /// callback, which is how the guest's threads are stopped.
-    pub fn run(&self, store: &mut Store<T>, linker: &Linker<T>) -> wasmtime::Result<i32> {
-        let Some(threads) = &self.threads else {
-            // With epoch interruption on (as `config()` sets), a store traps
-            // at once unless given a deadline; this one interrupts only
-            // once the time limit is past.
-            let late = Arc::new(AtomicBool::new(false));
-            let _watchdog = self.timeout.map(|timeout| {
-                let (late, engine) = (late.clone(), self.module.engine().clone());
-                Watchdog::start(timeout, move || {
-                    late.store(true, Ordering::Release);
-                    engine.increment_epoch();
-                })
-            });
-            let timeout = self.timeout.unwrap_or_default();
-            store.set_epoch_deadline(1);
-            store.epoch_deadline_callback(move |_| {
-                if late.load(Ordering::Acquire) {
-                    return Err(TimeLimitExceeded(timeout).into());
-                }
-                Ok(UpdateDeadline::Continue(1))
-            });
-            let outcome = run_command(store, linker, &self.module);
-            self.life.end();
-            return outcome;
-        };
-        threads.set_linker(linker);
-        threads.watch(store);
-        let _watchdog = self.timeout.map(|timeout| {
-            let threads = threads.clone();
-            Watchdog::start(timeout, move || {
-                threads.finish(Err(TimeLimitExceeded(timeout).into()));
-                threads.reap();
-            })
-        });
-        let result = (|| {
-            let instance = linker.instantiate(&mut *store, &self.module)?;
-            let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
-            start.call(&mut *store, ())
-        })();
-        threads.main_returned();
-        threads.finish(result);
-        let outcome = threads.join();
-        // Threads still running (blocked in a host call) must not change
-        // the tree when they wake.
-        self.life.end();
-        match outcome {
+    /// `_start` runs in `store`, which `run` takes, since the thread it
+    /// runs on may outlive the call; keep clones of what you need from its
+    /// data (a `WritePipe`, the [`Vfs`](crate::Vfs)). Each spawned thread
+    /// runs in a store of its own on the same engine, with a clone of its
+    /// spawner's data (which for a `WasiCtx` shares the descriptor table)
+    /// and the limiter of [`link_with_limits`]. Every store gets an epoch
+    /// deadline callback of this crate's, which is how threads are
+    /// stopped. A guest runs once: link again, with a fresh context, to run
+    /// it again.
+    pub fn run(&self, store: Store<T>, linker: &Linker<T>) -> wasmtime::Result<i32> {
+        let deadline = self.timeout.map(|t| Instant::now() + t);
+        let timeout = self.timeout.unwrap_or_default();
+        let late = move || TimeLimitExceeded(timeout).into();
+        match self.threads.run(linker, store, deadline, late)? {
             Outcome::Exit(code) => Ok(code),
             Outcome::Trap(e) => Err(e),
         }

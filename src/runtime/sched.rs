@@ -7,15 +7,17 @@
 //! goes to wasi-common's scheduler, or, when a virtual file is already
 //! ready, is checked without waiting.
 
+use crate::wasi::life::{self, GuestLife};
 use rustix::event::{PollFd, PollFlags};
 use wasi_common::sched::subscription::{RwEventFlags, Subscription};
 use wasi_common::sched::{Duration, Poll, WasiSched};
 use wasi_common::sync::sched::SyncSched;
-use wasi_common::{Error, WasiFile};
+use wasi_common::{Error, ErrorExt, WasiFile};
 
 /// A scheduler for contexts that hold virtual files: it reports them ready
-/// at once and delegates OS descriptors (stdin, pipes, sockets), clocks,
-/// `sched_yield` and sleeps to wasi-common's own sync scheduler.
+/// at once, and waits for OS descriptors (stdin, pipes, sockets) and clocks
+/// in a way that the end of the guest (see
+/// [`Guest::run`](super::Guest::run)) interrupts.
 pub struct VfsSched {
     os: SyncSched,
 }
@@ -64,7 +66,10 @@ impl WasiSched for VfsSched {
             .rw_subscriptions()
             .any(|s| file_of(s).is_some_and(|f| f.pollable().is_none()));
         if !any_virtual {
-            return self.os.poll_oneoff(poll).await;
+            return match life::current() {
+                Some(life) if life.stop_fd().is_some() => wait(poll, &life),
+                _ => self.os.poll_oneoff(poll).await,
+            };
         }
         // Something is ready now, so nothing waits: virtual files are
         // ready, OS descriptors are asked with a zero timeout, and clocks
@@ -103,8 +108,97 @@ impl WasiSched for VfsSched {
     }
 
     async fn sleep(&self, duration: Duration) -> Result<(), Error> {
-        self.os.sleep(duration).await
+        match life::current() {
+            Some(life) if life.sleep(duration) => Err(over()),
+            Some(_) => Ok(()),
+            None => self.os.sleep(duration).await,
+        }
     }
+}
+
+/// The trap a thread of a guest that is over gets from a wait it was in.
+fn over() -> Error {
+    Error::trap(wasmtime::Error::msg("the guest has exited"))
+}
+
+/// Waits for OS descriptors and clocks, or for the end of the guest of
+/// `life`, which traps.
+fn wait(poll: &mut Poll<'_>, life: &GuestLife) -> Result<(), Error> {
+    let Some(stop) = life.stop_fd() else {
+        return Err(Error::invalid_argument().context("no stop signal"));
+    };
+    if poll.is_empty() {
+        return Ok(());
+    }
+    let mut fds = Vec::new();
+    for sub in poll.rw_subscriptions() {
+        let (file, interest) = match sub {
+            Subscription::Read(s) => (s.file, PollFlags::IN),
+            Subscription::Write(s) => (s.file, PollFlags::OUT),
+            Subscription::MonotonicClock(_) => continue,
+        };
+        let fd = file
+            .pollable()
+            .ok_or_else(|| Error::invalid_argument().context("file is not pollable"))?;
+        fds.push(PollFd::from_borrowed_fd(fd, interest));
+    }
+    let watched = fds.len();
+    fds.push(PollFd::from_borrowed_fd(stop, PollFlags::IN));
+    loop {
+        if life.is_over() {
+            return Err(over());
+        }
+        let timeout = match poll.earliest_clock_deadline() {
+            Some(clock) => {
+                let left = clock.duration_until().unwrap_or_default();
+                if left.is_zero() && watched == 0 {
+                    // The clock is due; `results` reports it.
+                    return Ok(());
+                }
+                Some(rustix::time::Timespec {
+                    tv_sec: left.as_secs().try_into().unwrap_or(i64::MAX),
+                    tv_nsec: left.subsec_nanos().into(),
+                })
+            }
+            None => None,
+        };
+        match rustix::event::poll(&mut fds, timeout.as_ref()) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(std::io::Error::from(e).into()),
+        }
+        if !fds[watched].revents().is_empty() {
+            return Err(over());
+        }
+        if fds[..watched].iter().any(|fd| !fd.revents().is_empty()) {
+            break;
+        }
+        if timeout.is_some()
+            && poll
+                .earliest_clock_deadline()
+                .is_some_and(|c| c.duration_until().unwrap_or_default().is_zero())
+        {
+            return Ok(());
+        }
+    }
+    let revents: Vec<PollFlags> = fds[..watched].iter().map(|fd| fd.revents()).collect();
+    let subs = poll
+        .rw_subscriptions()
+        .filter(|s| !matches!(s, Subscription::MonotonicClock(_)));
+    for (sub, revents) in subs.zip(revents) {
+        if revents.is_empty() {
+            continue;
+        }
+        if revents.contains(PollFlags::NVAL) {
+            set_error(sub, Error::badf());
+        } else if revents.contains(PollFlags::ERR) {
+            set_error(sub, Error::io());
+        } else if revents.contains(PollFlags::HUP) {
+            ready(sub, RwEventFlags::HANGUP);
+        } else {
+            ready(sub, RwEventFlags::empty());
+        }
+    }
+    Ok(())
 }
 
 fn set_error(sub: &mut Subscription<'_>, e: Error) {

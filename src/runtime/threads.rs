@@ -1,32 +1,35 @@
-//! wasi-threads that end a guest, not the host process.
+//! The OS threads of one run of a guest: the one its `_start` runs on and
+//! those its `wasi::thread-spawn` starts.
 //!
 //! A threaded guest (built for `wasm32-wasip1-threads`) imports a shared
-//! memory and `wasi::thread-spawn`. Each spawned thread runs on its own OS
-//! thread with its own `Store`, a clone of the spawning store's data (so the
-//! same `WasiCtx`, descriptor table and filesystem), and the same shared
-//! memory. When any thread calls `proc_exit` or traps, or the main thread
-//! returns, the guest is over: the first such outcome is recorded, every
-//! other thread of the guest traps at its next epoch check, and the run call
-//! returns the outcome to its caller. Nothing here ever exits the process.
+//! memory and `wasi::thread-spawn`. Every thread of a guest, the first
+//! included, runs on an OS thread of its own: the first in the caller's
+//! `Store`, each spawned one in a new `Store` with a clone of the
+//! spawner's data (so the same `WasiCtx`, descriptor table and
+//! filesystem), all with the same shared memory. The caller of `Guest::run`
+//! runs no guest code: it waits for the end (see `stop.rs`), stops every
+//! thread, and returns, even when a thread is stuck where nothing can
+//! reach it. Nothing here ever exits the process.
 
+use super::stop::{Control, Outcome};
+use crate::wasi::life;
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use wasi_common::I32Exit;
 use wasmtime::{Engine, Linker, Module, SharedMemory, Store, UpdateDeadline};
 
-/// Threads one guest may have alive at once; `thread-spawn` fails (with
-/// `-EAGAIN`) beyond it.
+/// Threads one guest may have alive at once, its first included;
+/// `thread-spawn` fails (with `-EAGAIN`) beyond it.
 pub const MAX_GUEST_THREADS: usize = 256;
 
-/// How long the run call waits for a guest's other threads to stop once
-/// the guest is over, before leaving the stragglers behind.
+/// How long the run call waits for a guest's threads to stop once the
+/// guest is over, before leaving the stragglers behind.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How often threads parked in `memory.atomic.wait` are woken while a
-/// guest that is over still has threads.
+/// How often a guest that is over has its epoch moved and, with a shared
+/// memory, its threads parked in `memory.atomic.wait` woken.
 const WAKE_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Highest thread id wasi-threads allows.
@@ -35,26 +38,16 @@ const MAX_TID: i32 = 0x1FFF_FFFF;
 /// `EAGAIN` in WASI, returned negated by a failed `thread-spawn`.
 const EAGAIN: i32 = 6;
 
-/// How a guest ended.
-pub(crate) enum Outcome {
-    /// `proc_exit(code)`, or 0 when `_start` returned.
-    Exit(i32),
-    /// A trap in some thread.
-    Trap(wasmtime::Error),
-}
-
 /// The threads of one run of one guest.
 pub(crate) struct Threads<T: 'static> {
     engine: Engine,
     module: Module,
-    pub(crate) memory: SharedMemory,
+    /// The shared memory of a threaded guest.
+    memory: Option<SharedMemory>,
     /// The linker threads instantiate with (set when the run starts).
     linker: Mutex<Option<Linker<T>>>,
-    over: AtomicBool,
-    /// The main thread's `_start` has returned (or trapped).
-    main_done: AtomicBool,
-    /// A spawned thread is busy stopping the rest.
-    reaping: AtomicBool,
+    pub(crate) control: Arc<Control>,
+    started: AtomicBool,
     state: Mutex<State>,
     left_behind: AtomicUsize,
     /// Applied to each thread's store as it is made (its limiter).
@@ -62,15 +55,38 @@ pub(crate) struct Threads<T: 'static> {
 }
 
 struct State {
-    outcome: Option<Outcome>,
     next_tid: i32,
     running: Vec<JoinHandle<()>>,
+}
+
+/// Ends the guest if the host code of one of its threads panics, so that
+/// the caller of `run` is not left waiting for an outcome nobody records.
+struct EndOnPanic<'a>(&'a Control);
+
+impl Drop for EndOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.finish(Err(wasmtime::Error::msg(
+                "a thread of the guest panicked in the host",
+            )));
+        }
+    }
+}
+
+/// Where a thread of the guest starts.
+enum Entry<T: 'static> {
+    /// `_start`, in the caller's store.
+    Start(Store<T>),
+    /// `wasi_thread_start`, in a new store with a clone of the spawner's
+    /// data.
+    Spawned { data: T, tid: i32, start_arg: i32 },
 }
 
 impl<T: Clone + Send + 'static> Threads<T> {
     pub(crate) fn new(
         module: &Module,
-        memory: SharedMemory,
+        memory: Option<SharedMemory>,
+        control: Arc<Control>,
         setup: Option<super::StoreSetup<T>>,
     ) -> Arc<Self> {
         Arc::new(Threads {
@@ -78,40 +94,67 @@ impl<T: Clone + Send + 'static> Threads<T> {
             module: module.clone(),
             memory,
             linker: Mutex::new(None),
-            over: AtomicBool::new(false),
-            main_done: AtomicBool::new(false),
-            reaping: AtomicBool::new(false),
+            control,
+            started: AtomicBool::new(false),
             left_behind: AtomicUsize::new(0),
             setup,
             state: Mutex::new(State {
-                outcome: None,
                 next_tid: 1,
                 running: Vec::new(),
             }),
         })
     }
 
-    pub(crate) fn set_linker(&self, linker: &Linker<T>) {
+    /// Runs the guest: `_start` on a thread of its own in `store`, until
+    /// the guest is over or `deadline` passes (which ends it with `late`);
+    /// then stops every thread and returns the outcome.
+    pub(crate) fn run(
+        self: &Arc<Self>,
+        linker: &Linker<T>,
+        store: Store<T>,
+        deadline: Option<Instant>,
+        late: impl FnOnce() -> wasmtime::Error,
+    ) -> wasmtime::Result<Outcome> {
+        if self.started.swap(true, Ordering::AcqRel) {
+            wasmtime::bail!("this guest has run already: link it again, with a fresh context");
+        }
         *self.linker.lock() = Some(linker.clone());
+        if !self.control.is_over() {
+            let mut state = self.state.lock();
+            let threads = self.clone();
+            let linker = linker.clone();
+            let main = std::thread::Builder::new()
+                .name("wasi-main".into())
+                .spawn(move || threads.thread_main(linker, Entry::Start(store)))
+                .map_err(|e| {
+                    wasmtime::Error::msg(format!("cannot start the guest's thread: {e}"))
+                })?;
+            state.running.push(main);
+        }
+        if !self.control.wait(deadline) {
+            self.control.finish(Err(late()));
+        }
+        self.stop();
+        Ok(self.control.take_outcome().unwrap_or(Outcome::Exit(0)))
     }
 
     /// Makes `store` trap at its next epoch check once the guest is over.
     /// The engine needs `Config::epoch_interruption(true)`.
-    pub(crate) fn watch(self: &Arc<Self>, store: &mut Store<T>) {
-        let threads = Arc::downgrade(self);
+    fn watch(&self, store: &mut Store<T>) {
+        let control = self.control.clone();
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| match threads.upgrade() {
-            Some(t) if t.over.load(Ordering::Acquire) => {
-                Err(wasmtime::Error::msg("the guest has exited"))
+        store.epoch_deadline_callback(move |_| {
+            if control.is_over() {
+                return Err(wasmtime::Error::msg("the guest has exited"));
             }
-            _ => Ok(UpdateDeadline::Continue(1)),
+            Ok(UpdateDeadline::Continue(1))
         });
     }
 
     /// The body of `wasi::thread-spawn`: a new thread id, or a negative
     /// errno.
     pub(crate) fn spawn(self: &Arc<Self>, data: T, start_arg: i32) -> i32 {
-        if self.over.load(Ordering::Acquire) {
+        if self.control.is_over() {
             return -EAGAIN;
         }
         let Some(linker) = self.linker.lock().clone() else {
@@ -126,7 +169,16 @@ impl<T: Clone + Send + 'static> Threads<T> {
         let threads = self.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("wasi-thread-{tid}"))
-            .spawn(move || threads.thread_main(linker, data, tid, start_arg));
+            .spawn(move || {
+                threads.thread_main(
+                    linker,
+                    Entry::Spawned {
+                        data,
+                        tid,
+                        start_arg,
+                    },
+                )
+            });
         match spawned {
             Ok(handle) => {
                 state.next_tid += 1;
@@ -137,101 +189,88 @@ impl<T: Clone + Send + 'static> Threads<T> {
         }
     }
 
-    fn thread_main(self: Arc<Self>, linker: Linker<T>, data: T, tid: i32, start_arg: i32) {
-        let mut store = Store::new(&self.engine, data);
-        if let Some(setup) = &self.setup {
-            setup(&mut store);
-        }
+    fn thread_main(self: Arc<Self>, linker: Linker<T>, entry: Entry<T>) {
+        let _guest = life::enter(self.control.life.clone());
+        let _panic = EndOnPanic(&self.control);
+        let (mut store, spawned) = match entry {
+            Entry::Start(store) => (store, None),
+            Entry::Spawned {
+                data,
+                tid,
+                start_arg,
+            } => {
+                let mut store = Store::new(&self.engine, data);
+                if let Some(setup) = &self.setup {
+                    setup(&mut store);
+                }
+                (store, Some((tid, start_arg)))
+            }
+        };
         self.watch(&mut store);
         let mut run = || -> wasmtime::Result<()> {
             let instance = linker.instantiate(&mut store, &self.module)?;
-            let start =
-                instance.get_typed_func::<(i32, i32), ()>(&mut store, "wasi_thread_start")?;
-            start.call(&mut store, (tid, start_arg))
-        };
-        if let Err(e) = run() {
-            self.finish(Err(e));
-            self.reap();
-        }
-    }
-
-    /// Run by a spawned thread whose guest is over: until the main thread's
-    /// `_start` returns, keep waking and interrupting, since the main
-    /// thread may be parked in `memory.atomic.wait` inside the caller's
-    /// run call, where nothing else would wake it.
-    pub(crate) fn reap(&self) {
-        if self.reaping.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while !self.main_done.load(Ordering::Acquire) && Instant::now() < deadline {
-            self.engine.increment_epoch();
-            let took = self.wake_waiters(deadline);
-            std::thread::sleep(took.max(WAKE_INTERVAL));
-        }
-    }
-
-    /// Marks the main thread's `_start` as returned.
-    pub(crate) fn main_returned(&self) {
-        self.main_done.store(true, Ordering::Release);
-    }
-
-    /// Records how the guest ended, unless it already had, and stops every
-    /// thread.
-    pub(crate) fn finish(&self, result: wasmtime::Result<()>) {
-        let outcome = match result {
-            Ok(()) => Outcome::Exit(0),
-            Err(e) => match e.downcast_ref::<I32Exit>() {
-                Some(exit) => Outcome::Exit(exit.0),
-                None => Outcome::Trap(e),
-            },
-        };
-        {
-            let mut state = self.state.lock();
-            if state.outcome.is_none() {
-                state.outcome = Some(outcome);
+            match spawned {
+                None => instance
+                    .get_typed_func::<(), ()>(&mut store, "_start")?
+                    .call(&mut store, ()),
+                Some((tid, start_arg)) => instance
+                    .get_typed_func::<(i32, i32), ()>(&mut store, "wasi_thread_start")?
+                    .call(&mut store, (tid, start_arg)),
             }
+        };
+        let result = run();
+        // A spawned thread that returns ends only itself; `_start`
+        // returning, `proc_exit` and a trap anywhere end the guest.
+        if spawned.is_none() || result.is_err() {
+            self.control.finish(result);
         }
-        self.over.store(true, Ordering::Release);
-        self.engine.increment_epoch();
     }
 
-    /// Waits for the other threads to stop, wakes those parked in
-    /// `memory.atomic.wait`, and returns the outcome. Threads still running
-    /// after [`STOP_TIMEOUT`] (blocked in a host call) are left behind.
-    pub(crate) fn join(&self) -> Outcome {
+    /// Waits for the guest's threads to stop, moving the epoch and waking
+    /// those parked in `memory.atomic.wait` meanwhile. Threads still
+    /// running after [`STOP_TIMEOUT`] (blocked in a host call nothing can
+    /// interrupt) are left behind.
+    fn stop(&self) {
         let started = Instant::now();
         let deadline = started + STOP_TIMEOUT;
-        let mut next_wake = started;
+        // Most threads end at once (at their epoch check, or from a wait
+        // the end interrupted); the sweep for parked ones comes after.
+        let mut next_wake = started + WAKE_INTERVAL;
         loop {
             let running = {
                 let mut state = self.state.lock();
-                state.running.retain(|h| !h.is_finished());
+                let (done, running): (Vec<_>, Vec<_>) =
+                    state.running.drain(..).partition(|h| h.is_finished());
+                state.running = running;
+                for handle in done {
+                    // The thread has returned; joining releases it. A panic
+                    // in it was already recorded as its outcome.
+                    let _ = handle.join();
+                }
                 state.running.len()
             };
             if running == 0 {
                 break;
             }
-            if started.elapsed() > STOP_TIMEOUT {
+            if Instant::now() >= deadline {
                 tracing::warn!(
                     running,
-                    "guest threads still running after the guest exited; left behind"
+                    "guest threads still running after the guest ended; left behind"
                 );
                 self.left_behind.store(running, Ordering::Relaxed);
                 self.state.lock().running.clear();
                 break;
             }
             if Instant::now() >= next_wake {
+                self.control.nudge();
                 let took = self.wake_waiters(deadline);
                 next_wake = Instant::now() + took.max(WAKE_INTERVAL);
             }
-            self.engine.increment_epoch();
             std::thread::sleep(Duration::from_millis(1));
         }
-        self.state.lock().outcome.take().unwrap_or(Outcome::Exit(0))
     }
 
-    /// Threads the last [`join`](Self::join) left running.
+    /// Threads the last run left running.
     pub(crate) fn left_behind(&self) -> usize {
         self.left_behind.load(Ordering::Relaxed)
     }
@@ -243,10 +282,13 @@ impl<T: Clone + Send + 'static> Threads<T> {
     /// `deadline`. Callers pause at least as long between sweeps.
     fn wake_waiters(&self, deadline: Instant) -> Duration {
         let started = Instant::now();
-        let size = self.memory.data_size() as u64;
+        let Some(memory) = &self.memory else {
+            return Duration::ZERO;
+        };
+        let size = memory.data_size() as u64;
         let mut addr = 0;
         while addr < size {
-            let _ = self.memory.atomic_notify(addr, u32::MAX);
+            let _ = memory.atomic_notify(addr, u32::MAX);
             addr += 4;
             if addr % (1 << 20) == 0 && Instant::now() >= deadline {
                 break;

@@ -141,7 +141,7 @@ fn link_and_run(
     let mut store = Store::new(engine, ctx);
     let mut linker = Linker::new(engine);
     let guest = wasi_common_vfs::runtime::link(&mut linker, &mut store, module, |cx| cx)?;
-    let code = guest.run(&mut store, &linker);
+    let code = guest.run(store, &linker);
     Ok((code, guest.left_behind()))
 }
 
@@ -520,4 +520,22 @@ pub fn archive(entries: &[Entry<'_>]) -> Vec<u8> {
         builder.append(&header, data).unwrap();
     }
     builder.into_inner().unwrap()
+}
+
+/// Runs `f` on a thread of its own and returns what it returns, or panics
+/// once `limit` has passed: a test of something that must end fails
+/// instead of hanging. The bound is generous; it is not a timing.
+pub fn within<R: Send + 'static>(
+    limit: std::time::Duration,
+    what: &str,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> R {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(f());
+    });
+    match result.recv_timeout(limit) {
+        Ok(r) => r,
+        Err(_) => panic!("{what} did not return within {limit:?}"),
+    }
 }

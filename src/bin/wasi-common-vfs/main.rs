@@ -108,7 +108,7 @@ fn run(args: &RunArgs) -> Result<i32, Failure> {
         ctx.push_env(name, value)
             .map_err(|e| Failure::usage(format!("--env {name}: {e}")))?;
     }
-    ctx.set_stdin(Box::new(wasi_common::sync::stdio::stdin()));
+    ctx.set_stdin(Box::new(runtime::stdin()));
     ctx.set_stdout(Box::new(wasi_common::sync::stdio::stdout()));
     ctx.set_stderr(Box::new(wasi_common::sync::stdio::stderr()));
     trees.preopen(&ctx)?;
@@ -135,8 +135,7 @@ fn run(args: &RunArgs) -> Result<i32, Failure> {
         |d| &mut d.limiter,
     )
     .map_err(|e| Failure::runtime(format!("{module_name}: {}", first_line(&e))))?;
-    let outcome = guest.run(&mut store, &linker);
-    drop(store);
+    let outcome = guest.run(store, &linker);
     // Saved whatever the guest's status; one failed save skips no other.
     let mut failed = trees.save(&saves);
     if let Some(last) = failed.pop() {

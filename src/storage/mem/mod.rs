@@ -18,7 +18,7 @@ mod file;
 mod table;
 
 use crate::error::{Error, Result};
-use crate::storage::budget::{Budget, ENTRY_COST};
+use crate::storage::budget::{Budget, heap_cost};
 use crate::storage::{
     Attr, DirEntry, FileKind, Ino, MAX_FILE_SIZE, NewNode, SetAttr, Storage, TimeSet, WritePos,
 };
@@ -34,6 +34,13 @@ use table::Table;
 
 const ROOT: Ino = 1;
 
+/// Bytes the allocator holds for one inode's record (an `Arc<Inode>`: two
+/// counts and the inode).
+const INODE_BYTES: u64 = heap_cost(2 * size_of::<usize>() + size_of::<Inode>());
+
+/// Bytes a directory's boxed entry table holds besides its containers.
+const DIR_BYTES: u64 = heap_cost(size_of::<DirData>());
+
 /// The size `stat` reports for a directory, as many POSIX filesystems do.
 const DIR_SIZE: u64 = 4096;
 
@@ -43,6 +50,9 @@ const DIR_SIZE: u64 = 4096;
 /// Everything lives in the host process's memory; nothing touches the host
 /// disk.
 pub struct MemFs {
+    /// The root, which lives as long as the store, apart from the table:
+    /// the table then holds only what the budget was charged for.
+    root: Arc<Inode>,
     inodes: Table<Inode>,
     /// Set when the store belongs to a tree with limits.
     budget: OnceLock<Arc<Budget>>,
@@ -175,10 +185,9 @@ impl MemFs {
             kind: FileKind::Dir,
             state: RwLock::new(State::new(Body::Dir(Box::new(DirData::new(ROOT))), 2)),
         });
-        let inodes = Table::new();
-        inodes.insert(ROOT, root);
         MemFs {
-            inodes,
+            root,
+            inodes: Table::new(),
             budget: OnceLock::new(),
             next_ino: AtomicU64::new(ROOT + 1),
             topology: Mutex::new(()),
@@ -186,6 +195,9 @@ impl MemFs {
     }
 
     fn inode(&self, ino: Ino) -> Result<Arc<Inode>> {
+        if ino == ROOT {
+            return Ok(self.root.clone());
+        }
         self.inodes.get(ino).ok_or(Error::NotFound)
     }
 
@@ -193,33 +205,18 @@ impl MemFs {
         self.budget.get().map(|b| &**b)
     }
 
-    /// Charges a new directory entry named `name`.
-    fn charge_entry(&self, name: &str) -> Result<()> {
-        match self.budget() {
-            Some(b) => b.charge_bytes(ENTRY_COST + name.len() as u64),
-            None => Ok(()),
-        }
-    }
-
-    /// Refunds a removed directory entry named `name`.
-    fn refund_entry(&self, name: &str) {
-        if let Some(b) = self.budget() {
-            b.refund_bytes(ENTRY_COST + name.len() as u64);
-        }
-    }
-
     /// Frees an inode that has neither names nor handles left.
     fn forget_if_unused(&self, ino: Ino, state: &State) {
-        if state.nlink == 0 && state.open == 0 {
-            self.inodes.remove(ino);
+        if state.nlink == 0 && state.open == 0 && ino != ROOT {
+            self.inodes.remove(ino, self.budget());
             if let Some(b) = self.budget() {
                 let held = match &state.body {
                     Body::File(f) => f.held_bytes(),
-                    Body::Symlink(target) => target.len() as u64,
-                    Body::Dir(_) => 0,
+                    Body::Symlink(target) => heap_cost(target.len()),
+                    Body::Dir(d) => DIR_BYTES + d.held_bytes(),
                 };
                 b.refund_bytes(held);
-                b.refund_inode();
+                b.refund_inode(INODE_BYTES);
             }
         }
     }
@@ -250,17 +247,19 @@ impl MemFs {
     }
 }
 
-/// Points `name` in directory state `st` at `ino`, replacing any entry.
+/// Points `name` in directory state `st` at `ino`, replacing any entry;
+/// the new entry was paid for with `DirData::prepay`.
 fn put_entry(
     st: &mut State,
     name: &str,
     ino: Ino,
     kind: FileKind,
     replaces_dir: bool,
+    budget: Option<&Budget>,
 ) -> Result<()> {
     let d = st.dir_mut()?;
-    d.remove(name);
-    d.insert(name, ino, kind);
+    d.remove(name, budget);
+    d.insert_paid(name, ino, kind, budget);
     if replaces_dir {
         st.nlink = st.nlink.saturating_sub(1);
     }
@@ -388,14 +387,28 @@ impl Storage for MemFs {
         if pst.dir()?.get(name).is_some() {
             return Err(Error::Exists);
         }
-        if let Some(b) = self.budget() {
-            let target = match new {
-                NewNode::Symlink(t) => t.len() as u64,
-                _ => 0,
+        let budget = self.budget();
+        pst.dir_mut()?.prepay(name, budget)?;
+        // Nothing was added: give the entry's name back (the room made for
+        // it stays, held and charged).
+        let unpay = || {
+            if let Some(b) = budget {
+                b.refund_bytes(heap_cost(name.len()));
+            }
+        };
+        if let Some(b) = budget {
+            let body = match new {
+                NewNode::Symlink(t) => heap_cost(t.len()),
+                NewNode::Dir => DIR_BYTES,
+                NewNode::File => 0,
             };
-            b.charge_inode()?;
-            if let Err(e) = b.charge_bytes(ENTRY_COST + name.len() as u64 + target) {
-                b.refund_inode();
+            if let Err(e) = b.charge_inode(INODE_BYTES) {
+                unpay();
+                return Err(e);
+            }
+            if let Err(e) = b.charge_bytes(body) {
+                b.refund_inode(INODE_BYTES);
+                unpay();
                 return Err(e);
             }
         }
@@ -407,14 +420,24 @@ impl Storage for MemFs {
         let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
         let state = State::new(body, nlink);
         let attr = state.attr(ino, kind);
-        self.inodes.insert(
-            ino,
-            Arc::new(Inode {
-                kind,
-                state: RwLock::new(state),
-            }),
-        );
-        pst.dir_mut()?.insert(name, ino, kind);
+        let node = Arc::new(Inode {
+            kind,
+            state: RwLock::new(state),
+        });
+        if let Err(e) = self.inodes.insert(ino, node, budget) {
+            if let Some(b) = budget {
+                let body = match new {
+                    NewNode::Symlink(t) => heap_cost(t.len()),
+                    NewNode::Dir => DIR_BYTES,
+                    NewNode::File => 0,
+                };
+                b.refund_bytes(body);
+                b.refund_inode(INODE_BYTES);
+            }
+            unpay();
+            return Err(e);
+        }
+        pst.dir_mut()?.insert_paid(name, ino, kind, budget);
         if kind == FileKind::Dir {
             pst.nlink = pst.nlink.saturating_add(1);
         }
@@ -441,6 +464,7 @@ impl Storage for MemFs {
     }
 
     fn unlink(&self, dir: Ino, name: &str) -> Result<()> {
+        let budget = self.budget();
         let parent = self.inode(dir)?;
         let mut pst = parent.state.write();
         let d = pst.dir_mut()?;
@@ -449,9 +473,8 @@ impl Storage for MemFs {
             Some((_, FileKind::Dir)) => return Err(Error::IsDir),
             Some(_) => {}
         }
-        if let Some((ino, kind)) = d.remove(name) {
+        if let Some((ino, kind)) = d.remove(name, budget) {
             pst.touch_modified();
-            self.refund_entry(name);
             self.drop_name(ino, kind)?;
         }
         Ok(())
@@ -470,8 +493,7 @@ impl Storage for MemFs {
         if !cst.dir()?.is_empty() {
             return Err(Error::NotEmpty);
         }
-        pst.dir_mut()?.remove(name);
-        self.refund_entry(name);
+        pst.dir_mut()?.remove(name, self.budget());
         pst.nlink = pst.nlink.saturating_sub(1);
         pst.touch_modified();
         cst.nlink = 0;
@@ -546,21 +568,33 @@ impl Storage for MemFs {
             None => None,
         };
 
-        // The entry's name changes length; charged before anything moves.
-        let longer = dst_name.len().saturating_sub(src_name.len()) as u64;
-        if let Some(b) = self.budget() {
-            b.charge_bytes(longer)?;
-            b.refund_bytes(src_name.len().saturating_sub(dst_name.len()) as u64);
-            if replaced.is_some() {
-                b.refund_bytes(ENTRY_COST + dst_name.len() as u64);
-            }
+        // Room for the new entry, and what its name costs beyond the old
+        // one's, are charged before anything moves; the old entry and any
+        // it replaces are refunded as they go.
+        let budget = self.budget();
+        let (new_name, old_name) = (dir::name_cost(dst_name), dir::name_cost(src_name));
+        if let Some(dst_st) = dst_guard.as_deref_mut() {
+            dst_st.dir_mut()?.reserve(budget)?;
+        }
+        if let Some(b) = budget {
+            b.charge_bytes(new_name.saturating_sub(old_name))?;
         }
         let replaces_dir = replaced_dir_guard.is_some();
-        sst.dir_mut()?.remove(src_name);
         match dst_guard.as_deref_mut() {
-            None => put_entry(&mut sst, dst_name, src_ino, src_kind, replaces_dir)?,
+            None => {
+                sst.dir_mut()?.rename_within(src_name, dst_name, budget);
+                if replaces_dir {
+                    sst.nlink = sst.nlink.saturating_sub(1);
+                }
+                sst.touch_modified();
+            }
             Some(dst_st) => {
-                put_entry(dst_st, dst_name, src_ino, src_kind, replaces_dir)?;
+                sst.dir_mut()?.remove(src_name, budget);
+                if let Some(b) = budget {
+                    // The removal refunded the old name; the new one is held.
+                    b.force_bytes(new_name.min(old_name));
+                }
+                put_entry(dst_st, dst_name, src_ino, src_kind, replaces_dir, budget)?;
                 if src_kind == FileKind::Dir {
                     dst_st.nlink = dst_st.nlink.saturating_add(1);
                     sst.nlink = sst.nlink.saturating_sub(1);
@@ -598,10 +632,9 @@ impl Storage for MemFs {
         if st.nlink == 0 {
             return Err(Error::NotFound);
         }
-        self.charge_entry(name)?;
+        pst.dir_mut()?.insert(name, ino, node.kind, self.budget())?;
         st.nlink = st.nlink.saturating_add(1);
         st.ctime = Stamp::now();
-        pst.dir_mut()?.insert(name, ino, node.kind);
         pst.touch_modified();
         Ok(st.attr(ino, node.kind))
     }
@@ -654,10 +687,40 @@ impl MemFs {
         Ok(())
     }
 
+    /// What the store holds that a budget attached at its creation was
+    /// charged for, counted afresh from its structures: the inode table,
+    /// each inode's record and body, and each directory's containers and
+    /// names.
+    #[cfg(test)]
+    fn recount(&self) -> u64 {
+        let body = |st: &State| match &st.body {
+            Body::File(f) => f.held_bytes(),
+            Body::Symlink(target) => heap_cost(target.len()),
+            Body::Dir(d) => {
+                let names: u64 = d
+                    .list(0, usize::MAX)
+                    .iter()
+                    .map(|e| dir::name_cost(&e.name))
+                    .sum();
+                DIR_BYTES + d.held_bytes() + names
+            }
+        };
+        let others: u64 = self
+            .inodes
+            .keys()
+            .into_iter()
+            .filter_map(|ino| self.inodes.get(ino))
+            .map(|node| INODE_BYTES + body(&node.state.read()))
+            .sum();
+        // The root's record and box were there before any budget.
+        let root = body(&self.root.state.read()) - DIR_BYTES;
+        self.inodes.held_bytes() + others + root
+    }
+
     /// Number of live inodes (named or held open), for consistency checks.
     #[cfg(test)]
     fn inode_count(&self) -> usize {
-        self.inodes.len()
+        self.inodes.len() + 1
     }
 }
 

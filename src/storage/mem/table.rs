@@ -3,9 +3,13 @@
 //! Sharded, so that threads working on different files do not contend on
 //! one lock word; hashed with a plain multiplicative hash, since inode
 //! numbers are assigned by the store (a guest cannot pick them to collide).
+//! Charges the budget for each shard's capacity before it grows, and gives
+//! it back as shards shrink; an emptied shard holds nothing.
 
+use crate::error::Result;
+use crate::storage::budget::{Budget, heap_cost};
+use hashbrown::HashMap;
 use parking_lot::RwLock;
-use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
@@ -68,12 +72,64 @@ impl<T> Table<T> {
         self.shard(ino).read().get(&ino).cloned()
     }
 
-    pub(crate) fn insert(&self, ino: u64, value: Arc<T>) {
-        self.shard(ino).write().insert(ino, value);
+    /// Adds an inode, charging `budget` first for any growth of the
+    /// shard; on `ENOSPC` nothing was added.
+    pub(crate) fn insert(&self, ino: u64, value: Arc<T>, budget: Option<&Budget>) -> Result<()> {
+        let mut map = self.shard(ino).write();
+        if map.len() == map.capacity() {
+            // Growing at most doubles the buckets; from nothing it makes
+            // four buckets of an entry and a control byte each, and a
+            // group of control bytes.
+            let before = map.allocation_size();
+            let entry = size_of::<(u64, Arc<T>)>() + 1;
+            let bound = if before == 0 {
+                4 * entry + 16
+            } else {
+                2 * before
+            };
+            let estimate = heap_cost(bound) - heap_cost(before);
+            if let Some(b) = budget {
+                b.charge_bytes(estimate)?;
+            }
+            map.reserve(1);
+            let actual = heap_cost(map.allocation_size()) - heap_cost(before);
+            if let Some(b) = budget {
+                if actual > estimate {
+                    b.force_bytes(actual - estimate);
+                } else {
+                    b.refund_bytes(estimate - actual);
+                }
+            }
+        }
+        map.insert(ino, value);
+        Ok(())
     }
 
-    pub(crate) fn remove(&self, ino: u64) {
-        self.shard(ino).write().remove(&ino);
+    /// Removes an inode, giving `budget` back what the shard shrank by.
+    pub(crate) fn remove(&self, ino: u64, budget: Option<&Budget>) {
+        let mut map = self.shard(ino).write();
+        if map.remove(&ino).is_none() {
+            return;
+        }
+        let before = map.allocation_size();
+        if map.is_empty() {
+            *map = HashMap::default();
+        } else if map.capacity() > 4 * map.len() + 16 {
+            let len = map.len();
+            map.shrink_to(len * 2);
+        }
+        if let Some(b) = budget {
+            b.refund_bytes(heap_cost(before) - heap_cost(map.allocation_size()));
+        }
+    }
+
+    /// Bytes the shards hold.
+    #[cfg(test)]
+    pub(crate) fn held_bytes(&self) -> u64 {
+        self.shards
+            .iter()
+            .map(|s| heap_cost(s.read().allocation_size()))
+            .sum()
     }
 
     /// Every inode number held, for consistency checks.

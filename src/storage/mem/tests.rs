@@ -539,3 +539,92 @@ fn inodes_names_and_links_count() {
         Err(Error::NoSpace)
     ));
 }
+
+/// The budget holds exactly what the store's structures hold, counted
+/// afresh, through creates, links, renames within and across directories,
+/// replacements, symlinks, writes and removals.
+#[test]
+fn what_is_charged_is_what_is_held() {
+    let (fs, budget) = budgeted(u64::MAX, u64::MAX);
+    let check = |when: &str| assert_eq!(budget.bytes_used(), fs.recount(), "{when}");
+    let d = fs.create(ROOT, "d", NewNode::Dir).unwrap().ino;
+    let e = fs.create(ROOT, "e", NewNode::Dir).unwrap().ino;
+    for i in 0..2000 {
+        let f = file(&fs, d, &format!("file-{i}"), &[7; 100]);
+        fs.link(f, e, &format!("link-with-a-longer-name-{i}"))
+            .unwrap();
+    }
+    fs.create(ROOT, "s", NewNode::Symlink(&"t".repeat(300)))
+        .unwrap();
+    check("filled");
+    for i in 0..2000 {
+        match i % 4 {
+            0 => fs
+                .rename(d, &format!("file-{i}"), d, &format!("f{i}"))
+                .unwrap(),
+            1 => fs
+                .rename(d, &format!("file-{i}"), e, &format!("moved-{i}"))
+                .unwrap(),
+            2 => fs
+                .rename(
+                    e,
+                    &format!("link-with-a-longer-name-{i}"),
+                    d,
+                    &format!("file-{}", i + 1),
+                )
+                .unwrap(),
+            _ => fs
+                .unlink(e, &format!("link-with-a-longer-name-{i}"))
+                .unwrap(),
+        }
+    }
+    check("renamed and replaced");
+    for dir in [d, e] {
+        for entry in fs.readdir(dir, 0, usize::MAX).unwrap() {
+            fs.unlink(dir, &entry.name).unwrap();
+        }
+    }
+    check("emptied");
+    fs.rmdir(ROOT, "d").unwrap();
+    fs.rmdir(ROOT, "e").unwrap();
+    fs.unlink(ROOT, "s").unwrap();
+    assert_eq!((budget.bytes_used(), budget.inodes_used()), (0, 0));
+}
+
+/// A directory filled with many names and emptied gives back all it took,
+/// its index and the inode table included, cycle after cycle.
+#[test]
+fn a_directory_filled_with_links_and_emptied_gives_everything_back() {
+    let (fs, budget) = budgeted(u64::MAX, u64::MAX);
+    let d = fs.create(ROOT, "d", NewNode::Dir).unwrap().ino;
+    let f = file(&fs, ROOT, "f", b"x");
+    let baseline = budget.bytes_used();
+    for cycle in 0..3 {
+        for i in 0..50_000 {
+            fs.link(f, d, &format!("l{i}")).unwrap();
+        }
+        let full = budget.bytes_used() - baseline;
+        // Slot, index entry and the smallest name allocation, at least.
+        assert!(full > 50_000 * (40 + 8 + 32), "cycle {cycle}: {full}");
+        assert_eq!(budget.bytes_used(), fs.recount(), "cycle {cycle}");
+        for i in 0..50_000 {
+            fs.unlink(d, &format!("l{i}")).unwrap();
+        }
+        assert_eq!(budget.bytes_used(), baseline, "cycle {cycle}");
+    }
+    for i in 0..50_000 {
+        fs.create(d, &format!("n{i}"), NewNode::File).unwrap();
+    }
+    assert!(fs.inodes.held_bytes() > 50_000 * 16, "the table is charged");
+    assert_eq!(budget.bytes_used(), fs.recount());
+    for i in 0..50_000 {
+        fs.unlink(d, &format!("n{i}")).unwrap();
+    }
+    // Shards that still hold an inode keep a little room, charged.
+    assert_eq!(budget.bytes_used(), fs.recount());
+    let left = budget.bytes_used() - baseline;
+    assert!(
+        left < 1024,
+        "the table shrank back: {left} bytes above the start"
+    );
+}

@@ -19,6 +19,10 @@ fn main() {
         Some("trap-in-thread") => trap_in_thread(),
         Some("wait-forever") => wait_forever(),
         Some("spin-forever") => spin_forever(),
+        Some("exit-while-main-sleeps") => exit_while_main_sleeps(),
+        Some("exit-while-main-reads") => exit_while_main_reads(),
+        Some("sleepers") => sleepers(n),
+        Some("late-worker") => late_worker(),
         other => panic!("unknown scenario {other:?}"),
     }
 }
@@ -253,4 +257,55 @@ fn spin_forever() {
     });
     std::thread::sleep(std::time::Duration::from_millis(20));
     println!("ok");
+}
+
+const AN_HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The main thread sleeps in `poll_oneoff` for an hour; a worker calls
+/// proc_exit(3).
+fn exit_while_main_sleeps() {
+    thread::spawn(|| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        std::process::exit(3);
+    });
+    std::thread::sleep(AN_HOUR);
+    println!("FAILED: the sleep ran to its end");
+}
+
+/// The main thread reads stdin, which never delivers; a worker calls
+/// proc_exit(99).
+fn exit_while_main_reads() {
+    thread::spawn(|| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::process::exit(99);
+    });
+    let mut buf = [0u8; 16];
+    let n = std::io::Read::read(&mut std::io::stdin(), &mut buf);
+    println!("FAILED: the read returned {n:?}");
+}
+
+/// `n` threads sleep for an hour in `poll_oneoff`; the main thread returns
+/// once they are asleep.
+fn sleepers(n: usize) {
+    let started = Arc::new(Barrier::new(n + 1));
+    for _ in 0..n {
+        let started = started.clone();
+        thread::spawn(move || {
+            started.wait();
+            std::thread::sleep(AN_HOUR);
+        });
+    }
+    started.wait();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+}
+
+/// A worker sleeps past the runner's stop timeout, then creates
+/// `zombie.txt` and deletes `precious.txt`; the main thread returns.
+fn late_worker() {
+    thread::spawn(|| {
+        std::thread::sleep(std::time::Duration::from_secs(8));
+        put(DIR, "zombie.txt", b"late").unwrap();
+        unsafe { path_unlink_file(DIR, "precious.txt") }.unwrap();
+    });
+    std::thread::sleep(std::time::Duration::from_millis(50));
 }
