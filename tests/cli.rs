@@ -974,3 +974,23 @@ fn exit_in_a_worker_interrupts_a_read_of_stdin() {
     assert_eq!(out.status.code(), Some(99), "{}", stderr(&out));
     assert!(!stdout(&out).contains("FAILED"), "{}", stdout(&out));
 }
+
+/// A C-style `rm -rf` of a host tree with 300 subdirectories, listing each
+/// directory in 4 KiB pages while the listings above it are in progress,
+/// removes everything: no listing is dropped or re-read by position.
+#[test]
+fn a_paged_recursive_removal_of_a_host_tree_removes_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let top = tmp.path().join("top");
+    for i in 0..300 {
+        let sub = top.join(format!("subdirectory-number-{i:03}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join("a"), b"a").unwrap();
+        std::fs::write(sub.join("b"), b"b").unwrap();
+    }
+    let dir = format!("{}::/h", tmp.path().display());
+    let (status, out) = shell(&["--dir", &dir], &["rm-r /h/top"]);
+    assert_eq!(status, 0, "{out}");
+    assert_eq!(out, "rm-r /h/top: removed 901\n");
+    assert!(!top.exists(), "the tree is gone");
+}

@@ -8,7 +8,8 @@
 //! Inode numbers are the host's; the store remembers one path per inode it
 //! has seen, and checks on every use that the path still leads to that inode,
 //! so changes made on the host by other processes are seen (a stale entry
-//! answers `ENOENT` until the name is looked up again). Open files are held
+//! answers `ENOENT` until the name is looked up again). Listings are read
+//! from the host on every call, continuing from the host's own cookie. Open files are held
 //! as host file handles, so unlink and rename of an open file behave as on
 //! the host. This module must not interpret symlinks: it reports them.
 
@@ -22,10 +23,17 @@ use std::collections::HashMap;
 use std::io::{IoSlice, IoSliceMut};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-/// Directory listings kept for continuing a paged `readdir`, at most.
-const LISTINGS_KEPT: usize = 32;
+/// Host cookies kept for listing cursors, at most: the newest, so a listing
+/// in progress keeps its place unless this many entries were listed (in
+/// any directory of the store) since its last page. One is about 40 bytes.
+const COOKIES_KEPT: usize = 1 << 16;
+
+/// Cursors are numbered below this, and wrap round to 1; the namespace
+/// keeps cursors from 2^62 up for its own use.
+const CURSORS: u64 = 1 << 61;
 
 /// A host directory, confined with cap-std.
 ///
@@ -47,8 +55,57 @@ pub struct HostDir {
     open: Mutex<HashMap<Ino, (Held, u64)>>,
     /// Serialises appends, which need the size and the write to be atomic.
     append: Mutex<()>,
-    /// Listings in progress, by directory.
-    listings: Mutex<HashMap<Ino, Arc<Vec<DirEntry>>>>,
+    /// Host cookies behind the listing cursors handed out.
+    cookies: Mutex<Cookies>,
+    /// Cleared by [`Storage::seal`]: files are then opened read-only.
+    writable: AtomicBool,
+}
+
+/// The host cookies (`d_off`, for `seekdir`) behind the listing cursors
+/// handed out, oldest first. Cursors are the store's own numbers rather
+/// than the host's cookies, which on ext4 are 63-bit hashes (too large for
+/// a cursor) and which a guest could otherwise forge.
+#[derive(Default)]
+struct Cookies {
+    /// Cursors handed out so far.
+    issued: u64,
+    by_cursor: HashMap<u64, i64>,
+    order: std::collections::VecDeque<u64>,
+}
+
+/// Where a cursor leads.
+enum Resume {
+    At(i64),
+    /// Past the end: a cursor this store never handed out.
+    End,
+}
+
+impl Cookies {
+    /// A new cursor for host cookie `cookie`.
+    fn cursor(&mut self, cookie: i64) -> u64 {
+        self.issued += 1;
+        let cursor = 1 + (self.issued - 1) % (CURSORS - 1);
+        self.by_cursor.insert(cursor, cookie);
+        self.order.push_back(cursor);
+        if self.order.len() > COOKIES_KEPT
+            && let Some(old) = self.order.pop_front()
+        {
+            self.by_cursor.remove(&old);
+        }
+        cursor
+    }
+
+    /// Where `cursor` resumes a listing; `EINVAL` for a cursor handed out
+    /// so long ago that its cookie was dropped.
+    fn resume(&self, cursor: u64) -> Result<Resume> {
+        if let Some(&cookie) = self.by_cursor.get(&cursor) {
+            return Ok(Resume::At(cookie));
+        }
+        if self.issued < CURSORS - 1 && cursor > self.issued {
+            return Ok(Resume::End);
+        }
+        Err(Error::Invalid)
+    }
 }
 
 /// What an open inode holds on the host.
@@ -56,7 +113,8 @@ pub struct HostDir {
 enum Held {
     /// A file handle: the data stays reachable after unlink or rename.
     File(Arc<File>),
-    /// A directory handle: a removed directory still lists (as empty).
+    /// A directory handle: a removed directory still lists (as empty) and
+    /// answers `fstat`.
     Dir(Arc<Dir>),
     /// Symlinks are only ever reached by path.
     Nothing,
@@ -64,6 +122,10 @@ enum Held {
 
 fn host(e: std::io::Error) -> Error {
     Error::from_host(e)
+}
+
+fn io(e: rustix::io::Errno) -> Error {
+    host(e.into())
 }
 
 fn kind_of(meta: &Metadata) -> FileKind {
@@ -112,7 +174,8 @@ impl HostDir {
             paths: Mutex::new(HashMap::from([(root, PathBuf::from("."))])),
             open: Mutex::new(HashMap::new()),
             append: Mutex::new(()),
-            listings: Mutex::new(HashMap::new()),
+            cookies: Mutex::new(Cookies::default()),
+            writable: AtomicBool::new(true),
         })
     }
 
@@ -125,11 +188,25 @@ impl HostDir {
     /// The store's inode number for host metadata: the host's, mixed with
     /// the device for anything on another host filesystem below the root.
     fn ino_of(&self, meta: &Metadata) -> Ino {
-        if meta.dev() == self.root_dev {
-            meta.ino()
+        self.ino_at(meta.dev(), meta.ino())
+    }
+
+    /// The store's inode number for host inode `ino` of device `dev`.
+    fn ino_at(&self, dev: u64, ino: u64) -> Ino {
+        if dev == self.root_dev {
+            ino
         } else {
-            meta.ino() ^ meta.dev().rotate_left(40)
+            ino ^ dev.rotate_left(40)
         }
+    }
+
+    /// A handle on the directory `dir`: the open one, or a fresh one.
+    fn dir_handle(&self, dir: Ino) -> Result<Arc<Dir>> {
+        if let Some(d) = self.open_dir(dir) {
+            return Ok(d);
+        }
+        let path = self.path(dir)?;
+        Ok(Arc::new(self.dir.open_dir_nofollow(&path).map_err(host)?))
     }
 
     fn path(&self, ino: Ino) -> Result<PathBuf> {
@@ -154,47 +231,16 @@ impl HostDir {
         }
     }
 
-    /// Reads the listing of `dir` from the host.
-    fn read_listing(&self, dir: Ino) -> Result<Vec<DirEntry>> {
-        let entries = match self.open_dir(dir) {
-            Some(d) => d.entries(),
-            None => self.dir.read_dir(self.path(dir)?),
-        };
-        let mut out = Vec::new();
-        for entry in entries.map_err(host)? {
-            let entry = entry.map_err(host)?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue; // a guest could not name it anyway
-            };
-            let meta = entry.metadata().map_err(host)?;
-            let index = out.len() as u64;
-            out.push(DirEntry {
-                name,
-                ino: self.ino_of(&meta),
-                kind: kind_of(&meta),
-                next: index + 1,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Whether `entry` of directory `dir` is still there, as listed.
-    fn still_there(&self, dir: Ino, entry: &DirEntry) -> bool {
-        let meta = match self.open_dir(dir) {
-            Some(d) => d.symlink_metadata(&entry.name),
-            None => match self.path(dir) {
-                Ok(p) => self.dir.symlink_metadata(p.join(&entry.name)),
-                Err(_) => return false,
-            },
-        };
-        meta.is_ok_and(|m| self.ino_of(&m) == entry.ino)
-    }
-
     /// Metadata of `ino`, from its open handle or its remembered path; a
     /// path that now leads elsewhere is a stale entry, forgotten.
     fn meta(&self, ino: Ino) -> Result<Metadata> {
         if let Some(f) = self.open_file(ino) {
             return f.metadata().map_err(host);
+        }
+        // An open directory is stat-ed through its handle, so it answers
+        // even once its name is gone, as on Linux.
+        if let Some(d) = self.open_dir(ino) {
+            return d.dir_metadata().map_err(host);
         }
         let path = self.path(ino)?;
         let meta = self.dir.symlink_metadata(&path).map_err(host)?;
@@ -223,6 +269,9 @@ impl HostDir {
 
     /// A host handle on the file `ino`: the open one, or a fresh one.
     fn file(&self, ino: Ino, write: bool) -> Result<Arc<File>> {
+        if write && !self.writable.load(Ordering::Acquire) {
+            return Err(Error::ReadOnly);
+        }
         if let Some(f) = self.open_file(ino) {
             return Ok(f);
         }
@@ -253,6 +302,10 @@ impl HostDir {
 impl Storage for HostDir {
     fn root(&self) -> Ino {
         self.root
+    }
+
+    fn seal(&self) {
+        self.writable.store(false, Ordering::Release);
     }
 
     fn lookup(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind)> {
@@ -350,36 +403,62 @@ impl Storage for HostDir {
     }
 
     fn readdir(&self, dir: Ino, cursor: u64, max: usize) -> Result<Vec<DirEntry>> {
-        // A listing is read from the host when it starts (cursor 0) and kept
-        // until the next one starts, so that each call costs only the entries
-        // it returns and a cursor stays valid while the directory changes:
-        // entries gone since are skipped; entries added since may not show.
-        let kept = if cursor == 0 {
-            None
-        } else {
-            self.listings.lock().get(&dir).cloned()
-        };
-        let listing = match kept {
-            Some(l) => l,
-            None => {
-                let listing = Arc::new(self.read_listing(dir)?);
-                let mut listings = self.listings.lock();
-                if listings.len() >= LISTINGS_KEPT {
-                    listings.clear();
-                }
-                listings.insert(dir, listing.clone());
-                listing
+        // Each call reads the host directory afresh from the host's own
+        // cookie (`seekdir`), so any number of listings can be in progress,
+        // and an entry present throughout is neither skipped nor repeated.
+        use rustix::fs::{AtFlags, FileType};
+        let handle = self.dir_handle(dir)?;
+        let dev = rustix::fs::fstat(&*handle).map_err(io)?.st_dev;
+        // A position of its own: cap-std's handle may be a path-only one.
+        let flags = rustix::fs::OFlags::RDONLY
+            | rustix::fs::OFlags::DIRECTORY
+            | rustix::fs::OFlags::CLOEXEC;
+        let own =
+            rustix::fs::openat(&*handle, ".", flags, rustix::fs::Mode::empty()).map_err(io)?;
+        let mut listing = rustix::fs::Dir::new(own).map_err(io)?;
+        if cursor != 0 {
+            match self.cookies.lock().resume(cursor)? {
+                Resume::At(cookie) => listing.seek(cookie).map_err(io)?,
+                Resume::End => return Ok(Vec::new()),
             }
-        };
-        let start = usize::try_from(cursor)
-            .unwrap_or(usize::MAX)
-            .min(listing.len());
-        Ok(listing[start..]
-            .iter()
-            .filter(|e| cursor == 0 || self.still_there(dir, e))
-            .take(max)
-            .cloned()
-            .collect())
+        }
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some(entry) = listing.read() else { break };
+            let entry = entry.map_err(io)?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let Ok(name) = std::str::from_utf8(name) else {
+                continue; // a guest could not name it anyway
+            };
+            let (ino, kind) = match entry.file_type() {
+                FileType::Symlink => (self.ino_at(dev, entry.ino()), FileKind::Symlink),
+                FileType::Directory | FileType::Unknown => {
+                    // A directory may be another host filesystem's root,
+                    // whose number its entry does not show.
+                    let Ok(st) = rustix::fs::statat(&*handle, name, AtFlags::SYMLINK_NOFOLLOW)
+                    else {
+                        continue; // gone since it was listed
+                    };
+                    let kind = match FileType::from_raw_mode(st.st_mode) {
+                        FileType::Directory => FileKind::Dir,
+                        FileType::Symlink => FileKind::Symlink,
+                        _ => FileKind::File,
+                    };
+                    (self.ino_at(st.st_dev, st.st_ino), kind)
+                }
+                _ => (self.ino_at(dev, entry.ino()), FileKind::File),
+            };
+            out.push(DirEntry {
+                name: name.to_owned(),
+                ino,
+                kind,
+                next: self.cookies.lock().cursor(entry.offset()),
+            });
+        }
+        Ok(out)
     }
 
     fn readlink(&self, ino: Ino) -> Result<String> {
@@ -451,11 +530,16 @@ impl Storage for HostDir {
         let meta = self.meta(ino)?;
         let path = self.path(ino)?;
         let held = if meta.is_file() {
-            let file = self
-                .dir
-                .open_with(&path, OpenOptions::new().read(true).write(true))
-                .or_else(|_| self.dir.open_with(&path, OpenOptions::new().read(true)))
-                .map_err(host)?;
+            let mut read_only = OpenOptions::new();
+            read_only.read(true);
+            let file = if self.writable.load(Ordering::Acquire) {
+                self.dir
+                    .open_with(&path, OpenOptions::new().read(true).write(true))
+                    .or_else(|_| self.dir.open_with(&path, &read_only))
+            } else {
+                self.dir.open_with(&path, &read_only)
+            }
+            .map_err(host)?;
             Held::File(Arc::new(file))
         } else if meta.is_dir() {
             Held::Dir(Arc::new(self.dir.open_dir_nofollow(&path).map_err(host)?))
@@ -504,5 +588,31 @@ impl HostDir {
         if paths.get(&ino).is_some_and(|p| p == path) {
             paths.remove(&ino);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_stand_for_cookies_and_forged_ones_end_the_listing() {
+        let mut cookies = Cookies::default();
+        let big = cookies.cursor(i64::MAX - 5);
+        let small = cookies.cursor(3);
+        assert!(matches!(cookies.resume(big), Ok(Resume::At(c)) if c == i64::MAX - 5));
+        assert!(matches!(cookies.resume(small), Ok(Resume::At(3))));
+        assert!(
+            matches!(cookies.resume(1000), Ok(Resume::End)),
+            "never handed out"
+        );
+        for i in 0..COOKIES_KEPT as i64 {
+            cookies.cursor(i);
+        }
+        assert!(
+            matches!(cookies.resume(big), Err(Error::Invalid)),
+            "dropped long ago: an error, not a silent end"
+        );
+        assert_eq!(cookies.by_cursor.len(), COOKIES_KEPT, "bounded");
     }
 }

@@ -145,6 +145,12 @@ pub trait Storage: Send + Sync + 'static {
     /// tree with limits is built.
     fn attach_budget(&self, _budget: std::sync::Arc<budget::Budget>) {}
 
+    /// Tells the store that from now on it is only read, because it sits
+    /// behind [`ReadOnly`](read_only::ReadOnly) (which calls this once): a
+    /// store of host files then opens them read-only, so not even a bug
+    /// above it could write through its handles.
+    fn seal(&self) {}
+
     /// True when every change is refused with `EROFS`; the namespace then
     /// refuses to open files for writing, as a read-only mount does.
     fn is_read_only(&self) -> bool {
@@ -260,6 +266,9 @@ impl Storage for Box<dyn Storage> {
     }
     fn is_read_only(&self) -> bool {
         (**self).is_read_only()
+    }
+    fn seal(&self) {
+        (**self).seal()
     }
     fn attach_budget(&self, budget: std::sync::Arc<budget::Budget>) {
         (**self).attach_budget(budget)

@@ -17,6 +17,7 @@ pub struct ReadOnly<S> {
 impl<S: Storage> ReadOnly<S> {
     /// Wraps `inner`.
     pub fn new(inner: S) -> Self {
+        inner.seal();
         ReadOnly { inner }
     }
 

@@ -12,7 +12,11 @@
 //! and to create `PATH.new`, and reports what each did),
 //! `deep DIR LEVELS NAME` (directories `NAME` nested LEVELS deep in DIR,
 //! each made from the one above, so the whole path may exceed PATH_MAX,
-//! with a file `bottom` at the bottom).
+//! with a file `bottom` at the bottom),
+//! `rm-r PATH` (removes a tree as C's `rm -rf` does over wasi-libc: each
+//! directory listed in 4 KiB pages continued from the last cookie, its
+//! entries removed as they are listed, with the listings of all the
+//! directories above still in progress).
 
 use std::fs;
 use std::io::Write;
@@ -125,6 +129,51 @@ fn deep(dir: &str, levels: usize, name: &str) -> std::io::Result<String> {
     Ok(format!("{levels} levels"))
 }
 
+/// Removes the tree `name` in `parent`, listing as wasi-libc's `readdir`
+/// does; returns how many entries it removed, itself included.
+fn remove_tree(parent: wasi::Fd, name: &str) -> Result<u64, wasi::Errno> {
+    const RIGHTS: wasi::Rights = wasi::RIGHTS_FD_READDIR
+        | wasi::RIGHTS_PATH_OPEN
+        | wasi::RIGHTS_PATH_UNLINK_FILE
+        | wasi::RIGHTS_PATH_REMOVE_DIRECTORY;
+    // SAFETY: plain WASI calls on descriptors this function owns.
+    unsafe {
+        let fd = wasi::path_open(parent, 0, name, wasi::OFLAGS_DIRECTORY, RIGHTS, RIGHTS, 0)?;
+        let mut removed = 0;
+        let mut cookie = 0;
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let used = wasi::fd_readdir(fd, buf.as_mut_ptr(), buf.len(), cookie)?;
+            let mut pos = 0;
+            while pos + 24 <= used {
+                let d: wasi::Dirent =
+                    std::ptr::read_unaligned(buf[pos..].as_ptr() as *const wasi::Dirent);
+                let end = pos + 24 + d.d_namlen as usize;
+                if end > used {
+                    break;
+                }
+                let entry = String::from_utf8_lossy(&buf[pos + 24..end]).into_owned();
+                if entry != "." && entry != ".." {
+                    if d.d_type == wasi::FILETYPE_DIRECTORY {
+                        removed += remove_tree(fd, &entry)?;
+                    } else {
+                        wasi::path_unlink_file(fd, &entry)?;
+                        removed += 1;
+                    }
+                }
+                cookie = d.d_next;
+                pos = end;
+            }
+            if used < buf.len() {
+                break;
+            }
+        }
+        wasi::fd_close(fd)?;
+        wasi::path_remove_directory(parent, name)?;
+        Ok(removed + 1)
+    }
+}
+
 fn run(cmd: &str) -> std::io::Result<String> {
     let words: Vec<&str> = cmd.splitn(3, ' ').collect();
     if let Some(rest) = cmd.strip_prefix("plant ") {
@@ -149,6 +198,14 @@ fn run(cmd: &str) -> std::io::Result<String> {
         return deep(dir, levels.parse().unwrap_or(0), name);
     }
     match words.as_slice() {
+        ["rm-r", path] => {
+            let (dir, name) = path.rsplit_once('/').unwrap_or((".", path));
+            let parent = open_dir(if dir.is_empty() { "/" } else { dir })?;
+            let removed = remove_tree(parent, name).map_err(errno);
+            // SAFETY: `parent` was opened above and is not used again.
+            unsafe { wasi::fd_close(parent) }.map_err(errno)?;
+            Ok(format!("removed {}", removed?))
+        }
         ["at-limit", path] => {
             let mut open = Vec::new();
             let full = loop {
