@@ -2,7 +2,9 @@
 //!
 //! Reads fall through to the lower store until something is written; the
 //! first change to a lower file, symlink or directory copies it up (with its
-//! parents) into the upper store. Deleting a lower name leaves a whiteout so
+//! parents) into the upper store. A file is copied under a work name and
+//! renamed into place once complete, so a copy-up that fails leaves the
+//! file as it was; a truncation copies only the bytes it keeps. Deleting a lower name leaves a whiteout so
 //! it stays deleted; a directory created or moved over a deleted lower
 //! directory is opaque, so nothing of the lower one shows through. Listings
 //! merge both layers without duplicates.
@@ -30,6 +32,17 @@ const LOWER_CURSORS: u64 = 1 << 60;
 
 /// Bytes copied at a time during copy-up.
 const COPY_CHUNK: usize = 1 << 20;
+
+/// Names in the upper layer that start with this are the overlay's own: a
+/// file being copied up is built under such a name and renamed into place
+/// when complete. They are never listed or looked up, and guests cannot
+/// make them.
+const WORK_PREFIX: &str = ".wasi-common-vfs-copy-up.";
+
+/// Whether `name` is reserved for the overlay's own work.
+fn is_work_name(name: &str) -> bool {
+    name.starts_with(WORK_PREFIX)
+}
 
 /// A copy-on-write overlay: reads from `lower` until written, writes to the
 /// upper store (an in-memory [`MemFs`] unless given). Cloning gives another
@@ -123,7 +136,7 @@ impl Overlay {
         let mut changes = Changes::default();
         let (up, low) = self.inner.layers(ROOT)?;
         if let Some(up) = up {
-            self.inner.walk_upper(up, low, "", &mut changes)?;
+            self.inner.walk_upper(up, low, &mut changes)?;
         }
         let nodes: Vec<Arc<Node>> = self.inner.nodes.read().values().cloned().collect();
         for node in nodes {
@@ -244,6 +257,9 @@ impl Inner {
             if name == ".." {
                 return Ok((st.parent, FileKind::Dir));
             }
+            if is_work_name(name) {
+                return Err(Error::NotFound);
+            }
             let upper = match st.upper {
                 Some(u) => found(self.upper.lookup(u, name))?,
                 None => None,
@@ -264,36 +280,80 @@ impl Inner {
     /// The upper inode of `ino`, copying it (and its parents) up first if
     /// it lives only in the lower layer. Needs the change lock.
     fn copy_up(&self, ino: Ino) -> Result<Ino> {
+        self.copy_up_keeping(ino, u64::MAX)
+    }
+
+    /// [`copy_up`](Self::copy_up), copying at most the first `keep` bytes
+    /// of a file's data: what a truncation to `keep` bytes would leave.
+    /// Parents that live only in the lower layer are copied first, found
+    /// with a loop rather than recursion, so no depth can exhaust the
+    /// stack. Each copy is all or nothing.
+    fn copy_up_keeping(&self, ino: Ino, keep: u64) -> Result<Ino> {
+        let mut chain = Vec::new();
+        let mut cur = ino;
+        let mut parent_up = loop {
+            let node = self.node(cur)?;
+            let st = node.st.lock();
+            if let Some(u) = st.upper {
+                break u;
+            }
+            chain.push(cur);
+            cur = st.parent;
+        };
+        while let Some(next) = chain.pop() {
+            let keep = if next == ino { keep } else { u64::MAX };
+            parent_up = self.copy_one_up(next, parent_up, keep)?;
+        }
+        Ok(parent_up)
+    }
+
+    /// Copies the lower-only node `ino` into upper directory `parent_up`.
+    /// A file is built under a work name and renamed into place once
+    /// complete, so a copy that fails (`ENOSPC`, say) leaves nothing and
+    /// the file reads as it did.
+    fn copy_one_up(&self, ino: Ino, parent_up: Ino, keep: u64) -> Result<Ino> {
         let node = self.node(ino)?;
-        let (lower, parent, name) = {
+        let (lower, name) = {
             let st = node.st.lock();
             if let Some(u) = st.upper {
                 return Ok(u);
             }
-            (st.lower.ok_or(Error::NotFound)?, st.parent, st.name.clone())
+            (st.lower.ok_or(Error::NotFound)?, st.name.clone())
         };
-        let parent_up = self.copy_up(parent)?;
         let attr = self.lower.getattr(lower)?;
-        let made = match node.kind {
-            FileKind::Dir => self.upper.create(parent_up, &name, NewNode::Dir)?,
-            FileKind::Symlink => {
-                let target = self.lower.readlink(lower)?;
-                self.upper
-                    .create(parent_up, &name, NewNode::Symlink(&target))?
-            }
-            FileKind::File => {
-                let made = self.upper.create(parent_up, &name, NewNode::File)?;
-                self.copy_data(lower, made.ino, attr.size)?;
-                made
-            }
-        };
         let times = SetAttr {
             size: None,
             atime: Some(TimeSet::At(attr.atime)),
             mtime: Some(TimeSet::At(attr.mtime)),
             mode: Some(attr.mode),
         };
-        self.upper.setattr(made.ino, &times)?;
+        let made = match node.kind {
+            FileKind::Dir => {
+                let made = self.upper.create(parent_up, &name, NewNode::Dir)?;
+                self.upper.setattr(made.ino, &times)?;
+                made
+            }
+            FileKind::Symlink => {
+                let target = self.lower.readlink(lower)?;
+                self.upper
+                    .create(parent_up, &name, NewNode::Symlink(&target))?
+            }
+            FileKind::File => {
+                let work = format!("{WORK_PREFIX}{ino}");
+                // What an earlier copy that could not even be removed left.
+                let _ = self.upper.unlink(parent_up, &work);
+                let made = self.upper.create(parent_up, &work, NewNode::File)?;
+                let built = self
+                    .copy_data(lower, made.ino, attr.size.min(keep))
+                    .and_then(|()| self.upper.setattr(made.ino, &times))
+                    .and_then(|_| self.upper.rename(parent_up, &work, parent_up, &name));
+                if let Err(e) = built {
+                    let _ = self.upper.unlink(parent_up, &work);
+                    return Err(e);
+                }
+                made
+            }
+        };
         let mut st = node.st.lock();
         st.upper = Some(made.ino);
         // Handles opened on the lower file now hold the upper one.
@@ -363,6 +423,10 @@ impl Inner {
         self.list(dir, 0, usize::MAX)
     }
 
+    /// Lists `dir` from `cursor`: first the entries only the upper layer
+    /// has, then every visible lower entry (as the merged node it now is).
+    /// An entry is listed in one phase for good, so a lower file copied up
+    /// while a listing is in progress is listed once, not skipped.
     fn list(&self, dir: Ino, cursor: u64, max: usize) -> Result<Vec<DirEntry>> {
         let node = self.node(dir)?;
         if node.kind != FileKind::Dir {
@@ -376,12 +440,29 @@ impl Inner {
         if cursor < LOWER_CURSORS
             && let Some(u) = upper
         {
-            for e in self.upper.readdir(u, cursor, max)? {
-                let (ino, kind) = self.lookup_in(dir, &e.name)?;
-                out.push(DirEntry { ino, kind, ..e });
-            }
-            if out.len() >= max {
-                return Ok(out);
+            let mut upper_cursor = cursor;
+            loop {
+                let want = (max - out.len()).min(256);
+                if want == 0 {
+                    return Ok(out);
+                }
+                let batch = self.upper.readdir(u, upper_cursor, want)?;
+                let done = batch.len() < want;
+                for e in batch {
+                    upper_cursor = e.next;
+                    if is_work_name(&e.name) {
+                        continue;
+                    }
+                    let in_lower = self.lower_child(&node.st.lock(), &e.name)?.is_some();
+                    if in_lower {
+                        continue; // listed with the lower entries
+                    }
+                    let (ino, kind) = self.lookup_in(dir, &e.name)?;
+                    out.push(DirEntry { ino, kind, ..e });
+                }
+                if done {
+                    break;
+                }
             }
         }
         let Some(l) = lower.filter(|_| !opaque) else {
@@ -394,12 +475,7 @@ impl Inner {
             let done = batch.len() < want;
             for e in batch {
                 lower_cursor = e.next;
-                let shadowed = match upper {
-                    Some(u) => found(self.upper.lookup(u, &e.name))?.is_some(),
-                    None => false,
-                };
-                let hidden = node.st.lock().whiteouts.contains(&e.name);
-                if shadowed || hidden {
+                if node.st.lock().whiteouts.contains(&e.name) {
                     continue;
                 }
                 let (ino, kind) = self.lookup_in(dir, &e.name)?;
@@ -441,44 +517,49 @@ impl Inner {
             .join("/"))
     }
 
-    fn walk_upper(
-        &self,
-        up: Ino,
-        low: Option<Ino>,
-        path: &str,
-        changes: &mut Changes,
-    ) -> Result<()> {
-        for e in self.upper.readdir(up, 0, usize::MAX)? {
-            let child_path = join(path, &e.name);
-            let below = match low {
-                Some(l) => found(self.lower.lookup(l, &e.name))?,
-                None => None,
-            };
-            // A directory the overlay made opaque shows nothing of the lower
-            // one, so everything in it counts as added.
-            let opaque = e.kind == FileKind::Dir
-                && self
-                    .by_upper
-                    .lock()
-                    .get(&e.ino)
-                    .and_then(|o| self.node(*o).ok())
-                    .is_some_and(|n| n.st.lock().opaque);
-            match below {
-                Some((l, FileKind::Dir)) if e.kind == FileKind::Dir && !opaque => {
-                    self.walk_upper(e.ino, Some(l), &child_path, changes)?
+    /// Adds what the upper directory `up` (over lower directory `low`)
+    /// and everything below it changed. Walks with a work list, not
+    /// recursion, so no depth can exhaust the stack.
+    fn walk_upper(&self, up: Ino, low: Option<Ino>, changes: &mut Changes) -> Result<()> {
+        let mut pending = vec![(up, low, String::new())];
+        while let Some((up, low, path)) = pending.pop() {
+            for e in self.upper.readdir(up, 0, usize::MAX)? {
+                if is_work_name(&e.name) {
+                    continue;
                 }
-                Some((_, lower_kind)) if e.kind != FileKind::Dir && lower_kind != FileKind::Dir => {
-                    changes.modified.push(child_path)
-                }
-                // Something new stands where a lower entry of another kind
-                // (or a directory now opaque) was: a replacement.
-                replaced => {
-                    if replaced.is_some() {
-                        changes.deleted.push(child_path.clone());
+                let child_path = join(&path, &e.name);
+                let below = match low {
+                    Some(l) => found(self.lower.lookup(l, &e.name))?,
+                    None => None,
+                };
+                // A directory the overlay made opaque shows nothing of the
+                // lower one, so everything in it counts as added.
+                let opaque = e.kind == FileKind::Dir
+                    && self
+                        .by_upper
+                        .lock()
+                        .get(&e.ino)
+                        .and_then(|o| self.node(*o).ok())
+                        .is_some_and(|n| n.st.lock().opaque);
+                match below {
+                    Some((l, FileKind::Dir)) if e.kind == FileKind::Dir && !opaque => {
+                        pending.push((e.ino, Some(l), child_path));
                     }
-                    changes.added.push(child_path.clone());
-                    if e.kind == FileKind::Dir {
-                        self.walk_upper(e.ino, None, &child_path, changes)?;
+                    Some((_, lower_kind))
+                        if e.kind != FileKind::Dir && lower_kind != FileKind::Dir =>
+                    {
+                        changes.modified.push(child_path)
+                    }
+                    // Something new stands where a lower entry of another
+                    // kind (or a directory now opaque) was: a replacement.
+                    replaced => {
+                        if replaced.is_some() {
+                            changes.deleted.push(child_path.clone());
+                        }
+                        changes.added.push(child_path.clone());
+                        if e.kind == FileKind::Dir {
+                            pending.push((e.ino, None, child_path));
+                        }
                     }
                 }
             }
@@ -544,7 +625,10 @@ impl Storage for Overlay {
     fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
         let up = {
             let _change = self.inner.change.lock();
-            self.inner.copy_up(ino)?
+            // A truncation copies up only what it keeps: `O_TRUNC` of a
+            // large lower file copies no data at all.
+            self.inner
+                .copy_up_keeping(ino, set.size.unwrap_or(u64::MAX))?
         };
         self.inner.upper.setattr(up, set)?;
         self.getattr(ino)
@@ -577,6 +661,9 @@ impl Storage for Overlay {
 
     fn create(&self, dir: Ino, name: &str, new: NewNode<'_>) -> Result<Attr> {
         let i = &self.inner;
+        if is_work_name(name) {
+            return Err(Error::NotPermitted);
+        }
         let _change = i.change.lock();
         if found(i.lookup_in(dir, name))?.is_some() {
             return Err(Error::Exists);
@@ -641,6 +728,9 @@ impl Storage for Overlay {
 
     fn rename(&self, src_dir: Ino, src_name: &str, dst_dir: Ino, dst_name: &str) -> Result<()> {
         let i = &self.inner;
+        if is_work_name(dst_name) {
+            return Err(Error::NotPermitted);
+        }
         let _change = i.change.lock();
         let (src, src_kind) = i.lookup_in(src_dir, src_name)?;
         let dst = found(i.lookup_in(dst_dir, dst_name))?;
@@ -682,7 +772,7 @@ impl Storage for Overlay {
     fn link(&self, ino: Ino, dir: Ino, name: &str) -> Result<Attr> {
         let i = &self.inner;
         let _change = i.change.lock();
-        if i.node(ino)?.kind == FileKind::Dir {
+        if i.node(ino)?.kind == FileKind::Dir || is_work_name(name) {
             return Err(Error::NotPermitted);
         }
         if found(i.lookup_in(dir, name))?.is_some() {

@@ -1,0 +1,170 @@
+//! `Overlay` through the storage trait and the host API: copy-up that is
+//! all or nothing, truncation that copies nothing it discards, trees of
+//! any depth, and listings that survive copy-up.
+
+use std::sync::Arc;
+use wasi_common_vfs::storage::budget::Budget;
+use wasi_common_vfs::storage::{FileKind, NewNode, SetAttr, WritePos};
+use wasi_common_vfs::{Error, MemFs, Overlay, Storage};
+
+/// A lower store holding `big` (3 MiB of a repeating pattern).
+fn lower_with_big_file() -> MemFs {
+    let lower = MemFs::new();
+    let big = lower.create(lower.root(), "big", NewNode::File).unwrap();
+    let data: Vec<u8> = (0..3 << 20).map(|i| (i % 251) as u8).collect();
+    lower
+        .write(
+            big.ino,
+            WritePos::At(0),
+            &[std::io::IoSlice::new(&data)],
+            u64::MAX,
+        )
+        .unwrap();
+    lower
+}
+
+fn read_all(store: &dyn Storage, ino: u64) -> Vec<u8> {
+    let size = store.getattr(ino).unwrap().size as usize;
+    let mut buf = vec![0u8; size];
+    let n = store
+        .read(ino, 0, &mut [std::io::IoSliceMut::new(&mut buf)])
+        .unwrap();
+    buf.truncate(n);
+    buf
+}
+
+/// Under a budget too small for the copy, a one-byte write to a large
+/// lower file fails with `ENOSPC` and leaves the file exactly as it was,
+/// read after read and write after write; nothing stays charged.
+#[test]
+fn a_copy_up_that_does_not_fit_changes_nothing() {
+    let upper = MemFs::new();
+    let budget = Arc::new(Budget::new(1 << 20, 1000));
+    upper.attach_budget(budget.clone());
+    let overlay = Overlay::with_upper(lower_with_big_file(), upper);
+    let (big, _) = overlay.lookup(overlay.root(), "big").unwrap();
+    let before = read_all(&overlay, big);
+    for _ in 0..2 {
+        let w = overlay.write(
+            big,
+            WritePos::At(0),
+            &[std::io::IoSlice::new(b"x")],
+            u64::MAX,
+        );
+        assert!(matches!(w, Err(Error::NoSpace)), "{w:?}");
+        assert_eq!(read_all(&overlay, big), before, "the file reads as before");
+    }
+    assert_eq!(budget.bytes_used(), 0, "the partial copy was given back");
+    let names: Vec<String> = overlay
+        .readdir(overlay.root(), 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["big"], "no work file shows");
+    assert!(overlay.changes().unwrap().modified.is_empty());
+}
+
+/// Truncating a large lower file copies none of its data, so it succeeds
+/// under a budget far smaller than the file.
+#[test]
+fn truncating_a_large_lower_file_copies_nothing() {
+    let upper = MemFs::new();
+    let budget = Arc::new(Budget::new(64 << 10, 1000));
+    upper.attach_budget(budget.clone());
+    let overlay = Overlay::with_upper(lower_with_big_file(), upper);
+    let (big, _) = overlay.lookup(overlay.root(), "big").unwrap();
+    let truncate = SetAttr {
+        size: Some(0),
+        ..SetAttr::default()
+    };
+    overlay.setattr(big, &truncate).unwrap();
+    assert_eq!(overlay.getattr(big).unwrap().size, 0);
+    overlay
+        .write(
+            big,
+            WritePos::At(0),
+            &[std::io::IoSlice::new(b"new")],
+            u64::MAX,
+        )
+        .unwrap();
+    assert_eq!(read_all(&overlay, big), b"new");
+    assert!(budget.bytes_used() < 16 << 10, "{}", budget.bytes_used());
+    assert_eq!(overlay.changes().unwrap().modified, ["big"]);
+}
+
+/// A write at the bottom of a lower chain of directories deeper than any
+/// stack could recurse copies the whole chain up, and `changes()` walks
+/// it, on a thread with the default 2 MiB stack.
+#[test]
+fn copy_up_and_changes_handle_any_depth() {
+    const DEPTH: usize = 50_000;
+    let lower = MemFs::new();
+    let mut dir = lower.root();
+    for _ in 0..DEPTH {
+        dir = lower.create(dir, "d", NewNode::Dir).unwrap().ino;
+    }
+    lower.create(dir, "bottom", NewNode::File).unwrap();
+    let worker = std::thread::spawn(move || {
+        let overlay = Overlay::new(lower);
+        let mut dir = overlay.root();
+        for _ in 0..DEPTH {
+            dir = overlay.lookup(dir, "d").unwrap().0;
+        }
+        let (bottom, kind) = overlay.lookup(dir, "bottom").unwrap();
+        assert_eq!(kind, FileKind::File);
+        overlay
+            .write(
+                bottom,
+                WritePos::At(0),
+                &[std::io::IoSlice::new(b"deep")],
+                u64::MAX,
+            )
+            .unwrap();
+        let changes = overlay.changes().unwrap();
+        assert_eq!(changes.modified.len(), 1);
+        assert_eq!(changes.modified[0].len(), DEPTH * 2 + "bottom".len());
+        assert!(changes.added.is_empty() && changes.deleted.is_empty());
+    });
+    worker.join().expect("no stack overflow");
+}
+
+/// A lower file written (so copied up) while its directory is being listed
+/// is listed once: 301 entries, each exactly once.
+#[test]
+fn a_listing_lists_a_file_copied_up_meanwhile_once() {
+    let lower = MemFs::new();
+    for i in 0..300 {
+        lower
+            .create(lower.root(), &format!("entry-{i:03}"), NewNode::File)
+            .unwrap();
+    }
+    lower
+        .create(lower.root(), "log.txt", NewNode::File)
+        .unwrap();
+    let overlay = Overlay::new(lower);
+    let root = overlay.root();
+    let (log, _) = overlay.lookup(root, "log.txt").unwrap();
+    let (mut names, mut cursor) = (Vec::new(), 0);
+    loop {
+        let page = overlay.readdir(root, cursor, 16).unwrap();
+        overlay
+            .write(
+                log,
+                WritePos::Append,
+                &[std::io::IoSlice::new(b"line\n")],
+                u64::MAX,
+            )
+            .unwrap();
+        names.extend(page.iter().map(|e| e.name.clone()));
+        match page.last() {
+            Some(last) if page.len() == 16 => cursor = last.next,
+            _ => break,
+        }
+    }
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((names.len(), unique.len()), (301, 301));
+    assert!(names.contains(&"log.txt".to_owned()));
+}
