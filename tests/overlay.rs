@@ -168,3 +168,71 @@ fn a_listing_lists_a_file_copied_up_meanwhile_once() {
     assert_eq!((names.len(), unique.len()), (301, 301));
     assert!(names.contains(&"log.txt".to_owned()));
 }
+
+/// A lower file unlinked while open stays nameless: writing and
+/// truncating through the open handle work and bring no name back, and a
+/// new file that took the name is left alone.
+#[test]
+fn an_unlinked_open_lower_file_stays_nameless() {
+    let lower = MemFs::new();
+    let f = lower.create(lower.root(), "f", NewNode::File).unwrap();
+    lower
+        .write(
+            f.ino,
+            WritePos::At(0),
+            &[std::io::IoSlice::new(b"ONE")],
+            u64::MAX,
+        )
+        .unwrap();
+    lower.create(lower.root(), "g", NewNode::File).unwrap();
+    let overlay = Overlay::new(lower);
+    let root = overlay.root();
+
+    let (f, _) = overlay.lookup(root, "f").unwrap();
+    overlay.open(f).unwrap();
+    overlay.unlink(root, "f").unwrap();
+    overlay
+        .write(
+            f,
+            WritePos::At(0),
+            &[std::io::IoSlice::new(b"TWO")],
+            u64::MAX,
+        )
+        .unwrap();
+    assert_eq!(read_all(&overlay, f), b"TWO");
+    assert!(
+        matches!(overlay.lookup(root, "f"), Err(Error::NotFound)),
+        "no name came back"
+    );
+    overlay.release(f);
+
+    // A new file takes the name while the old one is open.
+    let (g, _) = overlay.lookup(root, "g").unwrap();
+    overlay.open(g).unwrap();
+    overlay.unlink(root, "g").unwrap();
+    let new = overlay.create(root, "g", NewNode::File).unwrap().ino;
+    overlay
+        .write(
+            g,
+            WritePos::At(0),
+            &[std::io::IoSlice::new(b"old handle")],
+            u64::MAX,
+        )
+        .unwrap();
+    let truncate = SetAttr {
+        size: Some(3),
+        ..SetAttr::default()
+    };
+    overlay.setattr(g, &truncate).unwrap();
+    assert_eq!(read_all(&overlay, g), b"old");
+    assert_eq!(read_all(&overlay, new), b"", "the new file is untouched");
+    overlay.release(g);
+    let changes = overlay.changes().unwrap();
+    assert_eq!(changes.deleted, ["f"]);
+    assert_eq!(changes.added, Vec::<String>::new());
+    assert_eq!(
+        changes.modified,
+        ["g"],
+        "g is a new file where a lower one was"
+    );
+}

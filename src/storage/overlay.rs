@@ -80,6 +80,9 @@ struct NodeState {
     opaque: bool,
     opens_upper: u64,
     opens_lower: u64,
+    /// The node has no name in the merged tree any more (it was unlinked
+    /// or replaced); only open handles still reach it.
+    detached: bool,
 }
 
 /// What an overlay's upper layer changed, as paths relative to the
@@ -289,6 +292,17 @@ impl Inner {
     /// with a loop rather than recursion, so no depth can exhaust the
     /// stack. Each copy is all or nothing.
     fn copy_up_keeping(&self, ino: Ino, keep: u64) -> Result<Ino> {
+        let detached = {
+            let node = self.node(ino)?;
+            let st = node.st.lock();
+            match st.upper {
+                Some(u) => return Ok(u),
+                None => st.detached,
+            }
+        };
+        if detached {
+            return self.copy_up_nameless(ino, keep);
+        }
         let mut chain = Vec::new();
         let mut cur = ino;
         let mut parent_up = loop {
@@ -339,31 +353,83 @@ impl Inner {
                     .create(parent_up, &name, NewNode::Symlink(&target))?
             }
             FileKind::File => {
-                let work = format!("{WORK_PREFIX}{ino}");
-                // What an earlier copy that could not even be removed left.
-                let _ = self.upper.unlink(parent_up, &work);
-                let made = self.upper.create(parent_up, &work, NewNode::File)?;
-                let built = self
-                    .copy_data(lower, made.ino, attr.size.min(keep))
-                    .and_then(|()| self.upper.setattr(made.ino, &times))
-                    .and_then(|_| self.upper.rename(parent_up, &work, parent_up, &name));
-                if let Err(e) = built {
+                let (work, made) = self.build_copy(ino, parent_up, lower, keep)?;
+                if let Err(e) = self.upper.rename(parent_up, &work, parent_up, &name) {
                     let _ = self.upper.unlink(parent_up, &work);
                     return Err(e);
                 }
                 made
             }
         };
+        self.adopt(ino, &node, lower, made.ino)?;
+        Ok(made.ino)
+    }
+
+    /// Copies the lower file `lower` of node `ino` (its first `keep`
+    /// bytes, times and mode) into a new upper file named with a work name
+    /// in `parent_up`; returns the name and the file. On failure nothing is
+    /// left.
+    fn build_copy(
+        &self,
+        ino: Ino,
+        parent_up: Ino,
+        lower: Ino,
+        keep: u64,
+    ) -> Result<(String, Attr)> {
+        let attr = self.lower.getattr(lower)?;
+        let times = SetAttr {
+            size: None,
+            atime: Some(TimeSet::At(attr.atime)),
+            mtime: Some(TimeSet::At(attr.mtime)),
+            mode: Some(attr.mode),
+        };
+        let work = format!("{WORK_PREFIX}{ino}");
+        // What an earlier copy that could not even be removed left.
+        let _ = self.upper.unlink(parent_up, &work);
+        let made = self.upper.create(parent_up, &work, NewNode::File)?;
+        let built = self
+            .copy_data(lower, made.ino, attr.size.min(keep))
+            .and_then(|()| self.upper.setattr(made.ino, &times));
+        if let Err(e) = built {
+            let _ = self.upper.unlink(parent_up, &work);
+            return Err(e);
+        }
+        Ok((work, made))
+    }
+
+    /// Makes upper inode `upper` node `ino`'s, moving the handles opened on
+    /// its lower file over to it.
+    fn adopt(&self, ino: Ino, node: &Node, lower: Ino, upper: Ino) -> Result<()> {
         let mut st = node.st.lock();
-        st.upper = Some(made.ino);
-        // Handles opened on the lower file now hold the upper one.
         for _ in 0..st.opens_lower {
-            self.upper.open(made.ino)?;
+            self.upper.open(upper)?;
             self.lower.release(lower);
         }
         st.opens_upper += std::mem::take(&mut st.opens_lower);
+        st.upper = Some(upper);
         drop(st);
-        self.by_upper.lock().insert(made.ino, ino);
+        self.by_upper.lock().insert(upper, ino);
+        Ok(())
+    }
+
+    /// Copies up a lower file that no name reaches any more, for the
+    /// handles still open on it: the copy is made under a work name and
+    /// unlinked again, so it stays as nameless as the file was, and no
+    /// name comes back.
+    fn copy_up_nameless(&self, ino: Ino, keep: u64) -> Result<Ino> {
+        let node = self.node(ino)?;
+        let (lower, open) = {
+            let st = node.st.lock();
+            (st.lower.ok_or(Error::NotFound)?, st.opens_lower)
+        };
+        if open == 0 {
+            return Err(Error::NotFound);
+        }
+        let root_up = self.upper.root();
+        let (work, made) = self.build_copy(ino, root_up, lower, keep)?;
+        let adopted = self.adopt(ino, &node, lower, made.ino);
+        let _ = self.upper.unlink(root_up, &work);
+        adopted?;
         Ok(made.ino)
     }
 
@@ -581,6 +647,52 @@ impl Inner {
         Ok(())
     }
 
+    /// After a name of node `ino` was removed (unlinked, or replaced by a
+    /// rename): once no name reaches the node, it is detached, so that a
+    /// handle still open on it never brings a name back, and forgotten
+    /// when no handle is open either, so that bookkeeping does not grow
+    /// with every file ever made. A lower file with other names keeps its
+    /// node.
+    fn name_removed(&self, ino: Ino) -> Result<()> {
+        let node = self.node(ino)?;
+        let (upper, lower) = {
+            let st = node.st.lock();
+            (st.upper, st.lower)
+        };
+        let named = match (upper, lower) {
+            (Some(u), _) => found(self.upper.getattr(u))?.is_some_and(|a| a.nlink > 0),
+            (None, Some(l)) if node.kind != FileKind::Dir => self.lower.getattr(l)?.nlink > 1,
+            _ => false,
+        };
+        if named {
+            return Ok(());
+        }
+        let mut st = node.st.lock();
+        st.detached = true;
+        if st.opens_upper == 0 && st.opens_lower == 0 {
+            drop(st);
+            self.forget(ino, upper, lower);
+        }
+        Ok(())
+    }
+
+    /// Drops the bookkeeping of a node nothing reaches.
+    fn forget(&self, ino: Ino, upper: Option<Ino>, lower: Option<Ino>) {
+        self.nodes.write().remove(&ino);
+        if let Some(u) = upper {
+            let mut by_upper = self.by_upper.lock();
+            if by_upper.get(&u) == Some(&ino) {
+                by_upper.remove(&u);
+            }
+        }
+        if let Some(l) = lower {
+            let mut by_lower = self.by_lower.lock();
+            if by_lower.get(&l) == Some(&ino) {
+                by_lower.remove(&l);
+            }
+        }
+    }
+
     fn with_ino(attr: Attr, ino: Ino) -> Attr {
         Attr { ino, ..attr }
     }
@@ -694,7 +806,7 @@ impl Storage for Overlay {
     fn unlink(&self, dir: Ino, name: &str) -> Result<()> {
         let i = &self.inner;
         let _change = i.change.lock();
-        let (_, kind) = i.lookup_in(dir, name)?;
+        let (child, kind) = i.lookup_in(dir, name)?;
         if kind == FileKind::Dir {
             return Err(Error::IsDir);
         }
@@ -703,7 +815,8 @@ impl Storage for Overlay {
         {
             i.upper.unlink(dir_up, name)?;
         }
-        i.hide(dir, name)
+        i.hide(dir, name)?;
+        i.name_removed(child)
     }
 
     fn rmdir(&self, dir: Ino, name: &str) -> Result<()> {
@@ -723,7 +836,7 @@ impl Storage for Overlay {
         }
         i.hide(dir, name)?;
         i.node(child)?.st.lock().whiteouts.clear();
-        Ok(())
+        i.name_removed(child)
     }
 
     fn rename(&self, src_dir: Ino, src_name: &str, dst_dir: Ino, dst_name: &str) -> Result<()> {
@@ -762,11 +875,16 @@ impl Storage for Overlay {
         i.upper.rename(src_dir_up, src_name, dst_dir_up, dst_name)?;
         i.hide(src_dir, src_name)?;
         i.node(dst_dir)?.st.lock().whiteouts.remove(dst_name);
-        let node = i.node(src)?;
-        let mut st = node.st.lock();
-        st.parent = dst_dir;
-        st.name = dst_name.to_owned();
-        Ok(())
+        {
+            let node = i.node(src)?;
+            let mut st = node.st.lock();
+            st.parent = dst_dir;
+            st.name = dst_name.to_owned();
+        }
+        match dst {
+            Some((replaced, _)) => i.name_removed(replaced),
+            None => Ok(()),
+        }
     }
 
     fn link(&self, ino: Ino, dir: Ino, name: &str) -> Result<Attr> {
@@ -826,6 +944,11 @@ impl Storage for Overlay {
                 self.inner.lower.release(l);
             }
         }
+        if st.detached && st.opens_upper == 0 && st.opens_lower == 0 {
+            let (upper, lower) = (st.upper, st.lower);
+            drop(st);
+            self.inner.forget(ino, upper, lower);
+        }
     }
 
     fn next_data(&self, ino: Ino, offset: u64) -> Result<Option<(u64, u64)>> {
@@ -834,5 +957,43 @@ impl Storage for Overlay {
             (None, Some(l)) => self.inner.lower.next_data(l, offset),
             (None, None) => Err(Error::NotFound),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Creating and removing files, directories and links over and over
+    /// leaves the overlay's bookkeeping where it started.
+    #[test]
+    fn bookkeeping_does_not_grow_with_create_and_unlink() {
+        let lower = MemFs::new();
+        lower.create(lower.root(), "keep", NewNode::File).unwrap();
+        let overlay = Overlay::new(lower);
+        let root = overlay.root();
+        let _ = overlay.lookup(root, "keep").unwrap();
+        let sizes = |o: &Overlay| {
+            (
+                o.inner.nodes.read().len(),
+                o.inner.by_upper.lock().len(),
+                o.inner.by_lower.lock().len(),
+            )
+        };
+        let start = sizes(&overlay);
+        for i in 0..10_000 {
+            let name = format!("n{i}");
+            let f = overlay.create(root, &name, NewNode::File).unwrap().ino;
+            overlay.open(f).unwrap();
+            overlay.unlink(root, &name).unwrap();
+            overlay.release(f);
+            overlay.create(root, &name, NewNode::Dir).unwrap();
+            overlay.rmdir(root, &name).unwrap();
+            overlay.create(root, "a", NewNode::File).unwrap();
+            overlay.create(root, "b", NewNode::File).unwrap();
+            overlay.rename(root, "a", root, "b").unwrap();
+            overlay.unlink(root, "b").unwrap();
+        }
+        assert_eq!(sizes(&overlay), start);
     }
 }
