@@ -2,9 +2,12 @@
 //! own cookies, open directories stat-ed through their handles, and
 //! read-only stores that hold only read-only host handles.
 
+mod common;
+
 use std::path::Path;
+use std::sync::Arc;
 use wasi_common_vfs::storage::FileKind;
-use wasi_common_vfs::{HostDir, Overlay, Storage};
+use wasi_common_vfs::{HostDir, Overlay, Storage, Vfs};
 
 /// The access mode (`O_ACCMODE` bits) of every descriptor of this process
 /// open on `path`.
@@ -165,4 +168,118 @@ fn read_only_stores_open_host_files_read_only() {
     overlay.open(ino).unwrap();
     assert_eq!(access_modes(&file), [RDONLY], "the overlay's lower layer");
     overlay.release(ino);
+}
+
+/// Runs `f` on a host thread until the returned guard is dropped.
+fn meanwhile(mut f: impl FnMut() + Send + 'static) -> impl Drop {
+    struct Stop(
+        Arc<std::sync::atomic::AtomicBool>,
+        Option<std::thread::JoinHandle<()>>,
+    );
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            if let Some(t) = self.1.take() {
+                t.join().unwrap();
+            }
+        }
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let thread = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                f();
+            }
+        })
+    };
+    Stop(stop, Some(thread))
+}
+
+/// Creates through a directory descriptor act on the directory it holds,
+/// however the host renames it meanwhile: a guest creating and removing a
+/// file in `a` while a host thread swaps `a` and `b` never fails.
+#[test]
+fn creates_through_a_descriptor_race_no_host_rename() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("a")).unwrap();
+    std::fs::create_dir(tmp.path().join("b")).unwrap();
+    let root = tmp.path().to_path_buf();
+    let swapping = meanwhile(move || {
+        let _ = std::fs::rename(root.join("a"), root.join("t"));
+        let _ = std::fs::rename(root.join("b"), root.join("a"));
+        let _ = std::fs::rename(root.join("t"), root.join("b"));
+    });
+    let vfs = Vfs::builder()
+        .mount("/h", HostDir::open(tmp.path()).unwrap())
+        .build()
+        .unwrap();
+    let out = common::run_threaded_in("threads", &["race-create", "3000"], &vfs, "/h").unwrap();
+    drop(swapping);
+    assert_eq!(out.stdout.trim(), "create failures: 0", "{}", out.stderr);
+}
+
+/// Opening `x2` (never renamed) while another guest thread stats `x1`,
+/// which the host keeps switching between `x2`'s file and another, always
+/// opens `x2`'s file: the store checks what it opened.
+#[test]
+fn an_open_binds_the_file_that_was_looked_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    std::fs::write(dir.join("x1"), b"ONE").unwrap();
+    std::fs::hard_link(dir.join("x1"), dir.join("x2")).unwrap();
+    let switching = meanwhile(move || {
+        let _ = std::fs::write(dir.join("t"), b"TWO");
+        let _ = std::fs::rename(dir.join("t"), dir.join("x1"));
+        let _ = std::fs::remove_file(dir.join("x1"));
+        let _ = std::fs::hard_link(dir.join("x2"), dir.join("x1"));
+    });
+    let vfs = Vfs::builder()
+        .mount("/h", HostDir::open(tmp.path()).unwrap())
+        .build()
+        .unwrap();
+    let out = common::run_threaded_in("threads", &["race-open", "3000"], &vfs, "/h").unwrap();
+    drop(switching);
+    assert_eq!(out.stdout.trim(), "wrong: 0, errors: 0", "{}", out.stderr);
+}
+
+/// Two host mounts on one host filesystem exchange files as the host's
+/// own directories do: rename and link between them work (wasi-common's
+/// host preopens allow it, and `mv` relies on it); a read-only mount or an
+/// in-memory one still answers `EXDEV` or `EROFS`.
+#[test]
+fn rename_and_link_between_host_mounts_of_one_filesystem() {
+    let tmp = tempfile::tempdir().unwrap();
+    for d in ["a", "b", "ro"] {
+        std::fs::create_dir(tmp.path().join(d)).unwrap();
+    }
+    std::fs::write(tmp.path().join("a/f"), b"moved").unwrap();
+    std::fs::write(tmp.path().join("a/g"), b"linked").unwrap();
+    let vfs = Vfs::builder()
+        .mount("/a", HostDir::open(tmp.path().join("a")).unwrap())
+        .mount("/b", HostDir::open(tmp.path().join("b")).unwrap())
+        .mount(
+            "/ro",
+            HostDir::open(tmp.path().join("ro")).unwrap().read_only(),
+        )
+        .mount("/mem", wasi_common_vfs::MemFs::new())
+        .build()
+        .unwrap();
+    vfs.rename("/a/f", "/b/f").unwrap();
+    assert_eq!(std::fs::read(tmp.path().join("b/f")).unwrap(), b"moved");
+    assert!(!tmp.path().join("a/f").exists());
+    vfs.hard_link("/a/g", "/b/g").unwrap();
+    assert_eq!(vfs.read("/b/g").unwrap(), b"linked");
+    assert_eq!(vfs.metadata("/a/g").unwrap().nlink, 2);
+    let e = vfs.rename("/b/f", "/ro/f").unwrap_err();
+    assert!(
+        matches!(e.innermost(), wasi_common_vfs::Error::CrossDevice),
+        "{e:?}"
+    );
+    let e = vfs.rename("/b/f", "/mem/f").unwrap_err();
+    assert!(
+        matches!(e.innermost(), wasi_common_vfs::Error::CrossDevice),
+        "{e:?}"
+    );
+    assert_eq!(vfs.read("/b/f").unwrap(), b"moved", "nothing lost");
 }

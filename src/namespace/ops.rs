@@ -245,7 +245,15 @@ impl Namespace {
             return Err(Error::NotDir);
         }
         if src.parent.mount != dst.parent.mount {
-            return Err(Error::CrossDevice);
+            // Two host directories on one host filesystem rename between
+            // them as the host does; every other pair is `EXDEV`.
+            return self.store(src.parent.mount).rename_to(
+                src.parent.ino,
+                &src.name,
+                self.store(dst.parent.mount),
+                dst.parent.ino,
+                &dst.name,
+            );
         }
         self.store(src.parent.mount)
             .rename(src.parent.ino, &src.name, dst.parent.ino, &dst.name)
@@ -269,7 +277,12 @@ impl Namespace {
             return Err(Error::NotFound);
         }
         if node.mount != dst.parent.mount {
-            return Err(Error::CrossDevice);
+            return self.store(node.mount).link_to(
+                node.ino,
+                self.store(dst.parent.mount),
+                dst.parent.ino,
+                &dst.name,
+            );
         }
         self.store(node.mount)
             .link(node.ino, dst.parent.ino, &dst.name)

@@ -1,27 +1,41 @@
-//! `HostDir`: a directory of the host as a backend.
+//! `HostDir`: a directory of the host as a backend, reached through open
+//! directory handles.
 //!
-//! Every host access goes through one `cap_std::fs::Dir` opened on the
-//! directory, with paths made only of names the namespace looked up, so no
-//! `..` or symlink, including one planted on the host afterwards, reaches
-//! outside it: cap-std refuses to resolve beyond its directory.
+//! Every directory the store knows is held (or reopened when needed) as an
+//! open host directory handle, and every operation is one `*at` system call
+//! on the handle of its parent and one name the namespace looked up, with
+//! symlinks never followed: no path is ever resolved from the mount's root,
+//! so no `..` or symlink, including one another host process swaps in at
+//! any moment, takes an operation outside the mount, and a rename on the
+//! host between a lookup and its use cannot make an operation act on some
+//! other file. What was opened is checked to be what was looked up (device
+//! and inode number); a name that now leads elsewhere answers `ENOENT`
+//! until it is looked up again.
 //!
-//! Inode numbers are the host's; the store remembers one path per inode it
-//! has seen, and checks on every use that the path still leads to that inode,
-//! so changes made on the host by other processes are seen (a stale entry
-//! answers `ENOENT` until the name is looked up again). Listings are read
-//! from the host on every call, continuing from the host's own cookie. Open files are held
-//! as host file handles, so unlink and rename of an open file behave as on
-//! the host. This module must not interpret symlinks: it reports them.
+//! Inode numbers are the host's. The store remembers, for each inode it has
+//! seen, its parent and name (not a path), so a rename costs O(1); it keeps
+//! at most a bounded number of these, and of directory handles, dropping
+//! the least recently used (an open file or directory is never dropped).
+//! Open files are held as host file handles, so unlink and rename of an
+//! open file behave as on the host. Listings are read from the host on
+//! every call, continuing from the host's own cookie. This module must not
+//! interpret symlinks: it reports them.
+
+#![allow(
+    clippy::unnecessary_cast,
+    reason = "rustix's `Stat` fields have a different type on each architecture"
+)]
 
 use crate::error::{Error, Result};
 use crate::storage::read_only::ReadOnly;
 use crate::storage::{Attr, DirEntry, FileKind, Ino, NewNode, SetAttr, Storage, TimeSet, WritePos};
-use cap_fs_ext::{DirExt, SystemTimeSpec};
-use cap_std::fs::{Dir, File, FileExt, Metadata, MetadataExt, OpenOptions, PermissionsExt};
 use parking_lot::Mutex;
+use rustix::fd::OwnedFd;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, Timespec, Timestamps};
 use std::collections::HashMap;
 use std::io::{IoSlice, IoSliceMut};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
@@ -35,7 +49,18 @@ const COOKIES_KEPT: usize = 1 << 16;
 /// keeps cursors from 2^62 up for its own use.
 const CURSORS: u64 = 1 << 61;
 
-/// A host directory, confined with cap-std.
+/// Directory handles a store keeps open by default (see
+/// [`HostDir::max_open_dirs`]).
+pub const DEFAULT_OPEN_DIRS: usize = 256;
+
+/// Inodes a store remembers the parent and name of, at most, besides the
+/// open ones; about 100 bytes each.
+const NODES_KEPT: usize = 1 << 16;
+
+/// Names remembered for one inode with hard links, at most.
+const NAMES_KEPT: usize = 4;
+
+/// A host directory, reached only through handles below it.
 ///
 /// ```no_run
 /// use wasi_common_vfs::{HostDir, Vfs};
@@ -46,11 +71,11 @@ const CURSORS: u64 = 1 << 61;
 /// # Ok::<(), wasi_common_vfs::Error>(())
 /// ```
 pub struct HostDir {
-    dir: Dir,
     root: Ino,
     root_dev: u64,
-    /// A path (relative to `dir`) for every inode seen.
-    paths: Mutex<HashMap<Ino, PathBuf>>,
+    root_fd: Arc<OwnedFd>,
+    /// What the store knows of each inode it has seen.
+    nodes: Mutex<Nodes>,
     /// Host handles of open inodes, with their open counts.
     open: Mutex<HashMap<Ino, (Held, u64)>>,
     /// Serialises appends, which need the size and the write to be atomic.
@@ -59,6 +84,50 @@ pub struct HostDir {
     cookies: Mutex<Cookies>,
     /// Cleared by [`Storage::seal`]: files are then opened read-only.
     writable: AtomicBool,
+    /// Directory handles kept open, at most.
+    max_open_dirs: usize,
+}
+
+/// The names an inode was last seen under, and its directory handle if one
+/// is kept.
+struct Node {
+    /// Parent and name, the latest first: one for a directory, a few for
+    /// a file with hard links.
+    names: Vec<(Ino, Box<str>)>,
+    kind: FileKind,
+    dir: Option<Arc<OwnedFd>>,
+    /// When it was last used, for dropping the least recently used.
+    used: u64,
+}
+
+#[derive(Default)]
+struct Nodes {
+    map: HashMap<Ino, Node>,
+    tick: u64,
+    /// Nodes holding a directory handle.
+    dirs: usize,
+}
+
+impl Nodes {
+    fn touch(&mut self, ino: Ino) -> Option<&mut Node> {
+        self.tick += 1;
+        let tick = self.tick;
+        let node = self.map.get_mut(&ino)?;
+        node.used = tick;
+        Some(node)
+    }
+}
+
+/// What an open inode holds on the host.
+#[derive(Clone)]
+enum Held {
+    /// A file handle: the data stays reachable after unlink or rename.
+    File(Arc<std::fs::File>),
+    /// A directory handle: a removed directory still lists (as empty) and
+    /// answers `fstat`.
+    Dir(Arc<OwnedFd>),
+    /// Symlinks are only ever reached by name.
+    Nothing,
 }
 
 /// The host cookies (`d_off`, for `seekdir`) behind the listing cursors
@@ -108,51 +177,58 @@ impl Cookies {
     }
 }
 
-/// What an open inode holds on the host.
-#[derive(Clone)]
-enum Held {
-    /// A file handle: the data stays reachable after unlink or rename.
-    File(Arc<File>),
-    /// A directory handle: a removed directory still lists (as empty) and
-    /// answers `fstat`.
-    Dir(Arc<Dir>),
-    /// Symlinks are only ever reached by path.
-    Nothing,
-}
-
-fn host(e: std::io::Error) -> Error {
-    Error::from_host(e)
-}
-
 fn io(e: rustix::io::Errno) -> Error {
-    host(e.into())
+    Error::from_host(e.into())
 }
 
-fn kind_of(meta: &Metadata) -> FileKind {
-    let t = meta.file_type();
-    if t.is_dir() {
-        FileKind::Dir
-    } else if t.is_symlink() {
-        FileKind::Symlink
-    } else {
-        FileKind::File
+fn kind_of(mode: u32) -> FileKind {
+    match FileType::from_raw_mode(mode) {
+        FileType::Directory => FileKind::Dir,
+        FileType::Symlink => FileKind::Symlink,
+        _ => FileKind::File,
     }
 }
 
-fn ctime(meta: &Metadata) -> SystemTime {
-    let secs = meta.ctime();
-    let nanos = Duration::from_nanos(u64::try_from(meta.ctime_nsec()).unwrap_or(0));
+fn time(secs: i64, nanos: u64) -> SystemTime {
     match u64::try_from(secs) {
-        Ok(s) => SystemTime::UNIX_EPOCH + Duration::from_secs(s) + nanos,
+        Ok(s) => SystemTime::UNIX_EPOCH + Duration::from_secs(s) + Duration::from_nanos(nanos),
         Err(_) => SystemTime::UNIX_EPOCH,
     }
 }
 
-fn time_spec(t: Option<TimeSet>) -> Option<SystemTimeSpec> {
-    t.map(|t| match t {
-        TimeSet::Now => SystemTimeSpec::SymbolicNow,
-        TimeSet::At(t) => SystemTimeSpec::Absolute(cap_std::time::SystemTime::from_std(t)),
-    })
+fn timespec(t: Option<TimeSet>) -> Timespec {
+    match t {
+        None => Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_OMIT,
+        },
+        Some(TimeSet::Now) => Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_NOW,
+        },
+        Some(TimeSet::At(t)) => {
+            let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+            Timespec {
+                tv_sec: d.as_secs().try_into().unwrap_or(i64::MAX),
+                tv_nsec: d.subsec_nanos().into(),
+            }
+        }
+    }
+}
+
+/// A single name below a directory: never `.`, `..` or anything with a
+/// slash, so an `*at` call on it stays in that directory.
+fn plain(name: &str) -> Result<&str> {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') {
+        return Err(Error::Invalid);
+    }
+    Ok(name)
+}
+
+/// Flags every open of this module adds: no symlink followed, no
+/// descriptor leaked to children, and no wait on a FIFO's other end.
+fn base_flags() -> OFlags {
+    OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK
 }
 
 impl HostDir {
@@ -160,23 +236,46 @@ impl HostDir {
     /// not exist or is not a directory.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let named = |source| Error::HostDir {
+        let named = |e: rustix::io::Errno| Error::HostDir {
             path: path.to_path_buf(),
-            source,
+            source: e.into(),
         };
-        let dir = Dir::open_ambient_dir(path, cap_std::ambient_authority()).map_err(named)?;
-        let meta = dir.dir_metadata().map_err(named)?;
-        let root = meta.ino();
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let root_fd = rustix::fs::open(path, flags, Mode::empty()).map_err(named)?;
+        let st = rustix::fs::fstat(&root_fd).map_err(named)?;
+        let root = st.st_ino;
+        let nodes = Nodes {
+            map: HashMap::from([(
+                root,
+                Node {
+                    names: vec![(root, "".into())],
+                    kind: FileKind::Dir,
+                    dir: None,
+                    used: 0,
+                },
+            )]),
+            ..Nodes::default()
+        };
         Ok(HostDir {
-            dir,
             root,
-            root_dev: meta.dev(),
-            paths: Mutex::new(HashMap::from([(root, PathBuf::from("."))])),
+            root_dev: st.st_dev,
+            root_fd: Arc::new(root_fd),
+            nodes: Mutex::new(nodes),
             open: Mutex::new(HashMap::new()),
             append: Mutex::new(()),
             cookies: Mutex::new(Cookies::default()),
             writable: AtomicBool::new(true),
+            max_open_dirs: DEFAULT_OPEN_DIRS,
         })
+    }
+
+    /// This store, keeping at most `n` directory handles open (at least
+    /// one; [`DEFAULT_OPEN_DIRS`] unless set). Directories held open by
+    /// guests do not count against it; the least recently used of the
+    /// others are closed, and opened again from their parent when needed.
+    pub fn max_open_dirs(mut self, n: usize) -> Self {
+        self.max_open_dirs = n.max(1);
+        self
     }
 
     /// This directory behind a [`ReadOnly`] wrapper: guests and the host API
@@ -185,13 +284,9 @@ impl HostDir {
         ReadOnly::new(self)
     }
 
-    /// The store's inode number for host metadata: the host's, mixed with
-    /// the device for anything on another host filesystem below the root.
-    fn ino_of(&self, meta: &Metadata) -> Ino {
-        self.ino_at(meta.dev(), meta.ino())
-    }
-
-    /// The store's inode number for host inode `ino` of device `dev`.
+    /// The store's inode number for host inode `ino` of device `dev`: the
+    /// host's, mixed with the device for another host filesystem below the
+    /// root.
     fn ino_at(&self, dev: u64, ino: u64) -> Ino {
         if dev == self.root_dev {
             ino
@@ -200,102 +295,266 @@ impl HostDir {
         }
     }
 
-    /// A handle on the directory `dir`: the open one, or a fresh one.
-    fn dir_handle(&self, dir: Ino) -> Result<Arc<Dir>> {
-        if let Some(d) = self.open_dir(dir) {
-            return Ok(d);
-        }
-        let path = self.path(dir)?;
-        Ok(Arc::new(self.dir.open_dir_nofollow(&path).map_err(host)?))
+    fn ino_of(&self, st: &Stat) -> Ino {
+        self.ino_at(st.st_dev as u64, st.st_ino as u64)
     }
 
-    fn path(&self, ino: Ino) -> Result<PathBuf> {
-        self.paths.lock().get(&ino).cloned().ok_or(Error::NotFound)
-    }
-
-    fn child(&self, dir: Ino, name: &str) -> Result<PathBuf> {
-        Ok(self.path(dir)?.join(name))
-    }
-
-    fn open_file(&self, ino: Ino) -> Option<Arc<File>> {
-        match self.open.lock().get(&ino) {
-            Some((Held::File(f), _)) => Some(f.clone()),
-            _ => None,
-        }
-    }
-
-    fn open_dir(&self, ino: Ino) -> Option<Arc<Dir>> {
-        match self.open.lock().get(&ino) {
-            Some((Held::Dir(d), _)) => Some(d.clone()),
-            _ => None,
-        }
-    }
-
-    /// Metadata of `ino`, from its open handle or its remembered path; a
-    /// path that now leads elsewhere is a stale entry, forgotten.
-    fn meta(&self, ino: Ino) -> Result<Metadata> {
-        if let Some(f) = self.open_file(ino) {
-            return f.metadata().map_err(host);
-        }
-        // An open directory is stat-ed through its handle, so it answers
-        // even once its name is gone, as on Linux.
-        if let Some(d) = self.open_dir(ino) {
-            return d.dir_metadata().map_err(host);
-        }
-        let path = self.path(ino)?;
-        let meta = self.dir.symlink_metadata(&path).map_err(host)?;
-        if self.ino_of(&meta) != ino {
-            self.paths.lock().remove(&ino);
-            return Err(Error::NotFound);
-        }
-        Ok(meta)
-    }
-
-    fn attr(&self, ino: Ino, meta: &Metadata) -> Attr {
-        let time = |t: std::io::Result<cap_std::time::SystemTime>| {
-            t.map(|t| t.into_std()).unwrap_or(SystemTime::UNIX_EPOCH)
-        };
+    fn attr(&self, ino: Ino, st: &Stat) -> Attr {
         Attr {
             ino,
-            kind: kind_of(meta),
-            size: meta.len(),
-            nlink: meta.nlink(),
-            atime: time(meta.accessed()),
-            mtime: time(meta.modified()),
-            ctime: ctime(meta),
-            mode: meta.permissions().mode() & 0o7777,
+            kind: kind_of(st.st_mode as u32),
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            nlink: st.st_nlink as u64,
+            atime: time(st.st_atime as i64, st.st_atime_nsec as u64),
+            mtime: time(st.st_mtime as i64, st.st_mtime_nsec as u64),
+            ctime: time(st.st_ctime as i64, st.st_ctime_nsec as u64),
+            mode: st.st_mode as u32 & 0o7777,
         }
+    }
+
+    fn held(&self, ino: Ino) -> Option<Held> {
+        self.open.lock().get(&ino).map(|(h, _)| h.clone())
+    }
+
+    /// Records that `ino` (of kind `kind`) is named `name` in `parent`.
+    fn remember(&self, ino: Ino, parent: Ino, name: &str, kind: FileKind) {
+        if ino == self.root {
+            return;
+        }
+        let mut nodes = self.nodes.lock();
+        nodes.tick += 1;
+        let used = nodes.tick;
+        match nodes.map.get_mut(&ino) {
+            Some(node) => {
+                if node
+                    .names
+                    .first()
+                    .is_none_or(|(p, n)| *p != parent || **n != *name)
+                {
+                    node.names.retain(|(p, n)| *p != parent || **n != *name);
+                    node.names.insert(0, (parent, name.into()));
+                    // A directory has one name; a file keeps a few.
+                    let keep = if node.kind == FileKind::Dir {
+                        1
+                    } else {
+                        NAMES_KEPT
+                    };
+                    node.names.truncate(keep);
+                }
+                node.used = used;
+            }
+            None => {
+                nodes.map.insert(
+                    ino,
+                    Node {
+                        names: vec![(parent, name.into())],
+                        kind,
+                        dir: None,
+                        used,
+                    },
+                );
+                if nodes.map.len() > NODES_KEPT + 1 {
+                    self.shed(&mut nodes);
+                }
+            }
+        }
+    }
+
+    /// Drops the least recently used eighth of what is kept (never the
+    /// root, an open inode, or what was just used).
+    fn shed(&self, nodes: &mut Nodes) {
+        let open = self.open.lock();
+        let mut ages: Vec<u64> = nodes
+            .map
+            .iter()
+            .filter(|(ino, _)| **ino != self.root && !open.contains_key(ino))
+            .map(|(_, n)| n.used)
+            .collect();
+        if ages.is_empty() {
+            return;
+        }
+        let cut = ages.len() / 8;
+        let (_, &mut oldest_kept, _) = ages.select_nth_unstable(cut);
+        let root = self.root;
+        let mut dropped_dirs = 0;
+        nodes.map.retain(|ino, n| {
+            let keep = *ino == root || open.contains_key(ino) || n.used >= oldest_kept;
+            if !keep && n.dir.is_some() {
+                dropped_dirs += 1;
+            }
+            keep
+        });
+        nodes.dirs -= dropped_dirs;
+    }
+
+    /// Closes the least recently used kept directory handles until at most
+    /// `max_open_dirs` remain.
+    fn shed_dirs(&self, nodes: &mut Nodes) {
+        while nodes.dirs > self.max_open_dirs {
+            let oldest = nodes
+                .map
+                .iter()
+                .filter(|(_, n)| n.dir.is_some())
+                .min_by_key(|(_, n)| n.used)
+                .map(|(ino, _)| *ino);
+            let Some(ino) = oldest else { break };
+            if let Some(n) = nodes.map.get_mut(&ino) {
+                n.dir = None;
+            }
+            nodes.dirs -= 1;
+        }
+    }
+
+    /// A handle on the directory `dir`: the root's, an open one, a kept
+    /// one, or one opened again name by name from the nearest directory
+    /// with a handle (with a loop, not recursion), each checked to be the
+    /// directory it should be.
+    fn dir_fd(&self, dir: Ino) -> Result<Arc<OwnedFd>> {
+        if dir == self.root {
+            return Ok(self.root_fd.clone());
+        }
+        if let Some(Held::Dir(fd)) = self.held(dir) {
+            return Ok(fd);
+        }
+        let mut chain: Vec<(Ino, Box<str>)> = Vec::new();
+        let mut fd = {
+            let mut nodes = self.nodes.lock();
+            let mut cur = dir;
+            loop {
+                if cur == self.root {
+                    break self.root_fd.clone();
+                }
+                let node = nodes.touch(cur).ok_or(Error::NotFound)?;
+                if node.kind != FileKind::Dir {
+                    return Err(Error::NotDir);
+                }
+                if let Some(fd) = &node.dir {
+                    break fd.clone();
+                }
+                let (parent, name) = node.names.first().ok_or(Error::NotFound)?.clone();
+                chain.push((cur, name));
+                cur = parent;
+            }
+        };
+        while let Some((ino, name)) = chain.pop() {
+            let flags = OFlags::PATH | OFlags::DIRECTORY | base_flags();
+            let child = rustix::fs::openat(&*fd, &*name, flags, Mode::empty()).map_err(io)?;
+            let st = rustix::fs::fstat(&child).map_err(io)?;
+            if self.ino_of(&st) != ino {
+                return Err(Error::NotFound);
+            }
+            fd = Arc::new(child);
+            let mut nodes = self.nodes.lock();
+            if let Some(node) = nodes.map.get_mut(&ino)
+                && node.dir.is_none()
+            {
+                node.dir = Some(fd.clone());
+                nodes.dirs += 1;
+                self.shed_dirs(&mut nodes);
+            }
+        }
+        Ok(fd)
+    }
+
+    /// The names `ino` was last seen under, the latest first.
+    fn names(&self, ino: Ino) -> Result<Vec<(Ino, Box<str>)>> {
+        let mut nodes = self.nodes.lock();
+        let node = nodes.touch(ino).ok_or(Error::NotFound)?;
+        Ok(node.names.clone())
+    }
+
+    /// Tries `act` on each name of `ino` (the handle of its directory, and
+    /// the name) until one gives a result for that very inode: a name that
+    /// now leads elsewhere is passed over. `ENOENT` when none does.
+    fn by_name<T>(
+        &self,
+        ino: Ino,
+        mut act: impl FnMut(&OwnedFd, &str) -> Result<(T, Stat)>,
+    ) -> Result<T> {
+        let mut last = Error::NotFound;
+        for (parent, name) in self.names(ino)? {
+            let found = self.dir_fd(parent).and_then(|dir| act(&dir, &name));
+            match found {
+                Ok((t, st)) if self.ino_of(&st) == ino => return Ok(t),
+                Ok(_) => last = Error::NotFound,
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// The host's metadata of `ino`: through its open handle if it has
+    /// one (so it answers once its name is gone), else through a name
+    /// checked to still lead to it.
+    fn stat(&self, ino: Ino) -> Result<Stat> {
+        match self.held(ino) {
+            Some(Held::File(f)) => return rustix::fs::fstat(&*f).map_err(io),
+            Some(Held::Dir(d)) => return rustix::fs::fstat(&*d).map_err(io),
+            _ => {}
+        }
+        if ino == self.root {
+            return rustix::fs::fstat(&*self.root_fd).map_err(io);
+        }
+        self.by_name(ino, |dir, name| {
+            let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(io)?;
+            Ok((st, st))
+        })
+    }
+
+    /// Opens `ino` with `flags` (plus [`base_flags`]) through a name,
+    /// checked to be that inode.
+    fn open_node(&self, ino: Ino, flags: OFlags) -> Result<OwnedFd> {
+        if ino == self.root {
+            let flags = flags | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            return rustix::fs::openat(&*self.root_fd, ".", flags, Mode::empty()).map_err(io);
+        }
+        self.by_name(ino, |dir, name| {
+            let fd =
+                rustix::fs::openat(dir, name, flags | base_flags(), Mode::empty()).map_err(io)?;
+            let st = rustix::fs::fstat(&fd).map_err(io)?;
+            Ok((fd, st))
+        })
+    }
+
+    /// Opens the file `ino` with `flags`.
+    fn open_file(&self, ino: Ino, flags: OFlags) -> Result<std::fs::File> {
+        self.open_node(ino, flags).map(std::fs::File::from)
     }
 
     /// A host handle on the file `ino`: the open one, or a fresh one.
-    fn file(&self, ino: Ino, write: bool) -> Result<Arc<File>> {
+    fn file(&self, ino: Ino, write: bool) -> Result<Arc<std::fs::File>> {
         if write && !self.writable.load(Ordering::Acquire) {
             return Err(Error::ReadOnly);
         }
-        if let Some(f) = self.open_file(ino) {
+        if let Some(Held::File(f)) = self.held(ino) {
             return Ok(f);
         }
-        let path = self.path(ino)?;
-        let file = self
-            .dir
-            .open_with(&path, OpenOptions::new().read(!write).write(write))
-            .map_err(host)?;
-        Ok(Arc::new(file))
+        let flags = if write { OFlags::RDWR } else { OFlags::RDONLY };
+        Ok(Arc::new(self.open_file(ino, flags)?))
     }
 
-    fn remember(&self, path: PathBuf, meta: &Metadata) -> Ino {
-        let ino = self.ino_of(meta);
-        self.paths.lock().insert(ino, path);
-        ino
-    }
-
-    /// After a rename, every remembered path under `from` moves to `to`.
-    fn moved(&self, from: &Path, to: &Path) {
-        for path in self.paths.lock().values_mut() {
-            if let Ok(rest) = path.strip_prefix(from) {
-                *path = to.join(rest);
-            }
+    /// Forgets the name `name` in `dir` as the way to `ino`, once that
+    /// name is gone; an open inode keeps its record (its handle serves).
+    fn name_gone(&self, ino: Ino, dir: Ino, name: &str) {
+        if self.open.lock().contains_key(&ino) {
+            return;
         }
+        let mut nodes = self.nodes.lock();
+        let Some(node) = nodes.map.get_mut(&ino) else {
+            return;
+        };
+        node.names.retain(|(p, n)| *p != dir || **n != *name);
+        if node.names.is_empty()
+            && let Some(node) = nodes.map.remove(&ino)
+            && node.dir.is_some()
+        {
+            nodes.dirs -= 1;
+        }
+    }
+
+    /// The metadata of `name` in `dir`, without following a symlink.
+    fn stat_at(&self, dir: &OwnedFd, name: &str) -> Result<Stat> {
+        rustix::fs::statat(dir, plain(name)?, AtFlags::SYMLINK_NOFOLLOW).map_err(io)
     }
 }
 
@@ -309,38 +568,68 @@ impl Storage for HostDir {
     }
 
     fn lookup(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind)> {
-        let path = if name == ".." {
-            let dir_path = self.path(dir)?;
-            match dir_path.parent() {
-                Some(p) if dir != self.root && !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            }
-        } else {
-            self.child(dir, name)?
-        };
-        let meta = self.dir.symlink_metadata(&path).map_err(host)?;
-        Ok((self.remember(path, &meta), kind_of(&meta)))
+        if name == ".." {
+            let mut nodes = self.nodes.lock();
+            let node = nodes.touch(dir).ok_or(Error::NotFound)?;
+            let parent = node.names.first().map_or(self.root, |(p, _)| *p);
+            return Ok((parent, FileKind::Dir));
+        }
+        let fd = self.dir_fd(dir)?;
+        let st = self.stat_at(&fd, name)?;
+        let (ino, kind) = (self.ino_of(&st), kind_of(st.st_mode as u32));
+        self.remember(ino, dir, name, kind);
+        Ok((ino, kind))
     }
 
     fn getattr(&self, ino: Ino) -> Result<Attr> {
-        let meta = self.meta(ino)?;
-        Ok(self.attr(ino, &meta))
+        let st = self.stat(ino)?;
+        Ok(self.attr(ino, &st))
     }
 
     fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
         if let Some(size) = set.size {
-            self.file(ino, true)?.set_len(size).map_err(host)?;
+            let file = self.file(ino, true)?;
+            rustix::fs::ftruncate(&*file, size).map_err(io)?;
         }
-        if let Some(mode) = set.mode {
-            let path = self.path(ino)?;
-            let perms = cap_std::fs::Permissions::from_mode(mode & 0o7777);
-            self.dir.set_permissions(&path, perms).map_err(host)?;
+        if set.mode.is_none() && set.atime.is_none() && set.mtime.is_none() {
+            return self.getattr(ino);
         }
-        if set.atime.is_some() || set.mtime.is_some() {
-            let path = self.path(ino)?;
-            self.dir
-                .set_symlink_times(&path, time_spec(set.atime), time_spec(set.mtime))
-                .map_err(host)?;
+        // Through a descriptor of the inode itself, opened by a checked
+        // name. A symlink cannot be opened: it has no permissions of its
+        // own on Linux, and its times are set by name, never following it.
+        let times = Timestamps {
+            last_access: timespec(set.atime),
+            last_modification: timespec(set.mtime),
+        };
+        let fd = match self.held(ino) {
+            Some(Held::File(f)) => Some(OwnedFd::from(f.try_clone().map_err(Error::from_host)?)),
+            _ => match self.open_node(ino, OFlags::RDONLY) {
+                Ok(fd) => Some(fd),
+                Err(Error::Loop) => None,
+                Err(e) => return Err(e),
+            },
+        };
+        match fd {
+            Some(fd) => {
+                if let Some(mode) = set.mode {
+                    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o7777)).map_err(io)?;
+                }
+                if set.atime.is_some() || set.mtime.is_some() {
+                    rustix::fs::futimens(&fd, &times).map_err(io)?;
+                }
+            }
+            None if set.atime.is_some() || set.mtime.is_some() => {
+                self.by_name(ino, |dir, name| {
+                    let st =
+                        rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(io)?;
+                    if self.ino_of(&st) == ino {
+                        rustix::fs::utimensat(dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)
+                            .map_err(io)?;
+                    }
+                    Ok(((), st))
+                })?;
+            }
+            None => {}
         }
         self.getattr(ino)
     }
@@ -350,7 +639,7 @@ impl Storage for HostDir {
         let mut total = 0;
         let mut at = offset;
         for buf in bufs.iter_mut() {
-            let n = file.read_at(buf, at).map_err(host)?;
+            let n = file.read_at(buf, at).map_err(Error::from_host)?;
             total += n;
             at += n as u64;
             if n < buf.len() {
@@ -371,7 +660,7 @@ impl Storage for HostDir {
         let _append = matches!(pos, WritePos::Append).then(|| self.append.lock());
         let mut at = match pos {
             WritePos::At(offset) => offset,
-            WritePos::Append => file.metadata().map_err(host)?.len(),
+            WritePos::Append => file.metadata().map_err(Error::from_host)?.len(),
         };
         let len: u64 = bufs.iter().map(|b| b.len() as u64).sum();
         if len > 0 && at.checked_add(len).is_none_or(|end| end > max_size) {
@@ -379,7 +668,7 @@ impl Storage for HostDir {
         }
         let mut total = 0;
         for buf in bufs {
-            file.write_all_at(buf, at).map_err(host)?;
+            file.write_all_at(buf, at).map_err(Error::from_host)?;
             total += buf.len();
             at += buf.len() as u64;
         }
@@ -387,34 +676,39 @@ impl Storage for HostDir {
     }
 
     fn create(&self, dir: Ino, name: &str, node: NewNode<'_>) -> Result<Attr> {
-        let path = self.child(dir, name)?;
-        match node {
+        let fd = self.dir_fd(dir)?;
+        let name = plain(name)?;
+        let st = match node {
             NewNode::File => {
-                self.dir
-                    .open_with(&path, OpenOptions::new().write(true).create_new(true))
-                    .map_err(host)?;
+                let flags = OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | base_flags();
+                let file = rustix::fs::openat(&*fd, name, flags, Mode::from_raw_mode(0o666))
+                    .map_err(io)?;
+                rustix::fs::fstat(&file).map_err(io)?
             }
-            NewNode::Dir => self.dir.create_dir(&path).map_err(host)?,
-            NewNode::Symlink(target) => self.dir.symlink(target, &path).map_err(host)?,
-        }
-        let meta = self.dir.symlink_metadata(&path).map_err(host)?;
-        let ino = self.remember(path, &meta);
-        Ok(self.attr(ino, &meta))
+            NewNode::Dir => {
+                rustix::fs::mkdirat(&*fd, name, Mode::from_raw_mode(0o777)).map_err(io)?;
+                self.stat_at(&fd, name)?
+            }
+            NewNode::Symlink(target) => {
+                rustix::fs::symlinkat(target, &*fd, name).map_err(io)?;
+                self.stat_at(&fd, name)?
+            }
+        };
+        let ino = self.ino_of(&st);
+        let attr = self.attr(ino, &st);
+        self.remember(ino, dir, name, attr.kind);
+        Ok(attr)
     }
 
     fn readdir(&self, dir: Ino, cursor: u64, max: usize) -> Result<Vec<DirEntry>> {
         // Each call reads the host directory afresh from the host's own
         // cookie (`seekdir`), so any number of listings can be in progress,
         // and an entry present throughout is neither skipped nor repeated.
-        use rustix::fs::{AtFlags, FileType};
-        let handle = self.dir_handle(dir)?;
-        let dev = rustix::fs::fstat(&*handle).map_err(io)?.st_dev;
-        // A position of its own: cap-std's handle may be a path-only one.
-        let flags = rustix::fs::OFlags::RDONLY
-            | rustix::fs::OFlags::DIRECTORY
-            | rustix::fs::OFlags::CLOEXEC;
-        let own =
-            rustix::fs::openat(&*handle, ".", flags, rustix::fs::Mode::empty()).map_err(io)?;
+        let handle = self.dir_fd(dir)?;
+        let dev = rustix::fs::fstat(&*handle).map_err(io)?.st_dev as u64;
+        // A position of its own: the kept handle is a path-only one.
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let own = rustix::fs::openat(&*handle, ".", flags, Mode::empty()).map_err(io)?;
         let mut listing = rustix::fs::Dir::new(own).map_err(io)?;
         if cursor != 0 {
             match self.cookies.lock().resume(cursor)? {
@@ -438,16 +732,10 @@ impl Storage for HostDir {
                 FileType::Directory | FileType::Unknown => {
                     // A directory may be another host filesystem's root,
                     // whose number its entry does not show.
-                    let Ok(st) = rustix::fs::statat(&*handle, name, AtFlags::SYMLINK_NOFOLLOW)
-                    else {
+                    let Ok(st) = self.stat_at(&handle, name) else {
                         continue; // gone since it was listed
                     };
-                    let kind = match FileType::from_raw_mode(st.st_mode) {
-                        FileType::Directory => FileKind::Dir,
-                        FileType::Symlink => FileKind::Symlink,
-                        _ => FileKind::File,
-                    };
-                    (self.ino_at(st.st_dev, st.st_ino), kind)
+                    (self.ino_of(&st), kind_of(st.st_mode as u32))
                 }
                 _ => (self.ino_at(dev, entry.ino()), FileKind::File),
             };
@@ -462,60 +750,75 @@ impl Storage for HostDir {
     }
 
     fn readlink(&self, ino: Ino) -> Result<String> {
-        let path = self.path(ino)?;
-        let target = self.dir.read_link_contents(&path).map_err(host)?;
-        target
-            .into_os_string()
-            .into_string()
-            .map_err(|_| Error::Invalid)
+        let target = self.by_name(ino, |dir, name| {
+            let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(io)?;
+            if self.ino_of(&st) != ino {
+                return Ok((Default::default(), st));
+            }
+            let target = rustix::fs::readlinkat(dir, name, Vec::new()).map_err(io)?;
+            Ok((target, st))
+        })?;
+        target.into_string().map_err(|_| Error::Invalid)
     }
 
     fn unlink(&self, dir: Ino, name: &str) -> Result<()> {
-        let path = self.child(dir, name)?;
-        let meta = self.dir.symlink_metadata(&path).map_err(host)?;
-        if meta.is_dir() {
+        let fd = self.dir_fd(dir)?;
+        let st = self.stat_at(&fd, name)?;
+        if kind_of(st.st_mode as u32) == FileKind::Dir {
             return Err(Error::IsDir);
         }
-        self.dir.remove_file(&path).map_err(host)?;
-        self.forget_path(&path, self.ino_of(&meta));
+        rustix::fs::unlinkat(&*fd, name, AtFlags::empty()).map_err(io)?;
+        self.name_gone(self.ino_of(&st), dir, name);
         Ok(())
     }
 
     fn rmdir(&self, dir: Ino, name: &str) -> Result<()> {
-        let path = self.child(dir, name)?;
-        let meta = self.dir.symlink_metadata(&path).map_err(host)?;
-        self.dir.remove_dir(&path).map_err(host)?;
-        self.forget_path(&path, self.ino_of(&meta));
+        let fd = self.dir_fd(dir)?;
+        let st = self.stat_at(&fd, name)?;
+        rustix::fs::unlinkat(&*fd, name, AtFlags::REMOVEDIR).map_err(io)?;
+        self.name_gone(self.ino_of(&st), dir, name);
         Ok(())
     }
 
     fn rename(&self, src_dir: Ino, src_name: &str, dst_dir: Ino, dst_name: &str) -> Result<()> {
-        let from = self.child(src_dir, src_name)?;
-        let to = self.child(dst_dir, dst_name)?;
-        let replaced = self.dir.symlink_metadata(&to).ok();
-        self.dir.rename(&from, &self.dir, &to).map_err(host)?;
-        if let Some(meta) = replaced {
-            self.forget_path(&to, self.ino_of(&meta));
+        let from = self.dir_fd(src_dir)?;
+        let to = self.dir_fd(dst_dir)?;
+        let moved = self.stat_at(&from, src_name)?;
+        let replaced = self.stat_at(&to, dst_name).ok();
+        rustix::fs::renameat(&*from, plain(src_name)?, &*to, plain(dst_name)?).map_err(io)?;
+        if let Some(st) = replaced {
+            self.name_gone(self.ino_of(&st), dst_dir, dst_name);
         }
-        self.moved(&from, &to);
+        let ino = self.ino_of(&moved);
+        self.remember(ino, dst_dir, dst_name, kind_of(moved.st_mode as u32));
         Ok(())
     }
 
     fn link(&self, ino: Ino, dir: Ino, name: &str) -> Result<Attr> {
-        let from = self.path(ino)?;
-        let to = self.child(dir, name)?;
-        if self.meta(ino)?.is_dir() {
+        let to = self.dir_fd(dir)?;
+        let name = plain(name)?;
+        if kind_of(self.stat(ino)?.st_mode as u32) == FileKind::Dir {
             return Err(Error::NotPermitted);
         }
-        self.dir.hard_link(&from, &self.dir, &to).map_err(host)?;
-        self.getattr(ino)
+        let made = self.by_name(ino, |from, from_name| {
+            rustix::fs::linkat(from, from_name, &*to, name, AtFlags::empty()).map_err(io)?;
+            let made = self.stat_at(&to, name)?;
+            // The source name was swapped for another file between the
+            // check and the link: the new name is taken back.
+            if self.ino_of(&made) != ino {
+                let _ = rustix::fs::unlinkat(&*to, name, AtFlags::empty());
+            }
+            Ok((made, made))
+        })?;
+        self.remember(ino, dir, name, FileKind::File);
+        Ok(self.attr(ino, &made))
     }
 
     fn allocate(&self, ino: Ino, size: u64) -> Result<()> {
         let file = self.file(ino, true)?;
         let _append = self.append.lock();
-        if file.metadata().map_err(host)?.len() < size {
-            file.set_len(size).map_err(host)?;
+        if file.metadata().map_err(Error::from_host)?.len() < size {
+            file.set_len(size).map_err(Error::from_host)?;
         }
         Ok(())
     }
@@ -527,24 +830,19 @@ impl Storage for HostDir {
             return Ok(());
         }
         drop(open);
-        let meta = self.meta(ino)?;
-        let path = self.path(ino)?;
-        let held = if meta.is_file() {
-            let mut read_only = OpenOptions::new();
-            read_only.read(true);
-            let file = if self.writable.load(Ordering::Acquire) {
-                self.dir
-                    .open_with(&path, OpenOptions::new().read(true).write(true))
-                    .or_else(|_| self.dir.open_with(&path, &read_only))
-            } else {
-                self.dir.open_with(&path, &read_only)
+        let kind = kind_of(self.stat(ino)?.st_mode as u32);
+        let held = match kind {
+            FileKind::File => {
+                let file = if self.writable.load(Ordering::Acquire) {
+                    self.open_file(ino, OFlags::RDWR)
+                        .or_else(|_| self.open_file(ino, OFlags::RDONLY))
+                } else {
+                    self.open_file(ino, OFlags::RDONLY)
+                }?;
+                Held::File(Arc::new(file))
             }
-            .map_err(host)?;
-            Held::File(Arc::new(file))
-        } else if meta.is_dir() {
-            Held::Dir(Arc::new(self.dir.open_dir_nofollow(&path).map_err(host)?))
-        } else {
-            Held::Nothing
+            FileKind::Dir => Held::Dir(self.dir_fd(ino)?),
+            FileKind::Symlink => Held::Nothing,
         };
         let mut open = self.open.lock();
         open.entry(ino).or_insert((held, 0)).1 += 1;
@@ -561,11 +859,58 @@ impl Storage for HostDir {
         }
     }
 
+    fn host_dir(&self, dir: Ino) -> Option<Arc<OwnedFd>> {
+        if !self.writable.load(Ordering::Acquire) {
+            return None;
+        }
+        self.dir_fd(dir).ok()
+    }
+
+    fn rename_to(
+        &self,
+        dir: Ino,
+        name: &str,
+        dst: &dyn Storage,
+        dst_dir: Ino,
+        dst_name: &str,
+    ) -> Result<()> {
+        let (Some(to), true) = (dst.host_dir(dst_dir), self.writable.load(Ordering::Acquire))
+        else {
+            return Err(Error::CrossDevice);
+        };
+        let from = self.dir_fd(dir)?;
+        let moved = self.stat_at(&from, name)?;
+        // The host answers `EXDEV` itself between two filesystems.
+        rustix::fs::renameat(&*from, plain(name)?, &*to, plain(dst_name)?).map_err(io)?;
+        self.name_gone(self.ino_of(&moved), dir, name);
+        Ok(())
+    }
+
+    fn link_to(&self, ino: Ino, dst: &dyn Storage, dst_dir: Ino, dst_name: &str) -> Result<()> {
+        let Some(to) = dst.host_dir(dst_dir) else {
+            return Err(Error::CrossDevice);
+        };
+        let dst_name = plain(dst_name)?;
+        if kind_of(self.stat(ino)?.st_mode as u32) == FileKind::Dir {
+            return Err(Error::NotPermitted);
+        }
+        self.by_name(ino, |from, from_name| {
+            rustix::fs::linkat(from, from_name, &*to, dst_name, AtFlags::empty()).map_err(io)?;
+            let made = self.stat_at(&to, dst_name)?;
+            // The source name was swapped for another file between the
+            // check and the link: the new name is taken back.
+            if self.ino_of(&made) != ino {
+                let _ = rustix::fs::unlinkat(&*to, dst_name, AtFlags::empty());
+            }
+            Ok(((), made))
+        })
+    }
+
     fn next_data(&self, ino: Ino, offset: u64) -> Result<Option<(u64, u64)>> {
         use rustix::fs::SeekFrom;
         use rustix::io::Errno;
         let file = self.file(ino, false)?;
-        let size = file.metadata().map_err(host)?.len();
+        let size = file.metadata().map_err(Error::from_host)?.len();
         if offset >= size {
             return Ok(None);
         }
@@ -581,13 +926,12 @@ impl Storage for HostDir {
     }
 }
 
-impl HostDir {
-    /// Forgets `path` as the way to `ino` once that name is gone.
-    fn forget_path(&self, path: &Path, ino: Ino) {
-        let mut paths = self.paths.lock();
-        if paths.get(&ino).is_some_and(|p| p == path) {
-            paths.remove(&ino);
-        }
+impl std::fmt::Debug for HostDir {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostDir")
+            .field("root", &self.root)
+            .field("max_open_dirs", &self.max_open_dirs)
+            .finish_non_exhaustive()
     }
 }
 
@@ -614,5 +958,33 @@ mod tests {
             "dropped long ago: an error, not a silent end"
         );
         assert_eq!(cookies.by_cursor.len(), COOKIES_KEPT, "bounded");
+    }
+
+    /// Directories deeper than the handle limit are reached by reopening
+    /// from their parents; the store never keeps more handles than allowed.
+    #[test]
+    fn directory_handles_stay_within_their_bound() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = HostDir::open(tmp.path()).unwrap().max_open_dirs(4);
+        let mut dir = store.root();
+        for i in 0..40 {
+            dir = store
+                .create(dir, &format!("d{i}"), NewNode::Dir)
+                .unwrap()
+                .ino;
+        }
+        let file = store.create(dir, "f", NewNode::File).unwrap().ino;
+        store
+            .write(file, WritePos::At(0), &[IoSlice::new(b"deep")], u64::MAX)
+            .unwrap();
+        assert!(store.nodes.lock().dirs <= 4);
+        // Everything kept dropped: reached again from the root by name.
+        {
+            let mut nodes = store.nodes.lock();
+            nodes.map.values_mut().for_each(|n| n.dir = None);
+            nodes.dirs = 0;
+        }
+        assert_eq!(store.getattr(file).unwrap().size, 4);
+        assert!(store.nodes.lock().dirs <= 4);
     }
 }

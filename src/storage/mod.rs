@@ -7,7 +7,7 @@
 //! [`Storage::open`]), so rename or unlink of an open file behaves as on
 //! POSIX.
 //!
-//! Backends report failures with the crate's [`Error`](crate::Error) and
+//! Backends report failures with the crate's [`Error`] and
 //! enforce the POSIX rules that concern one store: `ENOTEMPTY`, `EISDIR`,
 //! `ENOTDIR`, `EINVAL` for a rename into its own subtree, `EPERM` for a hard
 //! link to a directory, exact `nlink` counts.
@@ -18,7 +18,7 @@ pub mod mem;
 pub mod overlay;
 pub mod read_only;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use std::io::{IoSlice, IoSliceMut};
 use std::time::SystemTime;
 
@@ -151,6 +151,36 @@ pub trait Storage: Send + Sync + 'static {
     /// above it could write through its handles.
     fn seal(&self) {}
 
+    /// Renames `name` in `dir` of this store to `dst_name` in `dst_dir` of
+    /// another store, `dst`, as one host `renameat` when both are host
+    /// directories on one host filesystem (as between two of wasi-common's
+    /// host preopens); `EXDEV` otherwise, which is the default.
+    fn rename_to(
+        &self,
+        _dir: Ino,
+        _name: &str,
+        _dst: &dyn Storage,
+        _dst_dir: Ino,
+        _dst_name: &str,
+    ) -> Result<()> {
+        Err(Error::CrossDevice)
+    }
+
+    /// Links `ino` of this store as `dst_name` in `dst_dir` of another
+    /// store, `dst`, as [`rename_to`](Self::rename_to) renames; `EXDEV`
+    /// by default.
+    fn link_to(&self, _ino: Ino, _dst: &dyn Storage, _dst_dir: Ino, _dst_name: &str) -> Result<()> {
+        Err(Error::CrossDevice)
+    }
+
+    /// The open host directory behind `dir`, for a store of host
+    /// directories that lets [`rename_to`](Self::rename_to) and
+    /// [`link_to`](Self::link_to) of another store write into it; `None`
+    /// (the default) for every other store, and for a read-only one.
+    fn host_dir(&self, _dir: Ino) -> Option<std::sync::Arc<std::os::fd::OwnedFd>> {
+        None
+    }
+
     /// True when every change is refused with `EROFS`; the namespace then
     /// refuses to open files for writing, as a read-only mount does.
     fn is_read_only(&self) -> bool {
@@ -269,6 +299,22 @@ impl Storage for Box<dyn Storage> {
     }
     fn seal(&self) {
         (**self).seal()
+    }
+    fn rename_to(
+        &self,
+        dir: Ino,
+        name: &str,
+        dst: &dyn Storage,
+        dst_dir: Ino,
+        dst_name: &str,
+    ) -> Result<()> {
+        (**self).rename_to(dir, name, dst, dst_dir, dst_name)
+    }
+    fn link_to(&self, ino: Ino, dst: &dyn Storage, dst_dir: Ino, dst_name: &str) -> Result<()> {
+        (**self).link_to(ino, dst, dst_dir, dst_name)
+    }
+    fn host_dir(&self, dir: Ino) -> Option<std::sync::Arc<std::os::fd::OwnedFd>> {
+        (**self).host_dir(dir)
     }
     fn attach_budget(&self, budget: std::sync::Arc<budget::Budget>) {
         (**self).attach_budget(budget)

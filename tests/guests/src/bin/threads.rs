@@ -23,6 +23,8 @@ fn main() {
         Some("exit-while-main-reads") => exit_while_main_reads(),
         Some("sleepers") => sleepers(n),
         Some("late-worker") => late_worker(),
+        Some("race-create") => race_create(n),
+        Some("race-open") => race_open(n),
         other => panic!("unknown scenario {other:?}"),
     }
 }
@@ -308,4 +310,66 @@ fn late_worker() {
         unsafe { path_unlink_file(DIR, "precious.txt") }.unwrap();
     });
     std::thread::sleep(std::time::Duration::from_millis(50));
+}
+
+/// Creates (exclusively) and removes `f` `n` times through one descriptor
+/// of directory `a`, which the host keeps swapping with `b`; every create
+/// must succeed, in the directory the descriptor holds.
+fn race_create(n: usize) {
+    let rights = RIGHTS_PATH_OPEN
+        | RIGHTS_PATH_CREATE_FILE
+        | RIGHTS_PATH_UNLINK_FILE
+        | RIGHTS_FD_READDIR;
+    // Between two of the host's renames there is no `a` for a moment.
+    let a = loop {
+        if let Ok(fd) = open(DIR, "a", OFLAGS_DIRECTORY, rights, 0) {
+            break fd;
+        }
+    };
+    let mut failures = 0;
+    for _ in 0..n {
+        let made = open(
+            a,
+            "f",
+            OFLAGS_CREAT | OFLAGS_EXCL,
+            RIGHTS_FD_WRITE,
+            0,
+        );
+        match made {
+            Ok(fd) => {
+                close(fd);
+                if unsafe { path_unlink_file(a, "f") }.is_err() {
+                    failures += 1;
+                }
+            }
+            Err(_) => failures += 1,
+        }
+    }
+    println!("create failures: {failures}");
+}
+
+/// One thread keeps stat-ing `x1` (which the host keeps pointing at the
+/// file `x2` names, then at another one); the other opens `x2`, which is
+/// never renamed, `n` times and reads it: always `ONE`.
+fn race_open(n: usize) {
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = {
+        let done = done.clone();
+        thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = stat(DIR, "x1", false);
+            }
+        })
+    };
+    let (mut wrong, mut errors) = (0, 0);
+    for _ in 0..n {
+        match get(DIR, "x2") {
+            Ok(data) if data == b"ONE" => {}
+            Ok(_) => wrong += 1,
+            Err(_) => errors += 1,
+        }
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    prober.join().unwrap();
+    println!("wrong: {wrong}, errors: {errors}");
 }
