@@ -324,39 +324,51 @@ impl HostDir {
         let mut nodes = self.nodes.lock();
         nodes.tick += 1;
         let used = nodes.tick;
-        match nodes.map.get_mut(&ino) {
-            Some(node) => {
-                if node
-                    .names
-                    .first()
-                    .is_none_or(|(p, n)| *p != parent || **n != *name)
-                {
-                    node.names.retain(|(p, n)| *p != parent || **n != *name);
-                    node.names.insert(0, (parent, name.into()));
-                    // A directory has one name; a file keeps a few.
-                    let keep = if node.kind == FileKind::Dir {
-                        1
-                    } else {
-                        NAMES_KEPT
-                    };
-                    node.names.truncate(keep);
-                }
-                node.used = used;
+        let Some(node) = nodes.map.get_mut(&ino) else {
+            let node = Node {
+                names: vec![(parent, name.into())],
+                kind,
+                dir: None,
+                used,
+            };
+            nodes.map.insert(ino, node);
+            if nodes.map.len() > NODES_KEPT + 1 {
+                self.shed(&mut nodes);
             }
-            None => {
-                nodes.map.insert(
-                    ino,
-                    Node {
-                        names: vec![(parent, name.into())],
-                        kind,
-                        dir: None,
-                        used,
-                    },
-                );
-                if nodes.map.len() > NODES_KEPT + 1 {
-                    self.shed(&mut nodes);
-                }
-            }
+            return;
+        };
+        node.used = used;
+        if node
+            .names
+            .first()
+            .is_some_and(|(p, n)| *p == parent && **n == *name)
+        {
+            return;
+        }
+        // Seen somewhere new: the host may have removed what the store knew
+        // and reused its inode number, so the old kind, names and a kept
+        // handle on a removed directory go.
+        let removed_dir = node
+            .dir
+            .as_ref()
+            .is_some_and(|d| rustix::fs::fstat(&**d).is_ok_and(|st| st.st_nlink == 0));
+        let mut dropped_handle = false;
+        if node.kind != kind || removed_dir {
+            node.kind = kind;
+            node.names.clear();
+            dropped_handle = node.dir.take().is_some();
+        }
+        node.names.retain(|(p, n)| *p != parent || **n != *name);
+        node.names.insert(0, (parent, name.into()));
+        // A directory has one name; a file keeps a few.
+        let keep = if node.kind == FileKind::Dir {
+            1
+        } else {
+            NAMES_KEPT
+        };
+        node.names.truncate(keep);
+        if dropped_handle {
+            nodes.dirs -= 1;
         }
     }
 
@@ -790,6 +802,10 @@ impl Storage for HostDir {
             self.name_gone(self.ino_of(&st), dst_dir, dst_name);
         }
         let ino = self.ino_of(&moved);
+        if let Some(node) = self.nodes.lock().map.get_mut(&ino) {
+            node.names
+                .retain(|(p, n)| *p != src_dir || **n != *src_name);
+        }
         self.remember(ino, dst_dir, dst_name, kind_of(moved.st_mode as u32));
         Ok(())
     }
