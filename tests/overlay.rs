@@ -236,3 +236,91 @@ fn an_unlinked_open_lower_file_stays_nameless() {
         "g is a new file where a lower one was"
     );
 }
+
+/// A lower store with `names` all hard links of one file holding `ONE`.
+fn lower_with_links(names: &[&str]) -> MemFs {
+    let lower = MemFs::new();
+    let f = lower.create(lower.root(), names[0], NewNode::File).unwrap();
+    lower
+        .write(
+            f.ino,
+            WritePos::At(0),
+            &[std::io::IoSlice::new(b"ONE")],
+            u64::MAX,
+        )
+        .unwrap();
+    for name in &names[1..] {
+        lower.link(f.ino, lower.root(), name).unwrap();
+    }
+    lower
+}
+
+/// Lower hard links stay one file: a write through one name is seen
+/// through the other, `nlink` stays exact, an unlinked name does not come
+/// back when another is written, and replacing one name does not make a
+/// write through another fail.
+#[test]
+fn lower_hard_links_stay_one_file() {
+    let overlay = Overlay::new(lower_with_links(&["p", "q"]));
+    let root = overlay.root();
+    let (p, _) = overlay.lookup(root, "p").unwrap();
+    let (q, _) = overlay.lookup(root, "q").unwrap();
+    assert_eq!(p, q, "one inode");
+    overlay
+        .write(
+            p,
+            WritePos::At(0),
+            &[std::io::IoSlice::new(b"TWO")],
+            u64::MAX,
+        )
+        .unwrap();
+    let (q, _) = overlay.lookup(root, "q").unwrap();
+    assert_eq!(read_all(&overlay, q), b"TWO", "q sees the write through p");
+    assert_eq!(overlay.getattr(p).unwrap().nlink, 2);
+
+    // Unlink a, write b: a stays gone.
+    let overlay = Overlay::new(lower_with_links(&["a", "b"]));
+    let (_, _) = overlay.lookup(root, "a").unwrap();
+    let (b, _) = overlay.lookup(root, "b").unwrap();
+    overlay.unlink(root, "a").unwrap();
+    overlay
+        .write(
+            b,
+            WritePos::At(0),
+            &[std::io::IoSlice::new(b"TWO")],
+            u64::MAX,
+        )
+        .unwrap();
+    assert!(
+        matches!(overlay.lookup(root, "a"), Err(Error::NotFound)),
+        "a came back"
+    );
+    assert_eq!(read_all(&overlay, b), b"TWO");
+    assert_eq!(overlay.getattr(b).unwrap().nlink, 1);
+
+    // Replace c, write d: no EEXIST, and c is the file that replaced it.
+    let overlay = Overlay::new(lower_with_links(&["c", "d"]));
+    let (_, _) = overlay.lookup(root, "c").unwrap();
+    let (d, _) = overlay.lookup(root, "d").unwrap();
+    let x = overlay.create(root, "x", NewNode::File).unwrap().ino;
+    overlay
+        .write(
+            x,
+            WritePos::At(0),
+            &[std::io::IoSlice::new(b"NEW")],
+            u64::MAX,
+        )
+        .unwrap();
+    overlay.rename(root, "x", root, "c").unwrap();
+    overlay
+        .write(
+            d,
+            WritePos::At(0),
+            &[std::io::IoSlice::new(b"TWO")],
+            u64::MAX,
+        )
+        .unwrap();
+    let (c, _) = overlay.lookup(root, "c").unwrap();
+    assert_eq!(read_all(&overlay, c), b"NEW");
+    assert_eq!(read_all(&overlay, d), b"TWO");
+}

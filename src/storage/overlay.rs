@@ -83,6 +83,52 @@ struct NodeState {
     /// The node has no name in the merged tree any more (it was unlinked
     /// or replaced); only open handles still reach it.
     detached: bool,
+    /// A file's other names seen in the merged tree (hard links), besides
+    /// `parent` and `name`.
+    more_names: Vec<(Ino, String)>,
+}
+
+impl NodeState {
+    /// Records that a file is also named `name` in `dir`; a detached one
+    /// found again by a name (a lower hard link not seen before) takes it.
+    fn add_name(&mut self, dir: Ino, name: &str) {
+        if self.detached {
+            (self.parent, self.name, self.detached) = (dir, name.to_owned(), false);
+            return;
+        }
+        let known = (self.parent == dir && self.name == name)
+            || self.more_names.iter().any(|(p, n)| *p == dir && n == name);
+        if !known {
+            self.more_names.push((dir, name.to_owned()));
+        }
+    }
+
+    /// Forgets the name `name` in `dir`; returns whether the node has a
+    /// known name left.
+    fn remove_name(&mut self, dir: Ino, name: &str) -> bool {
+        if self.parent == dir && self.name == name {
+            match self.more_names.pop() {
+                Some((p, n)) => (self.parent, self.name) = (p, n),
+                None => return false,
+            }
+        } else {
+            self.more_names.retain(|(p, n)| *p != dir || n != name);
+        }
+        true
+    }
+
+    /// Renames the name `from_name` in `from` to `to_name` in `to`.
+    fn move_name(&mut self, from: Ino, from_name: &str, to: Ino, to_name: &str) {
+        if let Some(other) = self
+            .more_names
+            .iter_mut()
+            .find(|(p, n)| *p == from && n == from_name)
+        {
+            *other = (to, to_name.to_owned());
+            return;
+        }
+        (self.parent, self.name) = (to, to_name.to_owned());
+    }
 }
 
 /// What an overlay's upper layer changed, as paths relative to the
@@ -210,6 +256,9 @@ impl Inner {
             }
             if st.lower.is_none() && lower.is_some() {
                 st.lower = lower;
+            }
+            if node.kind != FileKind::Dir && name != ".." {
+                st.add_name(parent, name);
             }
             drop(st);
             self.index(ino, upper, lower);
@@ -362,6 +411,16 @@ impl Inner {
             }
         };
         self.adopt(ino, &node, lower, made.ino)?;
+        // The file's other names (lower hard links) name the copy too, so
+        // each of them sees what is written through any other.
+        let others = node.st.lock().more_names.clone();
+        for (dir, other) in others {
+            let dir_up = self.copy_up(dir)?;
+            match self.upper.link(made.ino, dir_up, &other) {
+                Ok(_) | Err(Error::Exists) => {}
+                Err(e) => return Err(e),
+            }
+        }
         Ok(made.ino)
     }
 
@@ -647,29 +706,29 @@ impl Inner {
         Ok(())
     }
 
-    /// After a name of node `ino` was removed (unlinked, or replaced by a
-    /// rename): once no name reaches the node, it is detached, so that a
-    /// handle still open on it never brings a name back, and forgotten
-    /// when no handle is open either, so that bookkeeping does not grow
-    /// with every file ever made. A lower file with other names keeps its
-    /// node.
-    fn name_removed(&self, ino: Ino) -> Result<()> {
+    /// After the name `name` in `dir` of node `ino` was removed (unlinked,
+    /// or replaced by a rename): once no known name reaches the node, it is
+    /// detached, so that a handle still open on it never brings the name
+    /// back, and forgotten when no handle is open either, so that
+    /// bookkeeping does not grow with every file ever made. A lower file
+    /// with names not seen yet keeps its node, detached until one of them
+    /// is looked up.
+    fn name_removed(&self, ino: Ino, dir: Ino, name: &str) -> Result<()> {
         let node = self.node(ino)?;
         let (upper, lower) = {
-            let st = node.st.lock();
+            let mut st = node.st.lock();
+            if st.remove_name(dir, name) && node.kind != FileKind::Dir {
+                return Ok(());
+            }
             (st.upper, st.lower)
         };
-        let named = match (upper, lower) {
-            (Some(u), _) => found(self.upper.getattr(u))?.is_some_and(|a| a.nlink > 0),
+        let unseen_names = match (upper, lower) {
             (None, Some(l)) if node.kind != FileKind::Dir => self.lower.getattr(l)?.nlink > 1,
             _ => false,
         };
-        if named {
-            return Ok(());
-        }
         let mut st = node.st.lock();
         st.detached = true;
-        if st.opens_upper == 0 && st.opens_lower == 0 {
+        if !unseen_names && st.opens_upper == 0 && st.opens_lower == 0 {
             drop(st);
             self.forget(ino, upper, lower);
         }
@@ -816,7 +875,7 @@ impl Storage for Overlay {
             i.upper.unlink(dir_up, name)?;
         }
         i.hide(dir, name)?;
-        i.name_removed(child)
+        i.name_removed(child, dir, name)
     }
 
     fn rmdir(&self, dir: Ino, name: &str) -> Result<()> {
@@ -836,7 +895,7 @@ impl Storage for Overlay {
         }
         i.hide(dir, name)?;
         i.node(child)?.st.lock().whiteouts.clear();
-        i.name_removed(child)
+        i.name_removed(child, dir, name)
     }
 
     fn rename(&self, src_dir: Ino, src_name: &str, dst_dir: Ino, dst_name: &str) -> Result<()> {
@@ -877,12 +936,12 @@ impl Storage for Overlay {
         i.node(dst_dir)?.st.lock().whiteouts.remove(dst_name);
         {
             let node = i.node(src)?;
-            let mut st = node.st.lock();
-            st.parent = dst_dir;
-            st.name = dst_name.to_owned();
+            node.st
+                .lock()
+                .move_name(src_dir, src_name, dst_dir, dst_name);
         }
         match dst {
-            Some((replaced, _)) => i.name_removed(replaced),
+            Some((replaced, _)) => i.name_removed(replaced, dst_dir, dst_name),
             None => Ok(()),
         }
     }
@@ -900,6 +959,7 @@ impl Storage for Overlay {
         let dir_up = i.copy_up(dir)?;
         let attr = i.upper.link(up, dir_up, name)?;
         i.node(dir)?.st.lock().whiteouts.remove(name);
+        i.node(ino)?.st.lock().add_name(dir, name);
         Ok(Inner::with_ino(attr, ino))
     }
 
