@@ -138,10 +138,11 @@ pub fn is_threaded(module: &Module) -> bool {
 }
 
 /// Links WASI into `linker` for one run of `module` in `store`: preview 0
-/// and 1 as [`add_to_linker`] does, and, when the module imports
-/// `wasi::thread-spawn`, a fresh shared memory for its memory import and
-/// thread spawning. `fd_read`, `fd_write`, `fd_pread` and `fd_pwrite` find
-/// this module's memory by its export index rather than by name, which
+/// and 1 as [`add_to_linker`] does, a fresh shared memory for any shared
+/// memory the module imports (with the limits the import declares), and,
+/// when the module imports `wasi::thread-spawn`, thread spawning.
+/// `fd_read`, `fd_write`, `fd_pread` and `fd_pwrite` find this module's
+/// memory by its export index rather than by name, which
 /// makes small reads and writes cheaper; the linker still serves other
 /// modules. Each spawned thread gets a clone of the store's data,
 /// so `T` is typically a `WasiCtx` or a struct holding one (clones share
@@ -225,12 +226,8 @@ fn link_inner<T: Clone + Send + 'static>(
         data_calls::link(linker, get_cx, memory)?;
     }
     let setup = limited.as_ref().map(|(setup, _)| setup.clone());
-    if !is_threaded(module) {
-        return Ok(Guest {
-            threads: Threads::new(module, None, control, setup),
-            timeout: None,
-        });
-    }
+    // Any imported shared memory is defined, as wasmtime defines it; a
+    // module without `thread-spawn` then runs single-threaded on it.
     let mut memory = None;
     for import in module.imports() {
         if let ExternType::Memory(ty) = import.ty()
@@ -248,6 +245,12 @@ fn link_inner<T: Clone + Send + 'static>(
             linker.allow_shadowing(false);
             memory = Some(shared);
         }
+    }
+    if !is_threaded(module) {
+        return Ok(Guest {
+            threads: Threads::new(module, memory, control, setup),
+            timeout: None,
+        });
     }
     let Some(memory) = memory else {
         wasmtime::bail!("the module imports wasi::thread-spawn but no shared memory");

@@ -126,6 +126,12 @@ impl WasiDir for VfsDir {
         write: bool,
         fdflags: FdFlags,
     ) -> Result<OpenResult, WasiError> {
+        // Synchronous I/O is refused before anything is created, as
+        // wasi-common's host directory refuses it (and as
+        // `fd_fdstat_set_flags` refuses it on this crate's files).
+        if fdflags.intersects(FdFlags::DSYNC | FdFlags::SYNC | FdFlags::RSYNC) {
+            return Err(Error::NotSupported.into());
+        }
         // As for wasi-common's host files, O_CREAT implies opening for write
         // (the guest's rights still decide whether fd_write is allowed).
         let writable = write || oflags.contains(OFlags::CREATE);

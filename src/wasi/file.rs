@@ -96,10 +96,33 @@ fn offset(o: u64) -> Result<u64, Error> {
     }
 }
 
+/// A descriptor that polls ready for reading and writing, always: an
+/// eventfd whose count is one. Offered as every virtual file's
+/// `pollable()`, so that wasi-common's own schedulers (which poll OS
+/// descriptors only) answer `poll_oneoff` on this crate's files as Linux
+/// answers it on regular files: ready at once. `None` if the process has
+/// no descriptor left for it.
+fn always_ready() -> Option<rustix::fd::BorrowedFd<'static>> {
+    use rustix::fd::AsFd;
+    static READY: std::sync::OnceLock<Option<rustix::fd::OwnedFd>> = std::sync::OnceLock::new();
+    READY
+        .get_or_init(|| {
+            let flags =
+                rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK;
+            rustix::event::eventfd(1, flags).ok()
+        })
+        .as_ref()
+        .map(|fd| fd.as_fd())
+}
+
 #[async_trait::async_trait]
 impl WasiFile for VfsFile {
     fn as_any(&self) -> &dyn Any {
         self
+    }
+
+    fn pollable(&self) -> Option<rustix::fd::BorrowedFd<'_>> {
+        always_ready()
     }
 
     async fn get_filetype(&self) -> Result<FileType, WasiError> {

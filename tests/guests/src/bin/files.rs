@@ -420,6 +420,28 @@ unsafe fn run(c: &mut Checks) {
         fd_fdstat_set_flags(other, FDFLAGS_SYNC),
         Err(ERRNO_INVAL),
     );
+    for (flag, label) in [
+        (FDFLAGS_SYNC, "open with O_SYNC"),
+        (FDFLAGS_DSYNC, "open with O_DSYNC"),
+        (FDFLAGS_RSYNC, "open with O_RSYNC"),
+    ] {
+        c.eq(
+            label,
+            open(DIR, "sync.txt", OFLAGS_CREAT, RIGHTS_FD_WRITE, flag).map(close),
+            Err(ERRNO_NOTSUP),
+        );
+        c.eq(
+            &format!("{label} created nothing"),
+            stat(DIR, "sync.txt", false).map(drop),
+            Err(ERRNO_NOENT),
+        );
+    }
+    for (flag, label) in [
+        (FDFLAGS_DSYNC, "set dsync flag"),
+        (FDFLAGS_RSYNC, "set rsync flag"),
+    ] {
+        c.eq(label, fd_fdstat_set_flags(other, flag), Err(ERRNO_INVAL));
+    }
     c.eq(
         "set_rights is not supported",
         fd_fdstat_set_rights(other, RIGHTS_FD_READ, 0),
