@@ -12,15 +12,20 @@ fn lower_with_big_file() -> MemFs {
     let lower = MemFs::new();
     let big = lower.create(lower.root(), "big", NewNode::File).unwrap();
     let data: Vec<u8> = (0..3 << 20).map(|i| (i % 251) as u8).collect();
+    put(&lower, big.ino, &data);
     lower
+}
+
+/// Writes `data` at the start of `ino`.
+fn put(store: &dyn Storage, ino: u64, data: &[u8]) {
+    store
         .write(
-            big.ino,
+            ino,
             WritePos::At(0),
-            &[std::io::IoSlice::new(&data)],
+            &[std::io::IoSlice::new(data)],
             u64::MAX,
         )
         .unwrap();
-    lower
 }
 
 fn read_all(store: &dyn Storage, ino: u64) -> Vec<u8> {
@@ -80,14 +85,7 @@ fn truncating_a_large_lower_file_copies_nothing() {
     };
     overlay.setattr(big, &truncate).unwrap();
     assert_eq!(overlay.getattr(big).unwrap().size, 0);
-    overlay
-        .write(
-            big,
-            WritePos::At(0),
-            &[std::io::IoSlice::new(b"new")],
-            u64::MAX,
-        )
-        .unwrap();
+    put(&overlay, big, b"new");
     assert_eq!(read_all(&overlay, big), b"new");
     assert!(budget.bytes_used() < 16 << 10, "{}", budget.bytes_used());
     assert_eq!(overlay.changes().unwrap().modified, ["big"]);
@@ -113,14 +111,7 @@ fn copy_up_and_changes_handle_any_depth() {
         }
         let (bottom, kind) = overlay.lookup(dir, "bottom").unwrap();
         assert_eq!(kind, FileKind::File);
-        overlay
-            .write(
-                bottom,
-                WritePos::At(0),
-                &[std::io::IoSlice::new(b"deep")],
-                u64::MAX,
-            )
-            .unwrap();
+        put(&overlay, bottom, b"deep");
         let changes = overlay.changes().unwrap();
         assert_eq!(changes.modified.len(), 1);
         assert_eq!(changes.modified[0].len(), DEPTH * 2 + "bottom".len());
@@ -176,14 +167,7 @@ fn a_listing_lists_a_file_copied_up_meanwhile_once() {
 fn an_unlinked_open_lower_file_stays_nameless() {
     let lower = MemFs::new();
     let f = lower.create(lower.root(), "f", NewNode::File).unwrap();
-    lower
-        .write(
-            f.ino,
-            WritePos::At(0),
-            &[std::io::IoSlice::new(b"ONE")],
-            u64::MAX,
-        )
-        .unwrap();
+    put(&lower, f.ino, b"ONE");
     lower.create(lower.root(), "g", NewNode::File).unwrap();
     let overlay = Overlay::new(lower);
     let root = overlay.root();
@@ -191,14 +175,7 @@ fn an_unlinked_open_lower_file_stays_nameless() {
     let (f, _) = overlay.lookup(root, "f").unwrap();
     overlay.open(f).unwrap();
     overlay.unlink(root, "f").unwrap();
-    overlay
-        .write(
-            f,
-            WritePos::At(0),
-            &[std::io::IoSlice::new(b"TWO")],
-            u64::MAX,
-        )
-        .unwrap();
+    put(&overlay, f, b"TWO");
     assert_eq!(read_all(&overlay, f), b"TWO");
     assert!(
         matches!(overlay.lookup(root, "f"), Err(Error::NotFound)),
@@ -211,14 +188,7 @@ fn an_unlinked_open_lower_file_stays_nameless() {
     overlay.open(g).unwrap();
     overlay.unlink(root, "g").unwrap();
     let new = overlay.create(root, "g", NewNode::File).unwrap().ino;
-    overlay
-        .write(
-            g,
-            WritePos::At(0),
-            &[std::io::IoSlice::new(b"old handle")],
-            u64::MAX,
-        )
-        .unwrap();
+    put(&overlay, g, b"old handle");
     let truncate = SetAttr {
         size: Some(3),
         ..SetAttr::default()
@@ -241,14 +211,7 @@ fn an_unlinked_open_lower_file_stays_nameless() {
 fn lower_with_links(names: &[&str]) -> MemFs {
     let lower = MemFs::new();
     let f = lower.create(lower.root(), names[0], NewNode::File).unwrap();
-    lower
-        .write(
-            f.ino,
-            WritePos::At(0),
-            &[std::io::IoSlice::new(b"ONE")],
-            u64::MAX,
-        )
-        .unwrap();
+    put(&lower, f.ino, b"ONE");
     for name in &names[1..] {
         lower.link(f.ino, lower.root(), name).unwrap();
     }
@@ -266,14 +229,7 @@ fn lower_hard_links_stay_one_file() {
     let (p, _) = overlay.lookup(root, "p").unwrap();
     let (q, _) = overlay.lookup(root, "q").unwrap();
     assert_eq!(p, q, "one inode");
-    overlay
-        .write(
-            p,
-            WritePos::At(0),
-            &[std::io::IoSlice::new(b"TWO")],
-            u64::MAX,
-        )
-        .unwrap();
+    put(&overlay, p, b"TWO");
     let (q, _) = overlay.lookup(root, "q").unwrap();
     assert_eq!(read_all(&overlay, q), b"TWO", "q sees the write through p");
     assert_eq!(overlay.getattr(p).unwrap().nlink, 2);
@@ -283,14 +239,7 @@ fn lower_hard_links_stay_one_file() {
     let (_, _) = overlay.lookup(root, "a").unwrap();
     let (b, _) = overlay.lookup(root, "b").unwrap();
     overlay.unlink(root, "a").unwrap();
-    overlay
-        .write(
-            b,
-            WritePos::At(0),
-            &[std::io::IoSlice::new(b"TWO")],
-            u64::MAX,
-        )
-        .unwrap();
+    put(&overlay, b, b"TWO");
     assert!(
         matches!(overlay.lookup(root, "a"), Err(Error::NotFound)),
         "a came back"
@@ -303,24 +252,32 @@ fn lower_hard_links_stay_one_file() {
     let (_, _) = overlay.lookup(root, "c").unwrap();
     let (d, _) = overlay.lookup(root, "d").unwrap();
     let x = overlay.create(root, "x", NewNode::File).unwrap().ino;
-    overlay
-        .write(
-            x,
-            WritePos::At(0),
-            &[std::io::IoSlice::new(b"NEW")],
-            u64::MAX,
-        )
-        .unwrap();
+    put(&overlay, x, b"NEW");
     overlay.rename(root, "x", root, "c").unwrap();
-    overlay
-        .write(
-            d,
-            WritePos::At(0),
-            &[std::io::IoSlice::new(b"TWO")],
-            u64::MAX,
-        )
-        .unwrap();
+    put(&overlay, d, b"TWO");
     let (c, _) = overlay.lookup(root, "c").unwrap();
     assert_eq!(read_all(&overlay, c), b"NEW");
     assert_eq!(read_all(&overlay, d), b"TWO");
+}
+
+/// Copy-up keeps a lower symlink's modification time, as it does a file's
+/// and a directory's.
+#[test]
+fn copy_up_keeps_a_symlinks_times() {
+    let lower = MemFs::new();
+    let link = lower
+        .create(lower.root(), "l", NewNode::Symlink("target"))
+        .unwrap();
+    let then = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+    let set = SetAttr {
+        mtime: Some(wasi_common_vfs::storage::TimeSet::At(then)),
+        ..SetAttr::default()
+    };
+    lower.setattr(link.ino, &set).unwrap();
+    let overlay = Overlay::new(lower);
+    let root = overlay.root();
+    overlay.rename(root, "l", root, "moved").unwrap();
+    let (moved, _) = overlay.lookup(root, "moved").unwrap();
+    assert_eq!(overlay.getattr(moved).unwrap().mtime, then);
+    assert_eq!(overlay.readlink(moved).unwrap(), "target");
 }

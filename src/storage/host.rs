@@ -14,8 +14,9 @@
 //!
 //! Inode numbers are the host's. The store remembers, for each inode it has
 //! seen, its parent and name (not a path), so a rename costs O(1); it keeps
-//! at most a bounded number of these, and of directory handles, dropping
-//! the least recently used (an open file or directory is never dropped).
+//! at most a bounded number of these, dropping the least recently used,
+//! and of directory handles, closing the oldest (an open file or directory
+//! is never dropped).
 //! Open files are held as host file handles, so unlink and rename of an
 //! open file behave as on the host. Listings are read from the host on
 //! every call, continuing from the host's own cookie. This module must not
@@ -106,6 +107,9 @@ struct Nodes {
     tick: u64,
     /// Nodes holding a directory handle.
     dirs: usize,
+    /// Nodes given a handle, oldest first (some may have lost it since):
+    /// the order handles are closed in, found in O(1).
+    kept: std::collections::VecDeque<Ino>,
 }
 
 impl Nodes {
@@ -271,8 +275,8 @@ impl HostDir {
 
     /// This store, keeping at most `n` directory handles open (at least
     /// one; [`DEFAULT_OPEN_DIRS`] unless set). Directories held open by
-    /// guests do not count against it; the least recently used of the
-    /// others are closed, and opened again from their parent when needed.
+    /// guests do not count against it; the oldest of the others are
+    /// closed, and opened again from their parent when needed.
     pub fn max_open_dirs(mut self, n: usize) -> Self {
         self.max_open_dirs = n.max(1);
         self
@@ -399,21 +403,27 @@ impl HostDir {
         nodes.dirs -= dropped_dirs;
     }
 
-    /// Closes the least recently used kept directory handles until at most
-    /// `max_open_dirs` remain.
+    /// Closes the oldest kept directory handles until at most
+    /// `max_open_dirs` remain, each in O(1): walking a tree of a million
+    /// directories never scans what is kept.
     fn shed_dirs(&self, nodes: &mut Nodes) {
         while nodes.dirs > self.max_open_dirs {
-            let oldest = nodes
-                .map
-                .iter()
-                .filter(|(_, n)| n.dir.is_some())
-                .min_by_key(|(_, n)| n.used)
-                .map(|(ino, _)| *ino);
-            let Some(ino) = oldest else { break };
-            if let Some(n) = nodes.map.get_mut(&ino) {
-                n.dir = None;
+            let Some(ino) = nodes.kept.pop_front() else {
+                break;
+            };
+            if let Some(n) = nodes.map.get_mut(&ino)
+                && n.dir.take().is_some()
+            {
+                nodes.dirs -= 1;
             }
-            nodes.dirs -= 1;
+        }
+        // Entries of nodes that lost their handle otherwise are dropped
+        // once they outnumber the handles, so the queue stays bounded.
+        if nodes.kept.len() > 2 * self.max_open_dirs + 16 {
+            let map = &nodes.map;
+            nodes
+                .kept
+                .retain(|ino| map.get(ino).is_some_and(|n| n.dir.is_some()));
         }
     }
 
@@ -462,6 +472,7 @@ impl HostDir {
             {
                 node.dir = Some(fd.clone());
                 nodes.dirs += 1;
+                nodes.kept.push_back(ino);
                 self.shed_dirs(&mut nodes);
             }
         }
@@ -562,6 +573,26 @@ impl HostDir {
         {
             nodes.dirs -= 1;
         }
+    }
+
+    /// Links the file `ino` as `name` in the host directory `to` (of this
+    /// store or another on the same host filesystem); the new name's
+    /// metadata.
+    fn link_into(&self, ino: Ino, to: &OwnedFd, name: &str) -> Result<Stat> {
+        let name = plain(name)?;
+        if kind_of(self.stat(ino)?.st_mode as u32) == FileKind::Dir {
+            return Err(Error::NotPermitted);
+        }
+        self.by_name(ino, |from, from_name| {
+            rustix::fs::linkat(from, from_name, to, name, AtFlags::empty()).map_err(io)?;
+            let made = self.stat_at(to, name)?;
+            // The source name was swapped for another file between the
+            // check and the link: the new name is taken back.
+            if self.ino_of(&made) != ino {
+                let _ = rustix::fs::unlinkat(to, name, AtFlags::empty());
+            }
+            Ok((made, made))
+        })
     }
 
     /// The metadata of `name` in `dir`, without following a symlink.
@@ -811,21 +842,7 @@ impl Storage for HostDir {
     }
 
     fn link(&self, ino: Ino, dir: Ino, name: &str) -> Result<Attr> {
-        let to = self.dir_fd(dir)?;
-        let name = plain(name)?;
-        if kind_of(self.stat(ino)?.st_mode as u32) == FileKind::Dir {
-            return Err(Error::NotPermitted);
-        }
-        let made = self.by_name(ino, |from, from_name| {
-            rustix::fs::linkat(from, from_name, &*to, name, AtFlags::empty()).map_err(io)?;
-            let made = self.stat_at(&to, name)?;
-            // The source name was swapped for another file between the
-            // check and the link: the new name is taken back.
-            if self.ino_of(&made) != ino {
-                let _ = rustix::fs::unlinkat(&*to, name, AtFlags::empty());
-            }
-            Ok((made, made))
-        })?;
+        let made = self.link_into(ino, &*self.dir_fd(dir)?, name)?;
         self.remember(ino, dir, name, FileKind::File);
         Ok(self.attr(ino, &made))
     }
@@ -906,20 +923,7 @@ impl Storage for HostDir {
         let Some(to) = dst.host_dir(dst_dir) else {
             return Err(Error::CrossDevice);
         };
-        let dst_name = plain(dst_name)?;
-        if kind_of(self.stat(ino)?.st_mode as u32) == FileKind::Dir {
-            return Err(Error::NotPermitted);
-        }
-        self.by_name(ino, |from, from_name| {
-            rustix::fs::linkat(from, from_name, &*to, dst_name, AtFlags::empty()).map_err(io)?;
-            let made = self.stat_at(&to, dst_name)?;
-            // The source name was swapped for another file between the
-            // check and the link: the new name is taken back.
-            if self.ino_of(&made) != ino {
-                let _ = rustix::fs::unlinkat(&*to, dst_name, AtFlags::empty());
-            }
-            Ok(((), made))
-        })
+        self.link_into(ino, &to, dst_name).map(drop)
     }
 
     fn next_data(&self, ino: Ino, offset: u64) -> Result<Option<(u64, u64)>> {

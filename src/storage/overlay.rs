@@ -216,6 +216,16 @@ fn join(dir: &str, name: &str) -> String {
     }
 }
 
+/// What copy-up carries over from a lower node besides its contents.
+fn times_of(attr: &Attr) -> SetAttr {
+    SetAttr {
+        size: None,
+        atime: Some(TimeSet::At(attr.atime)),
+        mtime: Some(TimeSet::At(attr.mtime)),
+        mode: Some(attr.mode),
+    }
+}
+
 fn found<T>(r: Result<T>) -> Result<Option<T>> {
     match r {
         Ok(v) => Ok(Some(v)),
@@ -257,7 +267,10 @@ impl Inner {
             if st.lower.is_none() && lower.is_some() {
                 st.lower = lower;
             }
-            if node.kind != FileKind::Dir && name != ".." {
+            // Names matter only until copy-up (the upper store keeps its own
+            // links after it), and a lower file has as many as the lower
+            // store gave it: a guest cannot grow this list.
+            if node.kind != FileKind::Dir && name != ".." && st.upper.is_none() {
                 st.add_name(parent, name);
             }
             drop(st);
@@ -384,25 +397,22 @@ impl Inner {
             (st.lower.ok_or(Error::NotFound)?, st.name.clone())
         };
         let attr = self.lower.getattr(lower)?;
-        let times = SetAttr {
-            size: None,
-            atime: Some(TimeSet::At(attr.atime)),
-            mtime: Some(TimeSet::At(attr.mtime)),
-            mode: Some(attr.mode),
-        };
         let made = match node.kind {
             FileKind::Dir => {
                 let made = self.upper.create(parent_up, &name, NewNode::Dir)?;
-                self.upper.setattr(made.ino, &times)?;
+                self.upper.setattr(made.ino, &times_of(&attr))?;
                 made
             }
             FileKind::Symlink => {
                 let target = self.lower.readlink(lower)?;
-                self.upper
-                    .create(parent_up, &name, NewNode::Symlink(&target))?
+                let made = self
+                    .upper
+                    .create(parent_up, &name, NewNode::Symlink(&target))?;
+                self.upper.setattr(made.ino, &times_of(&attr))?;
+                made
             }
             FileKind::File => {
-                let (work, made) = self.build_copy(ino, parent_up, lower, keep)?;
+                let (work, made) = self.build_copy(ino, parent_up, lower, &attr, keep)?;
                 if let Err(e) = self.upper.rename(parent_up, &work, parent_up, &name) {
                     let _ = self.upper.unlink(parent_up, &work);
                     return Err(e);
@@ -410,10 +420,10 @@ impl Inner {
                 made
             }
         };
-        self.adopt(ino, &node, lower, made.ino)?;
         // The file's other names (lower hard links) name the copy too, so
         // each of them sees what is written through any other.
-        let others = node.st.lock().more_names.clone();
+        let others = std::mem::take(&mut node.st.lock().more_names);
+        self.adopt(ino, &node, lower, made.ino)?;
         for (dir, other) in others {
             let dir_up = self.copy_up(dir)?;
             match self.upper.link(made.ino, dir_up, &other) {
@@ -424,31 +434,25 @@ impl Inner {
         Ok(made.ino)
     }
 
-    /// Copies the lower file `lower` of node `ino` (its first `keep`
-    /// bytes, times and mode) into a new upper file named with a work name
-    /// in `parent_up`; returns the name and the file. On failure nothing is
-    /// left.
+    /// Copies the lower file `lower` of node `ino`, whose attributes are
+    /// `attr` (its first `keep` bytes, times and mode), into a new upper
+    /// file named with a work name in `parent_up`; returns the name and the
+    /// file. On failure nothing is left.
     fn build_copy(
         &self,
         ino: Ino,
         parent_up: Ino,
         lower: Ino,
+        attr: &Attr,
         keep: u64,
     ) -> Result<(String, Attr)> {
-        let attr = self.lower.getattr(lower)?;
-        let times = SetAttr {
-            size: None,
-            atime: Some(TimeSet::At(attr.atime)),
-            mtime: Some(TimeSet::At(attr.mtime)),
-            mode: Some(attr.mode),
-        };
         let work = format!("{WORK_PREFIX}{ino}");
         // What an earlier copy that could not even be removed left.
         let _ = self.upper.unlink(parent_up, &work);
         let made = self.upper.create(parent_up, &work, NewNode::File)?;
         let built = self
             .copy_data(lower, made.ino, attr.size.min(keep))
-            .and_then(|()| self.upper.setattr(made.ino, &times));
+            .and_then(|()| self.upper.setattr(made.ino, &times_of(attr)));
         if let Err(e) = built {
             let _ = self.upper.unlink(parent_up, &work);
             return Err(e);
@@ -466,6 +470,7 @@ impl Inner {
         }
         st.opens_upper += std::mem::take(&mut st.opens_lower);
         st.upper = Some(upper);
+        st.more_names = Vec::new();
         drop(st);
         self.by_upper.lock().insert(upper, ino);
         Ok(())
@@ -485,7 +490,8 @@ impl Inner {
             return Err(Error::NotFound);
         }
         let root_up = self.upper.root();
-        let (work, made) = self.build_copy(ino, root_up, lower, keep)?;
+        let attr = self.lower.getattr(lower)?;
+        let (work, made) = self.build_copy(ino, root_up, lower, &attr, keep)?;
         let adopted = self.adopt(ino, &node, lower, made.ino);
         let _ = self.upper.unlink(root_up, &work);
         adopted?;
@@ -717,15 +723,25 @@ impl Inner {
         let node = self.node(ino)?;
         let (upper, lower) = {
             let mut st = node.st.lock();
-            if st.remove_name(dir, name) && node.kind != FileKind::Dir {
+            let lower_file = st.upper.is_none() && node.kind != FileKind::Dir;
+            if st.remove_name(dir, name) && lower_file {
                 return Ok(());
             }
             (st.upper, st.lower)
         };
-        let unseen_names = match (upper, lower) {
-            (None, Some(l)) if node.kind != FileKind::Dir => self.lower.getattr(l)?.nlink > 1,
-            _ => false,
+        let (named, unseen_names) = match (upper, lower) {
+            (Some(u), _) => (
+                found(self.upper.getattr(u))?.is_some_and(|a| a.nlink > 0),
+                false,
+            ),
+            (None, Some(l)) if node.kind != FileKind::Dir => {
+                (false, self.lower.getattr(l)?.nlink > 1)
+            }
+            _ => (false, false),
         };
+        if named {
+            return Ok(());
+        }
         let mut st = node.st.lock();
         st.detached = true;
         if !unseen_names && st.opens_upper == 0 && st.opens_lower == 0 {
@@ -959,7 +975,6 @@ impl Storage for Overlay {
         let dir_up = i.copy_up(dir)?;
         let attr = i.upper.link(up, dir_up, name)?;
         i.node(dir)?.st.lock().whiteouts.remove(name);
-        i.node(ino)?.st.lock().add_name(dir, name);
         Ok(Inner::with_ino(attr, ino))
     }
 
@@ -1055,5 +1070,26 @@ mod tests {
             overlay.unlink(root, "b").unwrap();
         }
         assert_eq!(sizes(&overlay), start);
+
+        // Links the guest makes live in the upper store alone.
+        let f = overlay.create(root, "many", NewNode::File).unwrap().ino;
+        for i in 0..5_000 {
+            overlay.link(f, root, &format!("l{i}")).unwrap();
+            let _ = overlay.lookup(root, &format!("l{i}")).unwrap();
+        }
+        assert!(
+            overlay
+                .inner
+                .node(f)
+                .unwrap()
+                .st
+                .lock()
+                .more_names
+                .is_empty()
+        );
+        for i in 0..5_000 {
+            overlay.unlink(root, &format!("l{i}")).unwrap();
+        }
+        assert_eq!(overlay.getattr(f).unwrap().nlink, 1);
     }
 }
