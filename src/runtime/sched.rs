@@ -7,7 +7,7 @@
 //! goes to wasi-common's scheduler, or, when a virtual file is already
 //! ready, is checked without waiting.
 
-use crate::wasi::life::{self, GuestLife};
+use crate::wasi::life::{self, GuestLife, over_trap as over};
 use rustix::event::{PollFd, PollFlags};
 use wasi_common::sched::subscription::{RwEventFlags, Subscription};
 use wasi_common::sched::{Duration, Poll, WasiSched};
@@ -116,11 +116,6 @@ impl WasiSched for VfsSched {
     }
 }
 
-/// The trap a thread of a guest that is over gets from a wait it was in.
-fn over() -> Error {
-    Error::trap(wasmtime::Error::msg("the guest has exited"))
-}
-
 /// Waits for OS descriptors and clocks, or for the end of the guest of
 /// `life`, which traps.
 fn wait(poll: &mut Poll<'_>, life: &GuestLife) -> Result<(), Error> {
@@ -155,10 +150,7 @@ fn wait(poll: &mut Poll<'_>, life: &GuestLife) -> Result<(), Error> {
                     // The clock is due; `results` reports it.
                     return Ok(());
                 }
-                Some(rustix::time::Timespec {
-                    tv_sec: left.as_secs().try_into().unwrap_or(i64::MAX),
-                    tv_nsec: left.subsec_nanos().into(),
-                })
+                Some(life::timespec(left))
             }
             None => None,
         };

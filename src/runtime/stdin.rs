@@ -8,7 +8,7 @@
 //! stop signal, and reads only once stdin is readable. Owns reading
 //! descriptor 0; what a guest's end is belongs to `stop.rs`.
 
-use crate::wasi::life;
+use crate::wasi::life::{self, over_trap as over};
 use parking_lot::Mutex;
 use rustix::event::{PollFd, PollFlags};
 use rustix::fd::{AsFd, BorrowedFd};
@@ -45,11 +45,6 @@ pub struct Stdin(std::io::Stdin);
 /// The process's standard input, for [`WasiCtx::set_stdin`](wasi_common::WasiCtx::set_stdin).
 pub fn stdin() -> Stdin {
     Stdin(std::io::stdin())
-}
-
-/// The trap a thread of a guest that is over gets from a wait it was in.
-fn over() -> Error {
-    Error::trap(wasmtime::Error::msg("the guest has exited"))
 }
 
 impl Stdin {

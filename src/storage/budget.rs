@@ -25,6 +25,54 @@ pub const fn heap_cost(bytes: usize) -> u64 {
     if held < 32 { 32 } else { held as u64 }
 }
 
+/// Takes `n` bytes from `budget`, if there is one.
+pub(crate) fn charge_to(budget: Option<&Budget>, n: u64) -> Result<()> {
+    budget.map_or(Ok(()), |b| b.charge_bytes(n))
+}
+
+/// Gives `n` bytes back to `budget`, if there is one.
+pub(crate) fn refund_to(budget: Option<&Budget>, n: u64) {
+    if let Some(b) = budget {
+        b.refund_bytes(n);
+    }
+}
+
+/// Settles a charge of `estimate` for a growth that turned out to take
+/// `actual`.
+pub(crate) fn settle(budget: Option<&Budget>, estimate: u64, actual: u64) {
+    if let Some(b) = budget {
+        if actual > estimate {
+            b.force_bytes(actual - estimate);
+        } else {
+            b.refund_bytes(estimate - actual);
+        }
+    }
+}
+
+/// Grows a hash table holding `held` bytes (its allocation size) by room
+/// for one more entry of `entry` bytes, with `grow`, which returns the new
+/// allocation size. Growing at most doubles the buckets; from nothing it
+/// makes four buckets of an entry and a control byte each, and a group of
+/// control bytes. That much is charged before `grow` allocates, and the
+/// difference to what it took is settled after.
+pub(crate) fn grow_table(
+    budget: Option<&Budget>,
+    entry: usize,
+    held: usize,
+    grow: impl FnOnce() -> usize,
+) -> Result<()> {
+    let bound = if held == 0 {
+        4 * (entry + 1) + 16
+    } else {
+        2 * held
+    };
+    let estimate = heap_cost(bound) - heap_cost(held);
+    charge_to(budget, estimate)?;
+    let actual = heap_cost(grow()) - heap_cost(held);
+    settle(budget, estimate, actual);
+    Ok(())
+}
+
 /// Usage and limits of one tree's in-memory stores.
 #[derive(Debug)]
 pub struct Budget {

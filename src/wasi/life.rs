@@ -112,15 +112,25 @@ impl GuestLife {
             if left.is_zero() {
                 return false;
             }
-            let timeout = rustix::time::Timespec {
-                tv_sec: left.as_secs().try_into().unwrap_or(i64::MAX),
-                tv_nsec: left.subsec_nanos().into(),
-            };
+            let timeout = timespec(left);
             let mut fds = [PollFd::from_borrowed_fd(stop, PollFlags::IN)];
             // EINTR and a timeout alike go round again: the loop's checks
             // tell which it was.
             let _ = rustix::event::poll(&mut fds, Some(&timeout));
         }
+    }
+}
+
+/// The trap a thread of a guest that is over gets from a wait it was in.
+pub(crate) fn over_trap() -> wasi_common::Error {
+    wasi_common::Error::trap(wasmtime::Error::msg("the guest has exited"))
+}
+
+/// `d` as a timeout for `poll(2)`.
+pub(crate) fn timespec(d: Duration) -> rustix::time::Timespec {
+    rustix::time::Timespec {
+        tv_sec: d.as_secs().try_into().unwrap_or(i64::MAX),
+        tv_nsec: d.subsec_nanos().into(),
     }
 }
 

@@ -12,7 +12,9 @@
 //! directory holds nothing.
 
 use crate::error::Result;
-use crate::storage::budget::{Budget, heap_cost};
+use crate::storage::budget::{
+    Budget, charge_to as charge, grow_table, heap_cost, refund_to as refund, settle,
+};
 use crate::storage::{DirEntry, FileKind, Ino};
 use foldhash::quality::RandomState;
 use hashbrown::HashTable;
@@ -61,28 +63,6 @@ fn rehasher<'a>(slots: &'a [Slot], hasher: &'a RandomState) -> impl Fn(&u64) -> 
 /// containers: its name.
 pub(crate) fn name_cost(name: &str) -> u64 {
     heap_cost(name.len())
-}
-
-fn charge(budget: Option<&Budget>, n: u64) -> Result<()> {
-    budget.map_or(Ok(()), |b| b.charge_bytes(n))
-}
-
-fn refund(budget: Option<&Budget>, n: u64) {
-    if let Some(b) = budget {
-        b.refund_bytes(n);
-    }
-}
-
-/// Settles a charge of `estimate` for a growth that turned out to take
-/// `actual`.
-fn settle(budget: Option<&Budget>, estimate: u64, actual: u64) {
-    if let Some(b) = budget {
-        if actual > estimate {
-            b.force_bytes(actual - estimate);
-        } else {
-            b.refund_bytes(estimate - actual);
-        }
-    }
 }
 
 impl DirData {
@@ -146,16 +126,11 @@ impl DirData {
             settle(budget, estimate, actual);
         }
         if self.by_name.len() == self.by_name.capacity() {
-            // Growing at most doubles the buckets, and their bytes with
-            // them; from nothing it makes four buckets of a word and a
-            // control byte each, and a group of control bytes.
-            let before = self.by_name.allocation_size();
-            let bound = if before == 0 { 4 * 9 + 16 } else { 2 * before };
-            let estimate = heap_cost(bound) - heap_cost(before);
-            charge(budget, estimate)?;
-            self.by_name.reserve(1, rehasher(&self.slots, &self.hasher));
-            let actual = heap_cost(self.by_name.allocation_size()) - heap_cost(before);
-            settle(budget, estimate, actual);
+            let held = self.by_name.allocation_size();
+            grow_table(budget, size_of::<u64>(), held, || {
+                self.by_name.reserve(1, rehasher(&self.slots, &self.hasher));
+                self.by_name.allocation_size()
+            })?;
         }
         Ok(())
     }

@@ -396,17 +396,18 @@ impl Storage for MemFs {
                 b.refund_bytes(heap_cost(name.len()));
             }
         };
+        // What the new inode's body holds besides its record.
+        let body_bytes = match new {
+            NewNode::Symlink(t) => heap_cost(t.len()),
+            NewNode::Dir => DIR_BYTES,
+            NewNode::File => 0,
+        };
         if let Some(b) = budget {
-            let body = match new {
-                NewNode::Symlink(t) => heap_cost(t.len()),
-                NewNode::Dir => DIR_BYTES,
-                NewNode::File => 0,
-            };
             if let Err(e) = b.charge_inode(INODE_BYTES) {
                 unpay();
                 return Err(e);
             }
-            if let Err(e) = b.charge_bytes(body) {
+            if let Err(e) = b.charge_bytes(body_bytes) {
                 b.refund_inode(INODE_BYTES);
                 unpay();
                 return Err(e);
@@ -426,12 +427,7 @@ impl Storage for MemFs {
         });
         if let Err(e) = self.inodes.insert(ino, node, budget) {
             if let Some(b) = budget {
-                let body = match new {
-                    NewNode::Symlink(t) => heap_cost(t.len()),
-                    NewNode::Dir => DIR_BYTES,
-                    NewNode::File => 0,
-                };
-                b.refund_bytes(body);
+                b.refund_bytes(body_bytes);
                 b.refund_inode(INODE_BYTES);
             }
             unpay();

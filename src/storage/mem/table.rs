@@ -7,7 +7,7 @@
 //! it back as shards shrink; an emptied shard holds nothing.
 
 use crate::error::Result;
-use crate::storage::budget::{Budget, heap_cost};
+use crate::storage::budget::{Budget, grow_table, heap_cost};
 use hashbrown::HashMap;
 use parking_lot::RwLock;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -77,29 +77,11 @@ impl<T> Table<T> {
     pub(crate) fn insert(&self, ino: u64, value: Arc<T>, budget: Option<&Budget>) -> Result<()> {
         let mut map = self.shard(ino).write();
         if map.len() == map.capacity() {
-            // Growing at most doubles the buckets; from nothing it makes
-            // four buckets of an entry and a control byte each, and a
-            // group of control bytes.
-            let before = map.allocation_size();
-            let entry = size_of::<(u64, Arc<T>)>() + 1;
-            let bound = if before == 0 {
-                4 * entry + 16
-            } else {
-                2 * before
-            };
-            let estimate = heap_cost(bound) - heap_cost(before);
-            if let Some(b) = budget {
-                b.charge_bytes(estimate)?;
-            }
-            map.reserve(1);
-            let actual = heap_cost(map.allocation_size()) - heap_cost(before);
-            if let Some(b) = budget {
-                if actual > estimate {
-                    b.force_bytes(actual - estimate);
-                } else {
-                    b.refund_bytes(estimate - actual);
-                }
-            }
+            let held = map.allocation_size();
+            grow_table(budget, size_of::<(u64, Arc<T>)>(), held, || {
+                map.reserve(1);
+                map.allocation_size()
+            })?;
         }
         map.insert(ino, value);
         Ok(())
