@@ -92,11 +92,12 @@ fn truncating_a_large_lower_file_copies_nothing() {
 }
 
 /// A write at the bottom of a lower chain of directories deeper than any
-/// stack could recurse copies the whole chain up, and `changes()` walks
-/// it, on a thread with the default 2 MiB stack.
+/// stack could recurse copies the whole chain up, `changes()` walks it,
+/// renaming its top moves it all, and `reset` empties it, on a thread with
+/// the default 2 MiB stack (a quarter of the main thread's).
 #[test]
 fn copy_up_and_changes_handle_any_depth() {
-    const DEPTH: usize = 50_000;
+    const DEPTH: usize = 100_000;
     let lower = MemFs::new();
     let mut dir = lower.root();
     for _ in 0..DEPTH {
@@ -116,6 +117,27 @@ fn copy_up_and_changes_handle_any_depth() {
         assert_eq!(changes.modified.len(), 1);
         assert_eq!(changes.modified[0].len(), DEPTH * 2 + "bottom".len());
         assert!(changes.added.is_empty() && changes.deleted.is_empty());
+
+        let root = overlay.root();
+        overlay.rename(root, "d", root, "moved").unwrap();
+        let mut dir = overlay.lookup(root, "moved").unwrap().0;
+        for _ in 1..DEPTH {
+            dir = overlay.lookup(dir, "d").unwrap().0;
+        }
+        let (moved, _) = overlay.lookup(dir, "bottom").unwrap();
+        assert_eq!(
+            (moved, read_all(&overlay, moved)),
+            (bottom, b"deep".to_vec())
+        );
+
+        overlay.reset().unwrap();
+        let listed: Vec<String> = overlay
+            .readdir(root, 0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(listed, ["d"]);
     });
     worker.join().expect("no stack overflow");
 }
@@ -280,4 +302,239 @@ fn copy_up_keeps_a_symlinks_times() {
     let (moved, _) = overlay.lookup(root, "moved").unwrap();
     assert_eq!(overlay.getattr(moved).unwrap().mtime, then);
     assert_eq!(overlay.readlink(moved).unwrap(), "target");
+}
+
+/// Lower names of a file that were never looked up before it was copied
+/// up (across directories, as the lower store has them) still reach the
+/// copy: they read what was written, count in `nlink`, can be renamed and
+/// removed, and `changes()` lists them as modified.
+#[test]
+fn names_not_seen_before_copy_up_reach_the_copy() {
+    let lower = lower_with_links(&["a", "b", "c"]);
+    let sub = lower.create(lower.root(), "sub", NewNode::Dir).unwrap().ino;
+    let (a_low, _) = lower.lookup(lower.root(), "a").unwrap();
+    lower.link(a_low, sub, "d").unwrap();
+    let overlay = Overlay::new(lower);
+    let root = overlay.root();
+    let (a, _) = overlay.lookup(root, "a").unwrap();
+    put(&overlay, a, b"TWO");
+    assert_eq!(overlay.getattr(a).unwrap().nlink, 4, "a, b, c and sub/d");
+    let (b, _) = overlay.lookup(root, "b").unwrap();
+    assert_eq!(b, a, "one inode");
+    assert_eq!(read_all(&overlay, b), b"TWO");
+    let changes = overlay.changes().unwrap();
+    assert_eq!(changes.modified, ["a", "b", "c", "sub/d"]);
+    assert!(changes.added.is_empty() && changes.deleted.is_empty());
+
+    overlay.unlink(root, "b").unwrap();
+    assert_eq!(overlay.getattr(a).unwrap().nlink, 3);
+    overlay.rename(root, "c", root, "c2").unwrap();
+    let (c2, _) = overlay.lookup(root, "c2").unwrap();
+    assert_eq!((c2, read_all(&overlay, c2)), (a, b"TWO".to_vec()));
+    assert_eq!(overlay.getattr(a).unwrap().nlink, 3);
+    // With every name it was seen by gone, the file lives on in the one
+    // never looked up.
+    overlay.unlink(root, "a").unwrap();
+    overlay.unlink(root, "c2").unwrap();
+    let (sub, _) = overlay.lookup(root, "sub").unwrap();
+    let (d, _) = overlay.lookup(sub, "d").unwrap();
+    assert_eq!(read_all(&overlay, d), b"TWO");
+    assert_eq!(overlay.getattr(d).unwrap().nlink, 1);
+    overlay.unlink(sub, "d").unwrap();
+    assert!(matches!(overlay.getattr(d), Err(Error::NotFound)));
+    let listed: Vec<String> = overlay
+        .readdir(root, 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(listed, ["sub"], "no park name shows");
+    let changes = overlay.changes().unwrap();
+    assert_eq!(changes.deleted, ["a", "b", "c", "sub/d"]);
+    assert!(changes.added.is_empty() && changes.modified.is_empty());
+}
+
+/// A lower file's `nlink` drops as its names are removed, before any
+/// copy-up.
+#[test]
+fn removing_lower_names_counts_down_nlink() {
+    let overlay = Overlay::new(lower_with_links(&["a", "b", "c"]));
+    let root = overlay.root();
+    let (a, _) = overlay.lookup(root, "a").unwrap();
+    overlay.unlink(root, "b").unwrap();
+    assert_eq!(overlay.getattr(a).unwrap().nlink, 2);
+    overlay.rename(root, "a", root, "z").unwrap();
+    assert_eq!(overlay.getattr(a).unwrap().nlink, 2);
+    overlay.unlink(root, "c").unwrap();
+    assert_eq!(overlay.getattr(a).unwrap().nlink, 1);
+}
+
+/// A lower store with a file, a directory holding one, and a hard link.
+fn lower_tree() -> MemFs {
+    let lower = MemFs::new();
+    let root = lower.root();
+    let keep = lower.create(root, "keep", NewNode::File).unwrap().ino;
+    put(&lower, keep, b"kept");
+    let edit = lower.create(root, "edit", NewNode::File).unwrap().ino;
+    put(&lower, edit, b"old");
+    let dir = lower.create(root, "dir", NewNode::Dir).unwrap().ino;
+    let gone = lower.create(dir, "gone", NewNode::File).unwrap().ino;
+    lower.link(gone, root, "gone-too").unwrap();
+    lower
+}
+
+/// `reset` brings the lower layer back and gives back every byte charged,
+/// refusing while a file is open.
+#[test]
+fn reset_discards_every_change() {
+    let upper = MemFs::new();
+    let budget = Arc::new(Budget::new(1 << 30, 1 << 20));
+    let overlay = Overlay::with_upper(lower_tree(), upper);
+    overlay.attach_budget(budget.clone());
+    let start = (budget.bytes_used(), budget.inodes_used());
+    let root = overlay.root();
+    let (edit, _) = overlay.lookup(root, "edit").unwrap();
+    put(&overlay, edit, b"NEW");
+    let (dir, _) = overlay.lookup(root, "dir").unwrap();
+    overlay.unlink(dir, "gone").unwrap();
+    overlay.rename(root, "dir", root, "moved").unwrap();
+    let deep = (0..1000).fold(root, |d, _| {
+        overlay.create(d, "n", NewNode::Dir).unwrap().ino
+    });
+    let open = overlay.create(deep, "f", NewNode::File).unwrap().ino;
+    overlay.open(open).unwrap();
+    assert!(matches!(overlay.reset(), Err(Error::Busy)));
+    assert_eq!(
+        read_all(&overlay, edit),
+        b"NEW",
+        "a refused reset changes nothing"
+    );
+    overlay.release(open);
+
+    overlay.reset().unwrap();
+    assert_eq!((budget.bytes_used(), budget.inodes_used()), start);
+    assert_eq!(overlay.changes().unwrap(), Default::default());
+    let mut names: Vec<String> = overlay
+        .readdir(root, 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["dir", "edit", "gone-too", "keep"]);
+    let (edit, _) = overlay.lookup(root, "edit").unwrap();
+    assert_eq!(read_all(&overlay, edit), b"old");
+    let (dir, _) = overlay.lookup(root, "dir").unwrap();
+    let (gone, _) = overlay.lookup(dir, "gone").unwrap();
+    assert_eq!(overlay.getattr(gone).unwrap().nlink, 2);
+}
+
+/// The overlay's own records (whiteouts, nodes) are charged to the budget
+/// and given back when they go.
+#[test]
+fn whiteouts_are_charged() {
+    let lower = MemFs::new();
+    for i in 0..1000 {
+        lower
+            .create(lower.root(), &format!("{i:0>200}"), NewNode::File)
+            .unwrap();
+    }
+    let overlay = Overlay::new(lower);
+    let budget = Arc::new(Budget::new(u64::MAX, u64::MAX));
+    overlay.attach_budget(budget.clone());
+    let root = overlay.root();
+    let before = budget.bytes_used();
+    for i in 0..1000 {
+        overlay.unlink(root, &format!("{i:0>200}")).unwrap();
+    }
+    let held = budget.bytes_used() - before;
+    assert!(
+        held >= 1000 * 200,
+        "{held} bytes charged for 1000 whiteouts of 200-byte names"
+    );
+    overlay.reset().unwrap();
+    assert_eq!(budget.bytes_used(), before);
+}
+
+/// The entries of a tar archive: path and, for a regular file, contents;
+/// for a hard link, the name it links to.
+fn entries(archive: &[u8]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for entry in tar::Archive::new(archive).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().display().to_string();
+        let what = match entry.header().entry_type() {
+            tar::EntryType::Directory => "dir".to_owned(),
+            tar::EntryType::Link => {
+                format!("link {}", entry.link_name().unwrap().unwrap().display())
+            }
+            tar::EntryType::Symlink => {
+                format!("-> {}", entry.link_name().unwrap().unwrap().display())
+            }
+            _ => {
+                let mut data = String::new();
+                std::io::Read::read_to_string(&mut entry, &mut data).unwrap();
+                data
+            }
+        };
+        out.push((path, what));
+    }
+    out
+}
+
+/// `export_changes` writes exactly the changes as an OCI layer: new and
+/// modified entries with their parents, hard links as links, and a
+/// whiteout for every deleted path, a replaced one included.
+#[test]
+fn export_writes_the_changes_as_a_layer() {
+    let overlay = Overlay::new(lower_tree());
+    let root = overlay.root();
+    let (edit, _) = overlay.lookup(root, "edit").unwrap();
+    put(&overlay, edit, b"NEW");
+    let (dir, _) = overlay.lookup(root, "dir").unwrap();
+    let (gone, _) = overlay.lookup(dir, "gone").unwrap();
+    overlay.unlink(dir, "gone").unwrap();
+    overlay.unlink(root, "gone-too").unwrap();
+    let _ = gone;
+    let new = overlay.create(dir, "new", NewNode::File).unwrap().ino;
+    put(&overlay, new, b"made");
+    overlay.link(new, root, "new-link").unwrap();
+    overlay
+        .create(root, "keep2", NewNode::Symlink("keep"))
+        .unwrap();
+    // Replaced by a directory: deleted and added.
+    overlay.unlink(root, "keep").unwrap();
+    overlay.create(root, "keep", NewNode::Dir).unwrap();
+
+    let mut layer = Vec::new();
+    overlay.export_changes(&mut layer).unwrap();
+    let got = entries(&layer);
+    let want: Vec<(String, String)> = [
+        (".wh.gone-too", ""),
+        (".wh.keep", ""),
+        ("dir/", "dir"),
+        ("dir/.wh.gone", ""),
+        ("dir/new", "made"),
+        ("edit", "NEW"),
+        ("keep/", "dir"),
+        ("keep2", "-> keep"),
+        ("new-link", "link dir/new"),
+    ]
+    .iter()
+    .map(|(p, w)| (p.to_string(), w.to_string()))
+    .collect();
+    assert_eq!(got, want);
+    assert_eq!(read_all(&overlay, edit), b"NEW", "export changes nothing");
+}
+
+/// A guest's file named like a whiteout is refused by the export rather
+/// than written where it would delete something.
+#[test]
+fn export_refuses_names_that_read_as_whiteouts() {
+    let overlay = Overlay::new(lower_tree());
+    overlay
+        .create(overlay.root(), ".wh.keep", NewNode::File)
+        .unwrap();
+    let err = overlay.export_changes(Vec::new()).unwrap_err();
+    assert!(err.to_string().contains(".wh.keep"), "{err}");
 }

@@ -1,10 +1,11 @@
 //! The model check of `tests/model/mod.rs` as a property test: random
-//! sequences of storage operations on `MemFs` against the reference model,
-//! with shrinking to the shortest failing sequence.
+//! sequences of storage operations on `MemFs`, and on `Overlay` over a
+//! populated lower store, against the reference model, with shrinking to
+//! the shortest failing sequence.
 
 mod model;
 
-use model::{Checker, Op, RECORD};
+use model::{Checker, Op, RECORD, Store};
 use proptest::prelude::*;
 
 proptest! {
@@ -13,5 +14,10 @@ proptest! {
     #[test]
     fn memfs_agrees_with_the_model(data in prop::collection::vec(any::<u8>(), 0..RECORD * 100)) {
         Checker::run(&Op::decode(&data));
+    }
+
+    #[test]
+    fn overlay_agrees_with_the_model(data in prop::collection::vec(any::<u8>(), 0..RECORD * 100)) {
+        Checker::run_on(Store::Overlay, &Op::decode(&data));
     }
 }

@@ -18,6 +18,7 @@
 const CHUNK: usize = 64 * 1024;
 
 mod host_copy;
+mod layer_out;
 mod paths;
 mod sparse;
 pub(crate) mod stage;

@@ -68,12 +68,7 @@ impl Vfs {
             return Err(Error::NotDir);
         }
         let _open = ns.open_handle(root)?;
-        let mut saver = Saver {
-            ns,
-            out: tar::Builder::new(writer),
-            first_name: HashMap::new(),
-            dirs: PathTree::new(),
-        };
+        let mut saver = Saver::new(ns, writer);
         let root_meta = ns.metadata(root)?;
         saver.dir(&root_meta, "./").map_err(|e| e.at("."))?;
         let mut pending = vec![(root, PathTree::ROOT)];
@@ -104,25 +99,52 @@ impl Vfs {
                 }
             }
         }
-        saver.out.into_inner()?.flush()?;
-        Ok(())
+        saver.finish()
     }
 }
 
-struct Saver<'a, W: Write> {
+/// Writes entries of a namespace's tree to a tar archive.
+pub(super) struct Saver<'a, W: Write> {
     ns: &'a Arc<Namespace>,
     out: tar::Builder<W>,
     /// The first place (directory and name) each file with several names
     /// was saved at.
     first_name: HashMap<(u64, u64), (DirId, Box<str>)>,
     /// The directories saved so far, so no walk state holds a full path.
-    dirs: PathTree,
+    pub(super) dirs: PathTree,
 }
 
-impl<W: Write> Saver<'_, W> {
+impl<'a, W: Write> Saver<'a, W> {
+    pub(super) fn new(ns: &'a Arc<Namespace>, writer: W) -> Self {
+        Saver {
+            ns,
+            out: tar::Builder::new(writer),
+            first_name: HashMap::new(),
+            dirs: PathTree::new(),
+        }
+    }
+
+    /// Ends the archive and flushes it.
+    pub(super) fn finish(self) -> Result<()> {
+        self.out.into_inner()?.flush()?;
+        Ok(())
+    }
+
+    /// Saves an empty regular file at `rel` that stands for no node: a
+    /// marker an archive's reader acts on.
+    pub(super) fn marker(&mut self, rel: &str) -> Result<()> {
+        let mut pax = PaxRecords::new();
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(0o644);
+        header.set_size(0);
+        set_field(&mut header.as_old_mut().name, "path", rel, &mut pax);
+        self.append(header, pax, io::empty())
+    }
+
     /// Saves one entry, named `placed.1` in the directory `placed.0`, at
     /// path `rel`; true for a directory, whose contents come next.
-    fn entry(&mut self, node: Node, placed: (DirId, &str), rel: &str) -> Result<bool> {
+    pub(super) fn entry(&mut self, node: Node, placed: (DirId, &str), rel: &str) -> Result<bool> {
         let meta = self.ns.metadata(node)?;
         match meta.kind {
             FileKind::Dir => {
@@ -163,7 +185,7 @@ impl<W: Write> Saver<'_, W> {
         }
     }
 
-    fn dir(&mut self, meta: &Metadata, name: &str) -> Result<()> {
+    pub(super) fn dir(&mut self, meta: &Metadata, name: &str) -> Result<()> {
         let mut pax = PaxRecords::new();
         let header = header(meta, tar::EntryType::Directory, name, &mut pax);
         self.append(header, pax, io::empty())

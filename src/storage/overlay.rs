@@ -10,12 +10,23 @@
 //! merge both layers without duplicates.
 //!
 //! The overlay keeps its own inode numbers, stable across copy-up, and owns
-//! whiteouts and opacity. The lower store is wrapped read-only, so nothing
-//! done through the overlay can change it. Changes to the merged namespace
-//! (copy-up, create, remove, rename) are serialised by one mutex; reads and
-//! writes of files already copied up go straight to the stores.
+//! whiteouts and opacity. Its records live as long as a name or an open
+//! handle reaches them and are charged to the upper layer's budget. A lower
+//! file with several names stays one file: copy-up links every name seen
+//! so far, and while names not yet looked up remain, the copy is also kept
+//! under a hidden park name in the upper root. A merged directory's
+//! subdirectories are counted once and kept exact, so `stat` never lists.
+//!
+//! The lower store is wrapped read-only, so nothing done through the
+//! overlay can change it. Changes to the merged namespace (copy-up, create,
+//! remove, rename) are serialised by one mutex; reads and writes of files
+//! already copied up go straight to the stores. Every walk (copy-up of a
+//! chain, a directory's rename, `changes`, `reset`) uses a work list, never
+//! recursion. `Overlay::export_changes` lives with the other archive code in
+//! `boundary`.
 
 use crate::error::{Error, Result};
+use crate::storage::budget::{Budget, heap_cost};
 use crate::storage::mem::MemFs;
 use crate::storage::read_only::ReadOnly;
 use crate::storage::{Attr, DirEntry, FileKind, Ino, NewNode, SetAttr, Storage, TimeSet, WritePos};
@@ -61,6 +72,9 @@ struct Inner {
     by_lower: Mutex<HashMap<Ino, Ino>>,
     next_ino: AtomicU64,
     change: Mutex<()>,
+    /// Where the overlay's own records are charged: the upper layer's
+    /// budget.
+    budget: RwLock<Option<Arc<Budget>>>,
 }
 
 struct Node {
@@ -75,7 +89,7 @@ struct NodeState {
     parent: Ino,
     name: String,
     /// Lower entries hidden below this directory.
-    whiteouts: HashSet<String>,
+    whiteouts: Whiteouts,
     /// Nothing of the lower layer shows through this directory.
     opaque: bool,
     opens_upper: u64,
@@ -86,9 +100,85 @@ struct NodeState {
     /// A file's other names seen in the merged tree (hard links), besides
     /// `parent` and `name`.
     more_names: Vec<(Ino, String)>,
+    /// A lower-only file: how many of its lower names were removed through
+    /// the overlay.
+    names_gone: u64,
+    /// A copied-up file: how many of its lower names (hard links not yet
+    /// looked up when it was copied) are not linked in the upper store.
+    unseen: u64,
+    /// The copied-up file is also linked under its park name in the upper
+    /// root, so that it outlives its other names while `unseen` ones
+    /// remain.
+    parked: bool,
+    /// A merged directory's subdirectories, once counted; every change
+    /// through the overlay keeps it exact, so `stat` never lists.
+    subdirs: Option<u64>,
+    /// Bytes of this record charged to the budget.
+    charged: u64,
 }
 
+/// The names of lower entries deleted below one directory, and what their
+/// strings hold on the heap (kept as they change, so that charging for them
+/// never walks the set).
+#[derive(Default)]
+struct Whiteouts {
+    names: HashSet<String>,
+    bytes: u64,
+}
+
+impl Whiteouts {
+    fn contains(&self, name: &str) -> bool {
+        self.names.contains(name)
+    }
+
+    fn insert(&mut self, name: &str) {
+        if !self.names.contains(name) {
+            self.bytes += heap_cost(name.len());
+            self.names.insert(name.to_owned());
+        }
+    }
+
+    fn remove(&mut self, name: &str) -> bool {
+        let removed = self.names.remove(name);
+        if removed {
+            self.bytes -= heap_cost(name.len());
+        }
+        removed
+    }
+
+    fn clear(&mut self) {
+        *self = Whiteouts::default();
+    }
+
+    fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    fn cost(&self) -> u64 {
+        heap_cost(self.names.capacity() * (size_of::<String>() + 1)) + self.bytes
+    }
+}
+
+/// What one node costs besides its names: the record (behind an `Arc`) and
+/// its slots in the overlay's three maps (an entry and a control byte each,
+/// with maps up to half empty).
+const NODE_COST: u64 = heap_cost(size_of::<Node>() + 16) + 3 * 2 * (16 + 1);
+
 impl NodeState {
+    /// Bytes the host's allocator holds for this record.
+    fn cost(&self) -> u64 {
+        let names: u64 = self
+            .more_names
+            .iter()
+            .map(|(_, n)| heap_cost(n.len()))
+            .sum();
+        NODE_COST
+            + heap_cost(self.name.len())
+            + heap_cost(self.more_names.capacity() * size_of::<(Ino, String)>())
+            + names
+            + self.whiteouts.cost()
+    }
+
     /// Records that a file is also named `name` in `dir`; a detached one
     /// found again by a name (a lower hard link not seen before) takes it.
     fn add_name(&mut self, dir: Ino, name: &str) {
@@ -155,12 +245,20 @@ impl Overlay {
     pub fn with_upper(lower: impl Storage, upper: impl Storage) -> Self {
         let upper: Arc<dyn Storage> = Arc::new(upper);
         let lower: Arc<dyn Storage> = Arc::new(ReadOnly::new(lower));
+        // Over an empty upper layer, the root's subdirectories are the
+        // lower root's.
+        let upper_empty = matches!(upper.readdir(upper.root(), 0, 1), Ok(e) if e.is_empty());
+        let subdirs = match lower.getattr(lower.root()) {
+            Ok(a) if upper_empty => a.nlink.checked_sub(2),
+            _ => None,
+        };
         let root = Node {
             kind: FileKind::Dir,
             st: Mutex::new(NodeState {
                 upper: Some(upper.root()),
                 lower: Some(lower.root()),
                 parent: ROOT,
+                subdirs,
                 ..NodeState::default()
             }),
         };
@@ -172,10 +270,45 @@ impl Overlay {
             nodes: RwLock::new(HashMap::from([(ROOT, Arc::new(root))])),
             next_ino: AtomicU64::new(ROOT + 1),
             change: Mutex::new(()),
+            budget: RwLock::new(None),
         };
         Overlay {
             inner: Arc::new(inner),
         }
+    }
+
+    /// Discards every change made through the overlay: it shows its lower
+    /// layer again, as when it was made, its upper layer is emptied and
+    /// everything it charged to a budget is given back.
+    ///
+    /// Refused with [`Error::Busy`], changing nothing, while a file of the
+    /// overlay is open (a guest still running on it), since its handles
+    /// would lose what they refer to.
+    pub fn reset(&self) -> Result<()> {
+        let i = &self.inner;
+        let _change = i.change.lock();
+        let nodes: Vec<Arc<Node>> = i.nodes.read().values().cloned().collect();
+        let busy = nodes.iter().any(|n| {
+            let st = n.st.lock();
+            st.opens_upper + st.opens_lower > 0
+        });
+        if busy {
+            return Err(Error::Busy);
+        }
+        empty_dir(&*i.upper, i.upper.root())?;
+        let root = i.node(ROOT)?;
+        i.nodes.write().retain(|ino, _| *ino == ROOT);
+        i.by_upper.lock().retain(|_, ino| *ino == ROOT);
+        i.by_lower.lock().retain(|_, ino| *ino == ROOT);
+        for node in &nodes {
+            i.refund(&mut node.st.lock());
+        }
+        let mut st = root.st.lock();
+        st.whiteouts.clear();
+        st.opaque = false;
+        st.subdirs = i.lower.getattr(i.lower.root())?.nlink.checked_sub(2);
+        i.account(&mut st);
+        Ok(())
     }
 
     /// The paths added, modified and deleted through the overlay, each list
@@ -187,11 +320,22 @@ impl Overlay {
         if let Some(up) = up {
             self.inner.walk_upper(up, low, &mut changes)?;
         }
-        let nodes: Vec<Arc<Node>> = self.inner.nodes.read().values().cloned().collect();
-        for node in nodes {
+        let nodes: Vec<(Ino, Arc<Node>)> = self
+            .inner
+            .nodes
+            .read()
+            .iter()
+            .map(|(ino, node)| (*ino, node.clone()))
+            .collect();
+        let mut unseen = HashSet::new();
+        for (ino, node) in nodes {
             let (parent, name, whiteouts) = {
                 let st = node.st.lock();
-                (st.parent, st.name.clone(), st.whiteouts.clone())
+                if st.unseen > 0 {
+                    unseen.insert(ino);
+                }
+                let whiteouts: Vec<String> = st.whiteouts.names.iter().cloned().collect();
+                (st.parent, st.name.clone(), whiteouts)
             };
             if whiteouts.is_empty() {
                 continue;
@@ -201,11 +345,81 @@ impl Overlay {
                 changes.deleted.push(join(&dir, &gone));
             }
         }
-        changes.added.sort();
-        changes.modified.sort();
-        changes.deleted.sort();
+        if !unseen.is_empty() {
+            self.inner.unseen_paths(&unseen, &mut changes.modified)?;
+        }
+        for list in [
+            &mut changes.added,
+            &mut changes.modified,
+            &mut changes.deleted,
+        ] {
+            list.sort();
+            list.dedup();
+        }
         Ok(changes)
     }
+}
+
+/// Bytes taken from the budget ahead of a copy, handed back a chunk at a
+/// time as the copy's own writes charge for them, and all at once if the
+/// copy stops.
+struct Reserved {
+    budget: Option<Arc<Budget>>,
+    left: u64,
+}
+
+impl Reserved {
+    /// Takes `bytes`, or fails with `ENOSPC` taking nothing.
+    fn take(budget: Option<Arc<Budget>>, bytes: u64) -> Result<Self> {
+        if let Some(b) = &budget {
+            b.charge_bytes(bytes)?;
+        }
+        Ok(Reserved {
+            budget,
+            left: bytes,
+        })
+    }
+
+    fn release(&mut self, bytes: u64) {
+        let n = bytes.min(self.left);
+        if let Some(b) = &self.budget {
+            b.refund_bytes(n);
+        }
+        self.left -= n;
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        self.release(self.left);
+    }
+}
+
+/// The upper-root name that keeps a copied-up file `ino` alive while lower
+/// names of it not yet linked above may still be found.
+fn park_name(ino: Ino) -> String {
+    format!("{WORK_PREFIX}{ino}.links")
+}
+
+/// Removes everything below directory `dir` of `store`, deepest first,
+/// with a work list rather than recursion, so no depth can exhaust the
+/// stack.
+fn empty_dir(store: &dyn Storage, dir: Ino) -> Result<()> {
+    // Each directory still being emptied, with where it is named.
+    let mut stack: Vec<(Ino, Option<(Ino, String)>)> = vec![(dir, None)];
+    while let Some((cur, _)) = stack.last() {
+        let cur = *cur;
+        match store.readdir(cur, 0, 1)?.pop() {
+            Some(e) if e.kind == FileKind::Dir => stack.push((e.ino, Some((cur, e.name)))),
+            Some(e) => store.unlink(cur, &e.name)?,
+            None => {
+                if let Some((_, Some((parent, name)))) = stack.pop() {
+                    store.rmdir(parent, &name)?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn join(dir: &str, name: &str) -> String {
@@ -270,27 +484,61 @@ impl Inner {
             // Names matter only until copy-up (the upper store keeps its own
             // links after it), and a lower file has as many as the lower
             // store gave it: a guest cannot grow this list.
-            if node.kind != FileKind::Dir && name != ".." && st.upper.is_none() {
-                st.add_name(parent, name);
+            if node.kind != FileKind::Dir && name != ".." {
+                if st.upper.is_none() {
+                    st.add_name(parent, name);
+                } else if upper.is_none() && st.detached {
+                    // A copied-up file whose other names are all gone,
+                    // found again by a lower name not linked above yet.
+                    (st.parent, st.name, st.detached) = (parent, name.to_owned(), false);
+                }
             }
+            self.account(&mut st);
             drop(st);
             self.index(ino, upper, lower);
             return ino;
         }
         let ino = self.next_ino.fetch_add(1, Ordering::Relaxed);
+        let mut st = NodeState {
+            upper,
+            lower,
+            parent,
+            name: name.to_owned(),
+            ..NodeState::default()
+        };
+        self.account(&mut st);
         let node = Node {
             kind,
-            st: Mutex::new(NodeState {
-                upper,
-                lower,
-                parent,
-                name: name.to_owned(),
-                ..NodeState::default()
-            }),
+            st: Mutex::new(st),
         };
         self.nodes.write().insert(ino, Arc::new(node));
         self.index(ino, upper, lower);
         ino
+    }
+
+    /// Charges (or refunds) what `st` costs now against what was charged
+    /// for it. Never refused: the overlay's records are bounded by the
+    /// entries of its two layers and the handles open on them, so they are
+    /// counted, and the upper layer's next allocation meets the limit.
+    fn account(&self, st: &mut NodeState) {
+        let Some(budget) = self.budget.read().clone() else {
+            return;
+        };
+        let want = st.cost();
+        if want > st.charged {
+            budget.force_bytes(want - st.charged);
+        } else {
+            budget.refund_bytes(st.charged - want);
+        }
+        st.charged = want;
+    }
+
+    /// Gives back everything charged for `st`.
+    fn refund(&self, st: &mut NodeState) {
+        if let Some(budget) = self.budget.read().as_ref() {
+            budget.refund_bytes(st.charged);
+        }
+        st.charged = 0;
     }
 
     fn index(&self, ino: Ino, upper: Option<Ino>, lower: Option<Ino>) {
@@ -397,47 +645,115 @@ impl Inner {
             (st.lower.ok_or(Error::NotFound)?, st.name.clone())
         };
         let attr = self.lower.getattr(lower)?;
-        let made = match node.kind {
-            FileKind::Dir => {
+        if node.kind == FileKind::Dir {
+            self.count_while_plain(&mut node.st.lock());
+        }
+        let made = self.keeping_times(parent_up, || {
+            if node.kind == FileKind::Dir {
                 let made = self.upper.create(parent_up, &name, NewNode::Dir)?;
-                self.upper.setattr(made.ino, &times_of(&attr))?;
-                made
-            }
-            FileKind::Symlink => {
-                let target = self.lower.readlink(lower)?;
-                let made = self
-                    .upper
-                    .create(parent_up, &name, NewNode::Symlink(&target))?;
-                self.upper.setattr(made.ino, &times_of(&attr))?;
-                made
-            }
-            FileKind::File => {
-                let (work, made) = self.build_copy(ino, parent_up, lower, &attr, keep)?;
-                if let Err(e) = self.upper.rename(parent_up, &work, parent_up, &name) {
-                    let _ = self.upper.unlink(parent_up, &work);
+                if let Err(e) = self.upper.setattr(made.ino, &times_of(&attr)) {
+                    let _ = self.upper.rmdir(parent_up, &name);
                     return Err(e);
                 }
-                made
+                return Ok(made);
             }
-        };
+            let (work, made) = self.build_copy(ino, parent_up, lower, &attr, keep)?;
+            if let Err(e) = self.upper.rename(parent_up, &work, parent_up, &name) {
+                let _ = self.upper.unlink(parent_up, &work);
+                return Err(e);
+            }
+            Ok(made)
+        })?;
         // The file's other names (lower hard links) name the copy too, so
         // each of them sees what is written through any other.
-        let others = std::mem::take(&mut node.st.lock().more_names);
+        let (others, gone) = {
+            let mut st = node.st.lock();
+            (std::mem::take(&mut st.more_names), st.names_gone)
+        };
         self.adopt(ino, &node, lower, made.ino)?;
+        if node.kind == FileKind::Dir {
+            return Ok(made.ino);
+        }
+        let mut linked = 1;
+        let mut failed = Ok(());
         for (dir, other) in others {
-            let dir_up = self.copy_up(dir)?;
-            match self.upper.link(made.ino, dir_up, &other) {
-                Ok(_) | Err(Error::Exists) => {}
-                Err(e) => return Err(e),
+            let done = self.copy_up(dir).and_then(|dir_up| {
+                self.keeping_times(dir_up, || match self.upper.link(made.ino, dir_up, &other) {
+                    Ok(_) | Err(Error::Exists) => Ok(()),
+                    Err(e) => Err(e),
+                })
+            });
+            match done {
+                Ok(()) => linked += 1,
+                Err(e) => failed = Err(e),
             }
         }
-        Ok(made.ino)
+        // Names the lower store gives the file that were not looked up yet
+        // (or could not be linked) still reach it through the lower layer.
+        let unseen = attr.nlink.saturating_sub(gone + linked);
+        self.keep_for_unseen(ino, &node, made.ino, unseen)?;
+        failed.map(|()| made.ino)
     }
 
-    /// Copies the lower file `lower` of node `ino`, whose attributes are
-    /// `attr` (its first `keep` bytes, times and mode), into a new upper
-    /// file named with a work name in `parent_up`; returns the name and the
-    /// file. On failure nothing is left.
+    /// Records that `unseen` lower names of the copied-up file `ino` are
+    /// not linked in the upper store, and links the copy under its park
+    /// name, so that it lives as long as one of them may still be found.
+    fn keep_for_unseen(&self, ino: Ino, node: &Node, up: Ino, unseen: u64) -> Result<()> {
+        if unseen == 0 {
+            return Ok(());
+        }
+        node.st.lock().unseen = unseen;
+        let root = self.upper.root();
+        self.keeping_times(root, || self.upper.link(up, root, &park_name(ino)))?;
+        node.st.lock().parked = true;
+        Ok(())
+    }
+
+    /// Runs `f`, which adds or removes an entry of the upper directory
+    /// `dir_up` for the overlay's own sake (a copy-up, a park name), then
+    /// puts the directory's times back: nothing the guest sees of it
+    /// changed.
+    fn keeping_times<T>(&self, dir_up: Ino, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let before = self.upper.getattr(dir_up)?;
+        let out = f();
+        let _ = self.upper.setattr(dir_up, &times_of(&before));
+        out
+    }
+
+    /// One of the unseen lower names of `ino` was linked above or removed.
+    fn unseen_gone(&self, ino: Ino, st: &mut NodeState) {
+        st.unseen = st.unseen.saturating_sub(1);
+        if st.unseen == 0 && st.parked {
+            let root = self.upper.root();
+            let _ = self.keeping_times(root, || self.upper.unlink(root, &park_name(ino)));
+            st.parked = false;
+        }
+    }
+
+    /// Links the copied-up file `ino` as `name` in upper directory
+    /// `dir_up` when that is one of its lower names not linked above yet,
+    /// so that the name can be renamed or replaced in the upper store.
+    fn link_unseen(&self, ino: Ino, dir_up: Ino, name: &str) -> Result<()> {
+        let node = self.node(ino)?;
+        let up = {
+            let st = node.st.lock();
+            st.upper.filter(|_| st.unseen > 0)
+        };
+        let Some(up) = up else {
+            return Ok(());
+        };
+        if found(self.upper.lookup(dir_up, name))?.is_some() {
+            return Ok(());
+        }
+        self.upper.link(up, dir_up, name)?;
+        self.unseen_gone(ino, &mut node.st.lock());
+        Ok(())
+    }
+
+    /// Copies the lower file or symlink `lower` of node `ino`, whose
+    /// attributes are `attr` (a file's first `keep` bytes, times and mode),
+    /// into a new upper one named with a work name in `parent_up`; returns
+    /// the name and the copy. On failure nothing is left.
     fn build_copy(
         &self,
         ino: Ino,
@@ -449,9 +765,25 @@ impl Inner {
         let work = format!("{WORK_PREFIX}{ino}");
         // What an earlier copy that could not even be removed left.
         let _ = self.upper.unlink(parent_up, &work);
+        if attr.kind == FileKind::Symlink {
+            let target = self.lower.readlink(lower)?;
+            let made = self
+                .upper
+                .create(parent_up, &work, NewNode::Symlink(&target))?;
+            if let Err(e) = self.upper.setattr(made.ino, &times_of(attr)) {
+                let _ = self.upper.unlink(parent_up, &work);
+                return Err(e);
+            }
+            return Ok((work, made));
+        }
+        let size = attr.size.min(keep);
+        // The data is charged before anything is made, so a copy that
+        // cannot fit fails at once.
+        let budget = self.budget.read().clone();
+        let mut reserved = Reserved::take(budget, self.data_below(lower, size)?)?;
         let made = self.upper.create(parent_up, &work, NewNode::File)?;
         let built = self
-            .copy_data(lower, made.ino, attr.size.min(keep))
+            .copy_data(lower, made.ino, size, &mut reserved)
             .and_then(|()| self.upper.setattr(made.ino, &times_of(attr)));
         if let Err(e) = built {
             let _ = self.upper.unlink(parent_up, &work);
@@ -471,6 +803,7 @@ impl Inner {
         st.opens_upper += std::mem::take(&mut st.opens_lower);
         st.upper = Some(upper);
         st.more_names = Vec::new();
+        self.account(&mut st);
         drop(st);
         self.by_upper.lock().insert(upper, ino);
         Ok(())
@@ -491,16 +824,50 @@ impl Inner {
         }
         let root_up = self.upper.root();
         let attr = self.lower.getattr(lower)?;
-        let (work, made) = self.build_copy(ino, root_up, lower, &attr, keep)?;
-        let adopted = self.adopt(ino, &node, lower, made.ino);
-        let _ = self.upper.unlink(root_up, &work);
-        adopted?;
-        Ok(made.ino)
+        let unseen = attr.nlink.saturating_sub(node.st.lock().names_gone);
+        self.keeping_times(root_up, || {
+            let (work, made) = self.build_copy(ino, root_up, lower, &attr, keep)?;
+            let adopted = self.adopt(ino, &node, lower, made.ino);
+            // Kept under the park name while lower names of it may be found.
+            if adopted.is_ok()
+                && unseen > 0
+                && self
+                    .upper
+                    .rename(root_up, &work, root_up, &park_name(ino))
+                    .is_ok()
+            {
+                let mut st = node.st.lock();
+                (st.unseen, st.parked) = (unseen, true);
+            } else {
+                let _ = self.upper.unlink(root_up, &work);
+            }
+            adopted.map(|()| made.ino)
+        })
+    }
+
+    /// The bytes of data (holes excluded) of the lower file `lower` below
+    /// `end`: what a copy of that much of it takes.
+    fn data_below(&self, lower: Ino, end: u64) -> Result<u64> {
+        let mut total = 0;
+        let mut pos = 0;
+        while pos < end {
+            let Some((start, stop)) = self.lower.next_data(lower, pos)? else {
+                break;
+            };
+            let (start, stop) = (start.max(pos), stop.min(end));
+            if start >= stop {
+                break;
+            }
+            total += stop - start;
+            pos = stop;
+        }
+        Ok(total)
     }
 
     /// Copies the lower file's data runs in bounded chunks, leaving its
-    /// holes as holes, and gives the copy the lower file's size.
-    fn copy_data(&self, lower: Ino, upper: Ino, size: u64) -> Result<()> {
+    /// holes as holes, and gives the copy the lower file's size. Each chunk
+    /// is handed back from `reserved` just before its write charges for it.
+    fn copy_data(&self, lower: Ino, upper: Ino, size: u64, reserved: &mut Reserved) -> Result<()> {
         let mut buf = vec![0u8; COPY_CHUNK];
         let mut pos = 0u64;
         while let Some((start, end)) = self.lower.next_data(lower, pos)? {
@@ -514,6 +881,7 @@ impl Inner {
                 if n == 0 {
                     break;
                 }
+                reserved.release(n as u64);
                 self.upper
                     .write(upper, WritePos::At(at), &[IoSlice::new(&buf[..n])], size)?;
                 at += n as u64;
@@ -535,17 +903,29 @@ impl Inner {
     /// has nothing of it.
     /// Walks the subtree with a work list, not recursion, so no depth can
     /// exhaust the stack.
+    /// Directories are marked opaque only once all of it is copied, so a
+    /// copy that fails midway hides nothing.
     fn detach_tree(&self, ino: Ino) -> Result<()> {
-        let mut pending = vec![ino];
-        while let Some(ino) = pending.pop() {
-            self.copy_up(ino)?;
+        let mut pending = vec![(ino, None)];
+        let mut dirs = Vec::new();
+        while let Some((ino, named)) = pending.pop() {
+            let up = self.copy_up(ino)?;
             let node = self.node(ino)?;
             if node.kind == FileKind::Dir {
-                pending.extend(self.list_all(ino)?.into_iter().map(|e| e.ino));
-                let mut st = node.st.lock();
-                st.opaque = true;
-                st.whiteouts.clear();
+                let entries = self.list_all(ino)?.into_iter();
+                pending.extend(entries.map(|e| (e.ino, Some((up, e.name)))));
+                dirs.push(node);
+            } else if let Some((dir_up, name)) = named {
+                // A lower name of a file copied up through another one:
+                // linked above before the lower layer stops showing.
+                self.link_unseen(ino, dir_up, &name)?;
             }
+        }
+        for node in dirs {
+            let mut st = node.st.lock();
+            st.opaque = true;
+            st.whiteouts.clear();
+            self.account(&mut st);
         }
         Ok(())
     }
@@ -698,6 +1078,39 @@ impl Inner {
         Ok(())
     }
 
+    /// Adds the path of every visible lower name of the copied-up files
+    /// `files` that the upper store does not link (hard links not looked
+    /// up before the copy): each reaches the changed file. Walks only where
+    /// the lower layer shows through, with a work list.
+    fn unseen_paths(&self, files: &HashSet<Ino>, out: &mut Vec<String>) -> Result<()> {
+        let mut pending = vec![(ROOT, String::new())];
+        while let Some((dir, path)) = pending.pop() {
+            let (upper, shows_lower) = {
+                let node = self.node(dir)?;
+                let st = node.st.lock();
+                (st.upper, st.lower.is_some() && !st.opaque)
+            };
+            if !shows_lower {
+                continue;
+            }
+            for e in self.list_all(dir)? {
+                let child = join(&path, &e.name);
+                if e.kind == FileKind::Dir {
+                    pending.push((e.ino, child));
+                    continue;
+                }
+                let linked_above = match upper {
+                    Some(u) => found(self.upper.lookup(u, &e.name))?.is_some(),
+                    None => false,
+                };
+                if files.contains(&e.ino) && !linked_above {
+                    out.push(child);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the lower layer still has `name` visible under `dir`.
     fn lower_has(&self, dir: Ino, name: &str) -> Result<bool> {
         let node = self.node(dir)?;
@@ -707,9 +1120,79 @@ impl Inner {
 
     fn hide(&self, dir: Ino, name: &str) -> Result<()> {
         if self.lower_has(dir, name)? {
-            self.node(dir)?.st.lock().whiteouts.insert(name.to_owned());
+            let node = self.node(dir)?;
+            let mut st = node.st.lock();
+            self.count_while_plain(&mut st);
+            st.whiteouts.insert(name);
+            self.account(&mut st);
         }
         Ok(())
+    }
+
+    /// Shows the lower entry `name` of `dir` again (an upper entry now
+    /// stands over it); returns whether it was hidden.
+    fn unhide(&self, dir: Ino, name: &str) -> Result<bool> {
+        let node = self.node(dir)?;
+        let mut st = node.st.lock();
+        let was = st.whiteouts.remove(name);
+        self.account(&mut st);
+        Ok(was)
+    }
+
+    /// Counts the subdirectories of a lower directory nothing was added to
+    /// or hidden in yet, from the lower store's link count, before that
+    /// changes: from then on the count is kept, and no `stat` lists.
+    fn count_while_plain(&self, st: &mut NodeState) {
+        if st.subdirs.is_none()
+            && st.upper.is_none()
+            && st.whiteouts.is_empty()
+            && let Some(l) = st.lower
+        {
+            st.subdirs = self
+                .lower
+                .getattr(l)
+                .ok()
+                .and_then(|a| a.nlink.checked_sub(2));
+        }
+    }
+
+    /// Keeps the subdirectory count of `dir`, if counted, exact after a
+    /// subdirectory was added to it or removed.
+    fn subdir_added(&self, dir: Ino, added: bool) -> Result<()> {
+        let node = self.node(dir)?;
+        let mut st = node.st.lock();
+        if let Some(n) = st.subdirs.as_mut() {
+            *n = if added { *n + 1 } else { n.saturating_sub(1) };
+        }
+        Ok(())
+    }
+
+    /// The subdirectories of the merged directory `ino`: counted once
+    /// (from the lower store's link count when nothing of it is hidden or
+    /// added, by a listing otherwise) and kept exact from then on.
+    fn subdirs(&self, ino: Ino, node: &Node) -> Result<u64> {
+        let _change = self.change.lock();
+        let (upper, lower, plain) = {
+            let st = node.st.lock();
+            if let Some(n) = st.subdirs {
+                return Ok(n);
+            }
+            (st.upper, st.lower, st.whiteouts.is_empty())
+        };
+        let from_lower = match (upper, lower) {
+            (None, Some(l)) if plain => self.lower.getattr(l)?.nlink.checked_sub(2),
+            _ => None,
+        };
+        let n = match from_lower {
+            Some(n) => n,
+            None => self
+                .list_all(ino)?
+                .iter()
+                .filter(|e| e.kind == FileKind::Dir)
+                .count() as u64,
+        };
+        node.st.lock().subdirs = Some(n);
+        Ok(n)
     }
 
     /// After the name `name` in `dir` of node `ino` was removed (unlinked,
@@ -719,24 +1202,32 @@ impl Inner {
     /// bookkeeping does not grow with every file ever made. A lower file
     /// with names not seen yet keeps its node, detached until one of them
     /// is looked up.
-    fn name_removed(&self, ino: Ino, dir: Ino, name: &str) -> Result<()> {
+    ///
+    /// `in_upper` says whether the upper store linked the name; a lower
+    /// name it did not link was one of a copied-up file's unseen names.
+    fn name_removed(&self, ino: Ino, dir: Ino, name: &str, in_upper: bool) -> Result<()> {
         let node = self.node(ino)?;
-        let (upper, lower) = {
+        let file = node.kind != FileKind::Dir;
+        let (upper, lower, gone, parked, unseen) = {
             let mut st = node.st.lock();
-            let lower_file = st.upper.is_none() && node.kind != FileKind::Dir;
-            if st.remove_name(dir, name) && lower_file {
+            if file && st.upper.is_none() {
+                st.names_gone += 1;
+            } else if file && !in_upper {
+                self.unseen_gone(ino, &mut st);
+            }
+            let known = st.remove_name(dir, name);
+            self.account(&mut st);
+            if known && file && st.upper.is_none() {
                 return Ok(());
             }
-            (st.upper, st.lower)
+            (st.upper, st.lower, st.names_gone, st.parked, st.unseen)
         };
         let (named, unseen_names) = match (upper, lower) {
             (Some(u), _) => (
-                found(self.upper.getattr(u))?.is_some_and(|a| a.nlink > 0),
-                false,
+                found(self.upper.getattr(u))?.is_some_and(|a| a.nlink > u64::from(parked)),
+                unseen > 0,
             ),
-            (None, Some(l)) if node.kind != FileKind::Dir => {
-                (false, self.lower.getattr(l)?.nlink > 1)
-            }
+            (None, Some(l)) if file => (false, self.lower.getattr(l)?.nlink > gone),
             _ => (false, false),
         };
         if named {
@@ -753,7 +1244,10 @@ impl Inner {
 
     /// Drops the bookkeeping of a node nothing reaches.
     fn forget(&self, ino: Ino, upper: Option<Ino>, lower: Option<Ino>) {
-        self.nodes.write().remove(&ino);
+        let node = self.nodes.write().remove(&ino);
+        if let Some(node) = node {
+            self.refund(&mut node.st.lock());
+        }
         if let Some(u) = upper {
             let mut by_upper = self.by_upper.lock();
             if by_upper.get(&u) == Some(&ino) {
@@ -778,9 +1272,19 @@ impl Storage for Overlay {
         ROOT
     }
 
-    fn attach_budget(&self, budget: std::sync::Arc<crate::storage::budget::Budget>) {
-        // Only the upper layer holds what guests write.
-        self.inner.upper.attach_budget(budget)
+    fn attach_budget(&self, budget: Arc<Budget>) {
+        // The upper layer holds what guests write, and the overlay's own
+        // records are charged where it is.
+        let i = &self.inner;
+        let nodes: Vec<Arc<Node>> = i.nodes.read().values().cloned().collect();
+        for node in &nodes {
+            i.refund(&mut node.st.lock());
+        }
+        *i.budget.write() = Some(budget.clone());
+        for node in &nodes {
+            i.account(&mut node.st.lock());
+        }
+        i.upper.attach_budget(budget)
     }
 
     fn lookup(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind)> {
@@ -790,21 +1294,30 @@ impl Storage for Overlay {
     fn getattr(&self, ino: Ino) -> Result<Attr> {
         let i = &self.inner;
         let node = i.node(ino)?;
-        let (upper, lower) = i.layers(ino)?;
+        let (upper, lower, opaque, detached, links) = {
+            let st = node.st.lock();
+            // A file's names: what the store holding it counts, less its
+            // park name and the lower names removed, plus lower names not
+            // linked above.
+            let links = match st.upper {
+                Some(_) => st.unseen as i128 - i128::from(st.parked),
+                None => -i128::from(st.names_gone),
+            };
+            (st.upper, st.lower, st.opaque, st.detached, links)
+        };
         let attr = match (upper, lower) {
             (Some(u), _) => i.upper.getattr(u)?,
             (None, Some(l)) => i.lower.getattr(l)?,
             (None, None) => return Err(Error::NotFound),
         };
         let mut attr = Inner::with_ino(attr, ino);
-        if node.kind == FileKind::Dir && lower.is_some() && attr.nlink > 0 {
+        if node.kind != FileKind::Dir {
+            attr.nlink = u64::try_from((i128::from(attr.nlink) + links).max(0)).unwrap_or(0);
+        } else if detached && upper.is_none() {
+            attr.nlink = 0; // a lower directory removed through the overlay
+        } else if lower.is_some() && !opaque && attr.nlink > 0 {
             // Both layers contribute subdirectories.
-            let subdirs = i
-                .list_all(ino)?
-                .iter()
-                .filter(|e| e.kind == FileKind::Dir)
-                .count();
-            attr.nlink = 2 + subdirs as u64;
+            attr.nlink = 2 + i.subdirs(ino, &node)?;
         }
         Ok(attr)
     }
@@ -857,11 +1370,13 @@ impl Storage for Overlay {
         }
         let dir_up = i.copy_up(dir)?;
         let attr = i.upper.create(dir_up, name, new)?;
-        let dir_node = i.node(dir)?;
-        let was_deleted = dir_node.st.lock().whiteouts.remove(name);
+        let was_deleted = i.unhide(dir, name)?;
         let ino = i.intern(Some(attr.ino), None, attr.kind, dir, name);
-        if attr.kind == FileKind::Dir && was_deleted {
-            i.node(ino)?.st.lock().opaque = true;
+        if attr.kind == FileKind::Dir {
+            i.subdir_added(dir, true)?;
+            if was_deleted {
+                i.node(ino)?.st.lock().opaque = true;
+            }
         }
         Ok(Inner::with_ino(attr, ino))
     }
@@ -885,13 +1400,15 @@ impl Storage for Overlay {
         if kind == FileKind::Dir {
             return Err(Error::IsDir);
         }
-        if let Some(dir_up) = i.layers(dir)?.0
-            && found(i.upper.lookup(dir_up, name))?.is_some()
-        {
-            i.upper.unlink(dir_up, name)?;
-        }
+        let in_upper = match i.layers(dir)?.0 {
+            Some(dir_up) if found(i.upper.lookup(dir_up, name))?.is_some() => {
+                i.upper.unlink(dir_up, name)?;
+                true
+            }
+            _ => false,
+        };
         i.hide(dir, name)?;
-        i.name_removed(child, dir, name)
+        i.name_removed(child, dir, name, in_upper)
     }
 
     fn rmdir(&self, dir: Ino, name: &str) -> Result<()> {
@@ -910,8 +1427,14 @@ impl Storage for Overlay {
             i.upper.rmdir(dir_up, name)?;
         }
         i.hide(dir, name)?;
-        i.node(child)?.st.lock().whiteouts.clear();
-        i.name_removed(child, dir, name)
+        {
+            let node = i.node(child)?;
+            let mut st = node.st.lock();
+            st.whiteouts.clear();
+            i.account(&mut st);
+        }
+        i.subdir_added(dir, false)?;
+        i.name_removed(child, dir, name, true)
     }
 
     fn rename(&self, src_dir: Ino, src_name: &str, dst_dir: Ino, dst_name: &str) -> Result<()> {
@@ -947,17 +1470,28 @@ impl Storage for Overlay {
         }
         let src_dir_up = i.copy_up(src_dir)?;
         let dst_dir_up = i.copy_up(dst_dir)?;
+        i.link_unseen(src, src_dir_up, src_name)?;
+        let dst_in_upper = found(i.upper.lookup(dst_dir_up, dst_name))?.is_some();
         i.upper.rename(src_dir_up, src_name, dst_dir_up, dst_name)?;
         i.hide(src_dir, src_name)?;
-        i.node(dst_dir)?.st.lock().whiteouts.remove(dst_name);
+        i.unhide(dst_dir, dst_name)?;
         {
             let node = i.node(src)?;
-            node.st
-                .lock()
-                .move_name(src_dir, src_name, dst_dir, dst_name);
+            let mut st = node.st.lock();
+            st.move_name(src_dir, src_name, dst_dir, dst_name);
+            i.account(&mut st);
+        }
+        if src_kind == FileKind::Dir {
+            i.subdir_added(src_dir, false)?;
+            i.subdir_added(dst_dir, true)?;
         }
         match dst {
-            Some((replaced, _)) => i.name_removed(replaced, dst_dir, dst_name),
+            Some((replaced, kind)) => {
+                if kind == FileKind::Dir {
+                    i.subdir_added(dst_dir, false)?;
+                }
+                i.name_removed(replaced, dst_dir, dst_name, dst_in_upper)
+            }
             None => Ok(()),
         }
     }
@@ -973,9 +1507,9 @@ impl Storage for Overlay {
         }
         let up = i.copy_up(ino)?;
         let dir_up = i.copy_up(dir)?;
-        let attr = i.upper.link(up, dir_up, name)?;
-        i.node(dir)?.st.lock().whiteouts.remove(name);
-        Ok(Inner::with_ino(attr, ino))
+        i.upper.link(up, dir_up, name)?;
+        i.unhide(dir, name)?;
+        self.getattr(ino)
     }
 
     fn allocate(&self, ino: Ino, size: u64) -> Result<()> {
@@ -1041,6 +1575,44 @@ mod tests {
 
     /// Creating and removing files, directories and links over and over
     /// leaves the overlay's bookkeeping where it started.
+    /// `stat` of a merged directory counts its subdirectories without
+    /// listing it (a listing makes a node for every entry), and the count
+    /// stays exact through creation, removal and renames.
+    #[test]
+    fn stat_of_a_merged_directory_does_not_list_it() {
+        let lower = MemFs::new();
+        let lower_d = lower.create(lower.root(), "d", NewNode::Dir).unwrap().ino;
+        for dir in [lower.root(), lower_d] {
+            for i in 0..1000 {
+                lower.create(dir, &format!("f{i}"), NewNode::File).unwrap();
+            }
+            for i in 0..10 {
+                lower.create(dir, &format!("s{i}"), NewNode::Dir).unwrap();
+            }
+        }
+        let overlay = Overlay::new(lower);
+        let root = overlay.root();
+        let (d, _) = overlay.lookup(root, "d").unwrap();
+        for dir in [root, d] {
+            overlay.create(dir, "new", NewNode::Dir).unwrap();
+            overlay.rmdir(dir, "s0").unwrap();
+            overlay.unlink(dir, "f0").unwrap();
+        }
+        overlay.rename(root, "s1", d, "moved").unwrap();
+        overlay.rename(d, "s2", d, "s2-renamed").unwrap();
+        let nodes = overlay.inner.nodes.read().len();
+        // root: d and s0..s9, plus new, less s0 and s1.
+        assert_eq!(overlay.getattr(root).unwrap().nlink, 2 + 10);
+        // d: s0..s9, plus new and moved, less s0.
+        assert_eq!(overlay.getattr(d).unwrap().nlink, 2 + 11);
+        assert_eq!(overlay.inner.nodes.read().len(), nodes, "stat listed");
+        for dir in [root, d] {
+            let listed = overlay.inner.list_all(dir).unwrap();
+            let subdirs = listed.iter().filter(|e| e.kind == FileKind::Dir).count();
+            assert_eq!(overlay.getattr(dir).unwrap().nlink, 2 + subdirs as u64);
+        }
+    }
+
     #[test]
     fn bookkeeping_does_not_grow_with_create_and_unlink() {
         let lower = MemFs::new();

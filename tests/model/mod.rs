@@ -1,5 +1,8 @@
 //! A reference model of a filesystem tree, and a checker that applies the
-//! same operations to it and to a `MemFs` and requires equal results.
+//! same operations to it and to a store and requires equal results. The
+//! store is a `MemFs`, or an `Overlay` over a lower store already holding
+//! a tree (hard links across directories, symlinks, a sparse file, a chain
+//! of directories) that the model starts from too.
 //!
 //! Shared by the property test (`tests/model.rs`) and the fuzz target
 //! (`fuzz/fuzz_targets/storage_model.rs`): both turn bytes into operations
@@ -13,13 +16,15 @@
 //! operation the whole tree is compared (names, kinds, sizes, contents,
 //! link counts, explicit times, `..`), and a listing read a few entries at
 //! a time must name every entry once. At the end every handle is released
-//! and every name removed, and the budget must be back where it started.
+//! and every name removed (and an overlay reset to its lower layer), and
+//! the budget must be back where it started.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{IoSlice, IoSliceMut};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use wasi_common_vfs::Error;
+use wasi_common_vfs::Overlay;
 use wasi_common_vfs::storage::budget::Budget;
 use wasi_common_vfs::storage::mem::MemFs;
 use wasi_common_vfs::storage::{
@@ -32,6 +37,43 @@ pub const RECORD: usize = 8;
 /// The store's budget: small, so that sequences reach it.
 const BUDGET_BYTES: u64 = 96 << 10;
 const BUDGET_INODES: u64 = 10;
+
+/// The store under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    /// An empty `MemFs`.
+    Mem,
+    /// An `Overlay` (a `MemFs` above) over a `MemFs` holding [`LOWER`].
+    Overlay,
+}
+
+/// One entry of the lower tree an overlay is checked over.
+enum Seed {
+    Dir(&'static str),
+    /// A file with nonzero bytes at the given offsets, and its size.
+    File(&'static str, &'static [(u64, &'static [u8])], u64),
+    /// Another name of an existing file.
+    Link(&'static str, &'static str),
+    Symlink(&'static str, &'static str),
+}
+
+/// The lower tree: every name is one [`name`] gives, so operations reach
+/// all of it. `a` has three names in two directories, `dir/dir/dir/e` two;
+/// `b` is sparse with data past a terabyte.
+const LOWER: &[Seed] = &[
+    Seed::File("a", &[(0, b"lower a"), (65_530, b"across chunks")], 65_600),
+    Seed::Dir("dir"),
+    Seed::Link("a", "dir/b"),
+    Seed::Link("a", "e"),
+    Seed::File("b", &[(3, b"x"), ((1 << 40) + 1, b"far")], (1 << 40) + 9),
+    Seed::Symlink("c", "dir/../a"),
+    Seed::File("dir/a", &[(0, b"xyz")], 3),
+    Seed::Dir("dir/dir"),
+    Seed::Dir("dir/dir/dir"),
+    Seed::Dir("dir/dir/dir/dir"),
+    Seed::File("dir/dir/dir/e", &[(1, b"deep")], 5),
+    Seed::Link("dir/dir/dir/e", "dir/dir/c"),
+];
 
 /// One storage operation. Numbers pick among the model's live nodes
 /// (modulo their count), names among [`name`]'s, offsets via [`offset`].
@@ -704,11 +746,76 @@ fn symlink_target(kind: u8) -> String {
     format!("{}/../t{}", name(kind / 3), kind)
 }
 
+/// The inode at `path` (`/`-separated, from the root) of `store`.
+fn lookup_path(store: &dyn Storage, path: &str) -> Ino {
+    path.split('/')
+        .filter(|n| !n.is_empty())
+        .fold(store.root(), |dir, name| store.lookup(dir, name).unwrap().0)
+}
+
+/// Puts [`LOWER`] in `lower` and in `model`; returns each model node with
+/// the path it was first made at.
+fn seed(lower: &MemFs, model: &mut Model) -> Vec<(u32, &'static str)> {
+    let mut ids: HashMap<&str, u32> = HashMap::from([("", 0)]);
+    let mut first = Vec::new();
+    for seed in LOWER {
+        let path = match seed {
+            Seed::Dir(p) | Seed::File(p, ..) | Seed::Link(_, p) | Seed::Symlink(p, _) => *p,
+        };
+        let (dir_path, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let (dir, dir_id) = (lookup_path(lower, dir_path), ids[dir_path]);
+        let id = match seed {
+            Seed::Dir(_) => {
+                lower.create(dir, name, NewNode::Dir).unwrap();
+                model.add(Body::Dir {
+                    entries: BTreeMap::new(),
+                    parent: dir_id,
+                })
+            }
+            Seed::File(_, runs, size) => {
+                let ino = lower.create(dir, name, NewNode::File).unwrap().ino;
+                let mut bytes = BTreeMap::new();
+                for (at, data) in *runs {
+                    let pos = WritePos::At(*at);
+                    lower
+                        .write(ino, pos, &[IoSlice::new(data)], u64::MAX)
+                        .unwrap();
+                    bytes.extend(data.iter().enumerate().map(|(i, b)| (at + i as u64, *b)));
+                }
+                let set = SetAttr {
+                    size: Some(*size),
+                    ..SetAttr::default()
+                };
+                lower.setattr(ino, &set).unwrap();
+                model.add(Body::File { bytes, size: *size })
+            }
+            Seed::Link(existing, _) => {
+                lower.link(lookup_path(lower, existing), dir, name).unwrap();
+                let id = ids[existing];
+                model.nodes.get_mut(&id).unwrap().links += 1;
+                id
+            }
+            Seed::Symlink(_, target) => {
+                lower.create(dir, name, NewNode::Symlink(target)).unwrap();
+                model.add(Body::Symlink((*target).to_owned()))
+            }
+        };
+        model.entries_mut(dir_id).insert(name.to_owned(), id);
+        if !matches!(seed, Seed::Link(..)) {
+            first.push((id, path));
+        }
+        ids.insert(path, id);
+    }
+    first
+}
+
 /// The store under test and how the model's nodes map to its inodes.
 pub struct Checker {
     model: Model,
     handles: Vec<u32>,
-    fs: MemFs,
+    fs: Box<dyn Storage>,
+    /// The store again, when it is an overlay, to reset it at the end.
+    overlay: Option<Overlay>,
     budget: Arc<Budget>,
     ino: HashMap<u32, Ino>,
     baseline: (u64, u64),
@@ -722,25 +829,54 @@ impl Default for Checker {
 
 impl Checker {
     pub fn new() -> Self {
-        let fs = MemFs::new();
-        let budget = Arc::new(Budget::new(BUDGET_BYTES, BUDGET_INODES));
+        Self::on(Store::Mem)
+    }
+
+    /// A checker of `store`. An overlay gets a larger budget than a
+    /// `MemFs`, since copy-up takes some of it; only the first name of
+    /// each lower node is looked up here, so the others are first met by
+    /// the operations.
+    pub fn on(store: Store) -> Self {
+        let mut model = Model::new();
+        let (fs, overlay, budget, firsts): (Box<dyn Storage>, _, _, _) = match store {
+            Store::Mem => {
+                let budget = Arc::new(Budget::new(BUDGET_BYTES, BUDGET_INODES));
+                (Box::new(MemFs::new()), None, budget, Vec::new())
+            }
+            Store::Overlay => {
+                let lower = MemFs::new();
+                let firsts = seed(&lower, &mut model);
+                let budget = Arc::new(Budget::new(BUDGET_BYTES * 3, BUDGET_INODES * 3));
+                let overlay = Overlay::new(lower);
+                (Box::new(overlay.clone()), Some(overlay), budget, firsts)
+            }
+        };
         fs.attach_budget(budget.clone());
         let baseline = (budget.bytes_used(), budget.inodes_used());
-        let ino = HashMap::from([(0, fs.root())]);
+        let mut ino = HashMap::from([(0, fs.root())]);
+        for (id, path) in firsts {
+            ino.insert(id, lookup_path(&*fs, path));
+        }
         Checker {
-            model: Model::new(),
+            model,
             handles: Vec::new(),
             fs,
+            overlay,
             budget,
             ino,
             baseline,
         }
     }
 
-    /// Runs `ops`, comparing the whole tree after each, then takes the
-    /// tree down and checks the budget is back where it started.
+    /// Runs `ops` on a `MemFs`, comparing the whole tree after each, then
+    /// takes the tree down and checks the budget is back where it started.
     pub fn run(ops: &[Op]) {
-        let mut c = Checker::new();
+        Self::run_on(Store::Mem, ops)
+    }
+
+    /// [`run`](Self::run) on `store`.
+    pub fn run_on(store: Store, ops: &[Op]) {
+        let mut c = Checker::on(store);
         for (i, op) in ops.iter().enumerate() {
             c.apply(*op);
             c.compare(&format!("after op {i}, {op:?}"));
@@ -969,6 +1105,9 @@ impl Checker {
             self.fs.release(self.ino[&id]);
         }
         self.remove_all(self.fs.root());
+        if let Some(overlay) = &self.overlay {
+            overlay.reset().unwrap();
+        }
         let used = (self.budget.bytes_used(), self.budget.inodes_used());
         assert_eq!(
             used, self.baseline,
