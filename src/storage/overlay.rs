@@ -29,7 +29,9 @@ use crate::error::{Error, Result};
 use crate::storage::budget::{Budget, heap_cost};
 use crate::storage::mem::MemFs;
 use crate::storage::read_only::ReadOnly;
-use crate::storage::{Attr, DirEntry, FileKind, Ino, NewNode, SetAttr, Storage, TimeSet, WritePos};
+use crate::storage::{
+    Attr, DirEntry, FileKind, Ino, MAX_FILE_SIZE, NewNode, SetAttr, Storage, TimeSet, WritePos,
+};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
 use std::io::{IoSlice, IoSliceMut};
@@ -1323,6 +1325,10 @@ impl Storage for Overlay {
     }
 
     fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
+        // Refused before copy-up, so a refusal copies nothing.
+        if set.size.is_some_and(|s| s > MAX_FILE_SIZE) {
+            return Err(Error::FileTooBig);
+        }
         let up = {
             let _change = self.inner.change.lock();
             // A truncation copies up only what it keeps: `O_TRUNC` of a
@@ -1349,12 +1355,29 @@ impl Storage for Overlay {
         bufs: &[IoSlice<'_>],
         max_size: u64,
     ) -> Result<(usize, u64)> {
-        let up = match self.inner.layers(ino)?.0 {
-            Some(u) => u,
-            None => {
+        let up = match self.inner.layers(ino)? {
+            (Some(u), _) => u,
+            (None, Some(l)) => {
+                // A write that would change nothing, or be refused, does
+                // not copy up.
+                let len: u64 = bufs.iter().map(|b| b.len() as u64).sum();
+                let at = match pos {
+                    WritePos::At(at) => at,
+                    WritePos::Append => self.inner.lower.getattr(l)?.size,
+                };
+                if len == 0 {
+                    return Ok((0, at));
+                }
+                if at
+                    .checked_add(len)
+                    .is_none_or(|end| end > max_size.min(MAX_FILE_SIZE))
+                {
+                    return Err(Error::FileTooBig);
+                }
                 let _change = self.inner.change.lock();
                 self.inner.copy_up(ino)?
             }
+            (None, None) => return Err(Error::NotFound),
         };
         self.inner.upper.write(up, pos, bufs, max_size)
     }
@@ -1513,6 +1536,9 @@ impl Storage for Overlay {
     }
 
     fn allocate(&self, ino: Ino, size: u64) -> Result<()> {
+        if size > MAX_FILE_SIZE {
+            return Err(Error::FileTooBig);
+        }
         let up = {
             let _change = self.inner.change.lock();
             self.inner.copy_up(ino)?

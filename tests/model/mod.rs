@@ -19,17 +19,17 @@
 //! and every name removed (and an overlay reset to its lower layer), and
 //! the budget must be back where it started.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{IoSlice, IoSliceMut};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use wasi_common_vfs::Error;
-use wasi_common_vfs::Overlay;
 use wasi_common_vfs::storage::budget::Budget;
 use wasi_common_vfs::storage::mem::MemFs;
 use wasi_common_vfs::storage::{
     FileKind, Ino, MAX_FILE_SIZE, NewNode, SetAttr, Storage, TimeSet, WritePos,
 };
+use wasi_common_vfs::{Changes, Overlay};
 
 /// Bytes one operation is decoded from.
 pub const RECORD: usize = 8;
@@ -809,13 +809,137 @@ fn seed(lower: &MemFs, model: &mut Model) -> Vec<(u32, &'static str)> {
     first
 }
 
+/// What the model knows of an overlay's copy-ups, to predict what
+/// `Overlay::changes` reports: the tree it started from, the lower files
+/// and symlinks copied up (modified wherever a lower name of theirs
+/// stands), and the lower directories moved (made opaque: replaced
+/// wherever they stand).
+struct Copied {
+    initial: Model,
+    files: BTreeSet<u32>,
+    dirs: BTreeSet<u32>,
+    /// Files an operation refused with `ENOSPC` may have copied up.
+    maybe: BTreeSet<u32>,
+}
+
+impl Copied {
+    /// Records what `step`, taken on `before`, copies up: into `maybe`
+    /// when it was refused.
+    fn note(&mut self, step: &Step, before: &Model, refused: bool) {
+        let mut files = Vec::new();
+        let mut dirs = Vec::new();
+        match step {
+            Step::Write { file, data, .. } if !data.is_empty() => files.push(*file),
+            Step::SetSize { file, .. } | Step::Allocate { file, .. } | Step::Link { file, .. } => {
+                files.push(*file)
+            }
+            Step::SetMtime { node, .. } if !before.is_dir(*node) => files.push(*node),
+            Step::Rename {
+                from,
+                name,
+                to,
+                new_name,
+            } => {
+                let Some(&src) = before.entries(*from).get(name) else {
+                    return;
+                };
+                if before.entries(*to).get(new_name) == Some(&src) {
+                    return; // two names of one file: nothing happens
+                }
+                let mut pending = vec![src];
+                while let Some(id) = pending.pop() {
+                    if before.is_dir(id) {
+                        dirs.push(id);
+                        pending.extend(before.entries(id).values());
+                    } else {
+                        files.push(id);
+                    }
+                }
+            }
+            _ => {}
+        }
+        if refused {
+            self.maybe.extend(files);
+        } else {
+            self.files.extend(files);
+            self.dirs.extend(dirs);
+        }
+    }
+
+    /// The changes from the initial tree to `now`, counting `copied` as
+    /// copied up.
+    fn expect(&self, now: &Model, copied: &BTreeSet<u32>) -> Changes {
+        let mut out = Changes::default();
+        let mut pending = vec![(String::new(), Some(0), Some(0))];
+        while let Some((path, cur, init)) = pending.pop() {
+            let none = BTreeMap::new();
+            let cur_e = cur.map_or(&none, |d| now.entries(d));
+            let init_e = init.map_or(&none, |d| self.initial.entries(d));
+            let names: BTreeSet<&String> = cur_e.keys().chain(init_e.keys()).collect();
+            for name in names {
+                let p = if path.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{path}/{name}")
+                };
+                let c = cur_e.get(name).map(|&id| (id, now.is_dir(id)));
+                let i = init_e.get(name).map(|&id| (id, self.initial.is_dir(id)));
+                match (c, i) {
+                    (Some((c, true)), Some((i, true))) if c == i && !self.dirs.contains(&c) => {
+                        pending.push((p, Some(c), Some(i)));
+                    }
+                    (Some((c, false)), Some((i, false))) => {
+                        if c != i || copied.contains(&c) {
+                            out.modified.push(p);
+                        }
+                    }
+                    (Some((c, is_dir)), i) => {
+                        if i.is_some() {
+                            out.deleted.push(p.clone());
+                        }
+                        out.added.push(p.clone());
+                        if is_dir {
+                            pending.push((p, Some(c), None));
+                        }
+                    }
+                    (None, Some(_)) => out.deleted.push(p),
+                    (None, None) => {}
+                }
+            }
+        }
+        for list in [&mut out.added, &mut out.modified, &mut out.deleted] {
+            list.sort();
+        }
+        out
+    }
+
+    /// `got` is what the model predicts, allowing as modified files that
+    /// a refused operation may have copied up.
+    fn check(&self, now: &Model, got: &Changes, when: &str) {
+        let want = self.expect(now, &self.files);
+        assert_eq!(got.added, want.added, "{when}: changes, added");
+        assert_eq!(got.deleted, want.deleted, "{when}: changes, deleted");
+        let most = self.expect(now, &self.files.union(&self.maybe).copied().collect());
+        for p in &want.modified {
+            assert!(
+                got.modified.contains(p),
+                "{when}: {p} not listed as modified"
+            );
+        }
+        for p in &got.modified {
+            assert!(most.modified.contains(p), "{when}: {p} listed as modified");
+        }
+    }
+}
+
 /// The store under test and how the model's nodes map to its inodes.
 pub struct Checker {
     model: Model,
     handles: Vec<u32>,
     fs: Box<dyn Storage>,
-    /// The store again, when it is an overlay, to reset it at the end.
-    overlay: Option<Overlay>,
+    /// The store again, when it is an overlay, to check its `changes()`
+    /// and reset it at the end, and what the model knows of its copy-ups.
+    overlay: Option<(Overlay, Copied)>,
     budget: Arc<Budget>,
     ino: HashMap<u32, Ino>,
     baseline: (u64, u64),
@@ -848,7 +972,18 @@ impl Checker {
                 let firsts = seed(&lower, &mut model);
                 let budget = Arc::new(Budget::new(BUDGET_BYTES * 3, BUDGET_INODES * 3));
                 let overlay = Overlay::new(lower);
-                (Box::new(overlay.clone()), Some(overlay), budget, firsts)
+                let copied = Copied {
+                    initial: model.clone(),
+                    files: BTreeSet::new(),
+                    dirs: BTreeSet::new(),
+                    maybe: BTreeSet::new(),
+                };
+                (
+                    Box::new(overlay.clone()),
+                    Some((overlay, copied)),
+                    budget,
+                    firsts,
+                )
             }
         };
         fs.attach_budget(budget.clone());
@@ -894,6 +1029,11 @@ impl Checker {
         let (model_before, handles_before) = (self.model.clone(), self.handles.clone());
         let (expected, created) = self.model.step(&step, &mut self.handles);
         let real = self.real(&step, &handles_before);
+        if let Some((_, copied)) = &mut self.overlay
+            && matches!(real, Ok(_) | Err(Error::NoSpace))
+        {
+            copied.note(&step, &model_before, real.is_err());
+        }
         match real {
             Err(Error::NoSpace) => {
                 assert!(
@@ -1018,9 +1158,13 @@ impl Checker {
         }
     }
 
-    /// Compares the whole store with the model.
+    /// Compares the whole store with the model, and an overlay's
+    /// `changes()` with what the model predicts.
     pub fn compare(&self, when: &str) {
         let fs = &self.fs;
+        if let Some((overlay, copied)) = &self.overlay {
+            copied.check(&self.model, &overlay.changes().unwrap(), when);
+        }
         for (id, node) in &self.model.nodes {
             let ino = self.ino[id];
             let attr = fs
@@ -1105,7 +1249,7 @@ impl Checker {
             self.fs.release(self.ino[&id]);
         }
         self.remove_all(self.fs.root());
-        if let Some(overlay) = &self.overlay {
+        if let Some((overlay, _)) = &self.overlay {
             overlay.reset().unwrap();
         }
         let used = (self.budget.bytes_used(), self.budget.inodes_used());
