@@ -271,22 +271,35 @@ impl Namespace {
     /// The child `name` of directory `dir`, crossing into a mount at its
     /// mountpoint; `..` gives the parent, crossing out of a mount at its root.
     pub(crate) fn lookup(&self, dir: Node, name: &str) -> Result<(Node, FileKind)> {
+        let (node, kind, _) = self.lookup_attr(dir, name)?;
+        Ok((node, kind))
+    }
+
+    /// [`lookup`](Self::lookup), with the child's metadata when its store
+    /// learned it on the way.
+    pub(crate) fn lookup_attr(
+        &self,
+        dir: Node,
+        name: &str,
+    ) -> Result<(Node, FileKind, Option<Metadata>)> {
         if let Some(mount) = self.mount_at(dir, name) {
-            return Ok((self.mount_root(mount), FileKind::Dir));
+            return Ok((self.mount_root(mount), FileKind::Dir, None));
         }
         if name == ".."
             && dir == self.mount_root(dir.mount)
             && let Some((parent, _)) = &self.mounts[dir.mount].covers
         {
-            return Ok((*parent, FileKind::Dir));
+            return Ok((*parent, FileKind::Dir, None));
         }
-        let (ino, kind) = self.store(dir.mount).lookup(dir.ino, name)?;
+        let (ino, kind, attr) = self.store(dir.mount).lookup_attr(dir.ino, name)?;
+        let meta = attr.map(|a| Metadata::new(self.dev(dir.mount), a));
         Ok((
             Node {
                 mount: dir.mount,
                 ino,
             },
             kind,
+            meta,
         ))
     }
 

@@ -127,7 +127,10 @@ impl Namespace {
     pub(crate) fn stat(&self, at: At<'_>, follow: bool) -> Result<Metadata> {
         let r = at.resolve(self, follow)?;
         let (node, _) = r.target.ok_or(Error::NotFound)?;
-        self.metadata(node)
+        match r.meta {
+            Some(meta) => Ok(meta),
+            None => self.metadata(node),
+        }
     }
 
     /// The node a path names, following symlinks all the way.

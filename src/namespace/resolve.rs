@@ -8,7 +8,7 @@
 //! escapes too. This is the same rule as wasi-common's cap-std host `Dir`,
 //! which answers `EPERM`.
 
-use super::{Namespace, Node};
+use super::{Metadata, Namespace, Node};
 use crate::error::{Error, Result};
 use crate::storage::{FileKind, NAME_MAX};
 use std::borrow::Cow;
@@ -41,6 +41,8 @@ pub(crate) struct Resolved {
     pub(crate) name: Option<String>,
     /// The node named, if it exists (a symlink here was not followed).
     pub(crate) target: Option<(Node, FileKind)>,
+    /// The target's metadata, when its store gave it with the lookup.
+    pub(crate) meta: Option<Metadata>,
     /// The path ended with a slash, so it must name a directory.
     pub(crate) dir_required: bool,
 }
@@ -51,6 +53,7 @@ impl Resolved {
             parent: dir,
             name: None,
             target: Some((dir, FileKind::Dir)),
+            meta: None,
             dir_required: true,
         }
     }
@@ -122,13 +125,14 @@ pub(crate) fn resolve(
                 if name.len() > NAME_MAX {
                     return Err(Error::NameTooLong);
                 }
-                let (child, kind) = match ns.lookup(cur, name) {
+                let (child, kind, meta) = match ns.lookup_attr(cur, name) {
                     Ok(found) => found,
                     Err(Error::NotFound) if last => {
                         return Ok(Resolved {
                             parent: cur,
                             name: Some(name.to_owned()),
                             target: None,
+                            meta: None,
                             dir_required,
                         });
                     }
@@ -162,6 +166,7 @@ pub(crate) fn resolve(
                             parent: cur,
                             name: Some(name.to_owned()),
                             target: Some((child, kind)),
+                            meta,
                             dir_required,
                         });
                     }

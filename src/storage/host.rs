@@ -87,6 +87,9 @@ pub struct HostDir {
     writable: AtomicBool,
     /// Directory handles kept open, at most.
     max_open_dirs: usize,
+    /// The file the last `create` made, opened read-write, for the `open`
+    /// that nearly always follows; a call that changes the tree closes it.
+    created: Mutex<Option<(Ino, Arc<std::fs::File>)>>,
 }
 
 /// The names an inode was last seen under, and its directory handle if one
@@ -270,6 +273,7 @@ impl HostDir {
             cookies: Mutex::new(Cookies::default()),
             writable: AtomicBool::new(true),
             max_open_dirs: DEFAULT_OPEN_DIRS,
+            created: Mutex::new(None),
         })
     }
 
@@ -316,6 +320,11 @@ impl HostDir {
         }
     }
 
+    /// Closes the file kept from the last `create`.
+    fn begin(&self) {
+        self.created.lock().take();
+    }
+
     fn held(&self, ino: Ino) -> Option<Held> {
         self.open.lock().get(&ino).map(|(h, _)| h.clone())
     }
@@ -342,10 +351,11 @@ impl HostDir {
             return;
         };
         node.used = used;
-        if node
-            .names
-            .first()
-            .is_some_and(|(p, n)| *p == parent && **n == *name)
+        if node.kind == kind
+            && node
+                .names
+                .first()
+                .is_some_and(|(p, n)| *p == parent && **n == *name)
         {
             return;
         }
@@ -544,6 +554,21 @@ impl HostDir {
         self.open_node(ino, flags).map(std::fs::File::from)
     }
 
+    /// Opens the regular file `ino` with `flags` through a name checked to
+    /// lead to it; `ENOENT` when none leads to a regular file (its number
+    /// now names something else).
+    fn open_regular(&self, ino: Ino, flags: OFlags) -> Result<std::fs::File> {
+        self.by_name(ino, |dir, name| {
+            let fd =
+                rustix::fs::openat(dir, name, flags | base_flags(), Mode::empty()).map_err(io)?;
+            let st = rustix::fs::fstat(&fd).map_err(io)?;
+            if kind_of(st.st_mode as u32) != FileKind::File {
+                return Err(Error::NotFound);
+            }
+            Ok((std::fs::File::from(fd), st))
+        })
+    }
+
     /// A host handle on the file `ino`: the open one, or a fresh one.
     fn file(&self, ino: Ino, write: bool) -> Result<Arc<std::fs::File>> {
         if write && !self.writable.load(Ordering::Acquire) {
@@ -617,11 +642,20 @@ impl Storage for HostDir {
             let parent = node.names.first().map_or(self.root, |(p, _)| *p);
             return Ok((parent, FileKind::Dir));
         }
+        let (ino, kind, _) = self.lookup_attr(dir, name)?;
+        Ok((ino, kind))
+    }
+
+    fn lookup_attr(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind, Option<Attr>)> {
+        if name == ".." {
+            let (ino, kind) = self.lookup(dir, name)?;
+            return Ok((ino, kind, None));
+        }
         let fd = self.dir_fd(dir)?;
         let st = self.stat_at(&fd, name)?;
         let (ino, kind) = (self.ino_of(&st), kind_of(st.st_mode as u32));
         self.remember(ino, dir, name, kind);
-        Ok((ino, kind))
+        Ok((ino, kind, Some(self.attr(ino, &st))))
     }
 
     fn getattr(&self, ino: Ino) -> Result<Attr> {
@@ -630,6 +664,7 @@ impl Storage for HostDir {
     }
 
     fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
+        self.begin();
         if let Some(size) = set.size {
             let file = self.file(ino, true)?;
             rustix::fs::ftruncate(&*file, size).map_err(io)?;
@@ -699,6 +734,7 @@ impl Storage for HostDir {
         bufs: &[IoSlice<'_>],
         max_size: u64,
     ) -> Result<(usize, u64)> {
+        self.begin();
         let file = self.file(ino, true)?;
         let _append = matches!(pos, WritePos::Append).then(|| self.append.lock());
         let mut at = match pos {
@@ -719,14 +755,18 @@ impl Storage for HostDir {
     }
 
     fn create(&self, dir: Ino, name: &str, node: NewNode<'_>) -> Result<Attr> {
+        self.begin();
         let fd = self.dir_fd(dir)?;
         let name = plain(name)?;
+        let mut made = None;
         let st = match node {
             NewNode::File => {
-                let flags = OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | base_flags();
+                let flags = OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | base_flags();
                 let file = rustix::fs::openat(&*fd, name, flags, Mode::from_raw_mode(0o666))
                     .map_err(io)?;
-                rustix::fs::fstat(&file).map_err(io)?
+                let st = rustix::fs::fstat(&file).map_err(io)?;
+                made = Some(file);
+                st
             }
             NewNode::Dir => {
                 rustix::fs::mkdirat(&*fd, name, Mode::from_raw_mode(0o777)).map_err(io)?;
@@ -740,6 +780,9 @@ impl Storage for HostDir {
         let ino = self.ino_of(&st);
         let attr = self.attr(ino, &st);
         self.remember(ino, dir, name, attr.kind);
+        if let Some(file) = made {
+            *self.created.lock() = Some((ino, Arc::new(std::fs::File::from(file))));
+        }
         Ok(attr)
     }
 
@@ -805,17 +848,16 @@ impl Storage for HostDir {
     }
 
     fn unlink(&self, dir: Ino, name: &str) -> Result<()> {
+        self.begin();
         let fd = self.dir_fd(dir)?;
-        let st = self.stat_at(&fd, name)?;
-        if kind_of(st.st_mode as u32) == FileKind::Dir {
-            return Err(Error::IsDir);
-        }
-        rustix::fs::unlinkat(&*fd, name, AtFlags::empty()).map_err(io)?;
-        self.name_gone(self.ino_of(&st), dir, name);
-        Ok(())
+        // One system call: Linux refuses a directory with `EISDIR`. The
+        // record of what the name led to is not looked for; it is checked
+        // on every use, and the oldest records are dropped.
+        rustix::fs::unlinkat(&*fd, plain(name)?, AtFlags::empty()).map_err(io)
     }
 
     fn rmdir(&self, dir: Ino, name: &str) -> Result<()> {
+        self.begin();
         let fd = self.dir_fd(dir)?;
         let st = self.stat_at(&fd, name)?;
         rustix::fs::unlinkat(&*fd, name, AtFlags::REMOVEDIR).map_err(io)?;
@@ -824,6 +866,7 @@ impl Storage for HostDir {
     }
 
     fn rename(&self, src_dir: Ino, src_name: &str, dst_dir: Ino, dst_name: &str) -> Result<()> {
+        self.begin();
         let from = self.dir_fd(src_dir)?;
         let to = self.dir_fd(dst_dir)?;
         let moved = self.stat_at(&from, src_name)?;
@@ -842,12 +885,14 @@ impl Storage for HostDir {
     }
 
     fn link(&self, ino: Ino, dir: Ino, name: &str) -> Result<Attr> {
+        self.begin();
         let made = self.link_into(ino, &*self.dir_fd(dir)?, name)?;
         self.remember(ino, dir, name, FileKind::File);
         Ok(self.attr(ino, &made))
     }
 
     fn allocate(&self, ino: Ino, size: u64) -> Result<()> {
+        self.begin();
         let file = self.file(ino, true)?;
         let _append = self.append.lock();
         if file.metadata().map_err(Error::from_host)?.len() < size {
@@ -857,22 +902,31 @@ impl Storage for HostDir {
     }
 
     fn open(&self, ino: Ino) -> Result<()> {
+        let created = self.created.lock().take().filter(|(made, _)| *made == ino);
         let mut open = self.open.lock();
         if let Some((_, count)) = open.get_mut(&ino) {
             *count += 1;
             return Ok(());
         }
         drop(open);
-        let kind = kind_of(self.stat(ino)?.st_mode as u32);
+        // The kind the lookup just saw; a regular file is checked to be one
+        // when opened, anything else asked of the host again.
+        let known = self.nodes.lock().map.get(&ino).map(|n| n.kind);
+        let kind = match (&created, known) {
+            (Some(_), _) | (None, Some(FileKind::File)) => FileKind::File,
+            _ => kind_of(self.stat(ino)?.st_mode as u32),
+        };
         let held = match kind {
             FileKind::File => {
-                let file = if self.writable.load(Ordering::Acquire) {
-                    self.open_file(ino, OFlags::RDWR)
-                        .or_else(|_| self.open_file(ino, OFlags::RDONLY))
-                } else {
-                    self.open_file(ino, OFlags::RDONLY)
-                }?;
-                Held::File(Arc::new(file))
+                let file = match created {
+                    Some((_, file)) => file,
+                    None if self.writable.load(Ordering::Acquire) => Arc::new(
+                        self.open_regular(ino, OFlags::RDWR)
+                            .or_else(|_| self.open_regular(ino, OFlags::RDONLY))?,
+                    ),
+                    None => Arc::new(self.open_regular(ino, OFlags::RDONLY)?),
+                };
+                Held::File(file)
             }
             FileKind::Dir => Held::Dir(self.dir_fd(ino)?),
             FileKind::Symlink => Held::Nothing,
@@ -907,6 +961,7 @@ impl Storage for HostDir {
         dst_dir: Ino,
         dst_name: &str,
     ) -> Result<()> {
+        self.begin();
         let (Some(to), true) = (dst.host_dir(dst_dir), self.writable.load(Ordering::Acquire))
         else {
             return Err(Error::CrossDevice);
@@ -920,6 +975,7 @@ impl Storage for HostDir {
     }
 
     fn link_to(&self, ino: Ino, dst: &dyn Storage, dst_dir: Ino, dst_name: &str) -> Result<()> {
+        self.begin();
         let Some(to) = dst.host_dir(dst_dir) else {
             return Err(Error::CrossDevice);
         };

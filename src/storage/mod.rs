@@ -191,6 +191,14 @@ pub trait Storage: Send + Sync + 'static {
     /// the parent (the root's parent is the root).
     fn lookup(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind)>;
 
+    /// [`lookup`](Storage::lookup), with the entry's attributes when the
+    /// store learned them on the way (a host directory's `fstatat` does),
+    /// so that a `stat` of a path asks the store once. `None` by default.
+    fn lookup_attr(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind, Option<Attr>)> {
+        let (ino, kind) = self.lookup(dir, name)?;
+        Ok((ino, kind, None))
+    }
+
     /// The inode's attributes.
     fn getattr(&self, ino: Ino) -> Result<Attr>;
 
@@ -321,6 +329,9 @@ impl Storage for Box<dyn Storage> {
     }
     fn lookup(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind)> {
         (**self).lookup(dir, name)
+    }
+    fn lookup_attr(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind, Option<Attr>)> {
+        (**self).lookup_attr(dir, name)
     }
     fn getattr(&self, ino: Ino) -> Result<Attr> {
         (**self).getattr(ino)

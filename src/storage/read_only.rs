@@ -44,6 +44,10 @@ impl<S: Storage> Storage for ReadOnly<S> {
         self.inner.lookup(dir, name)
     }
 
+    fn lookup_attr(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind, Option<Attr>)> {
+        self.inner.lookup_attr(dir, name)
+    }
+
     fn getattr(&self, ino: Ino) -> Result<Attr> {
         self.inner.getattr(ino)
     }
