@@ -524,14 +524,39 @@ fn help_documents_every_flag_and_version_works() {
         "--limit-inodes",
         "--limit-file-size",
         "--limit-open-files",
+        "--no-cache",
+        "--allow-precompiled",
     ] {
-        let line = help
-            .lines()
-            .find(|l| l.trim_start().starts_with(flag))
+        // The flag's block: its line and the wrapped lines under it.
+        let lines: Vec<&str> = help.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.trim_start().starts_with(flag))
             .unwrap_or_else(|| panic!("{flag} in {help}"));
-        assert!(line.contains("Example:"), "{flag} has an example: {line}");
+        let block: Vec<&str> = lines[at..]
+            .iter()
+            .take_while(|l| !l.trim().is_empty())
+            .copied()
+            .collect();
+        assert!(
+            block.iter().any(|l| l.contains("Example:")),
+            "{flag} has an example: {block:?}"
+        );
     }
     assert!(help.contains("Examples:"));
+    let widest = help.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    assert!(widest <= 100, "help wraps: a line of {widest} characters");
+    let limit = help
+        .split("--limit-bytes")
+        .nth(1)
+        .expect("--limit-bytes documented");
+    assert!(
+        limit.contains("each") && limit.contains("tree"),
+        "limits are per tree"
+    );
+    let version = run(&["run", "--version"]);
+    assert_eq!(version.status.code(), Some(0));
+    assert!(stdout(&version).contains(env!("CARGO_PKG_VERSION")));
     let version = run(&["--version"]);
     assert_eq!(version.status.code(), Some(0));
     assert_eq!(
@@ -993,4 +1018,193 @@ fn a_paged_recursive_removal_of_a_host_tree_removes_everything() {
     assert_eq!(status, 0, "{out}");
     assert_eq!(out, "rm-r /h/top: removed 901\n");
     assert!(!top.exists(), "the tree is gone");
+}
+
+/// Everything after the module reaches the guest as it is: flags the
+/// runner also has, `--help`, `--` and its followers. Nothing of it is
+/// taken by the runner (no host directory is granted by a `--dir` there).
+#[test]
+fn arguments_after_the_module_are_the_guests() {
+    let g = guest("status");
+    let out = run(&[
+        "run", &g, "args", "--dir", ".", "--env", "X=1", "--help", "--", "a", "--", "b",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "[\"status.wasm\", \"args\", \"--dir\", \".\", \"--env\", \"X=1\", \"--help\", \"--\", \"a\", \"--\", \"b\"]\n"
+    );
+    let out = run(&["run", &g, "env", "X", "--env", "X=1"]);
+    assert_eq!(
+        stdout(&out),
+        "None\n",
+        "--env after the module is not the runner's"
+    );
+    // Without `run`, as wasmtime takes it.
+    let out = run(&[&g, "args", "--version"]);
+    assert_eq!(stdout(&out), "[\"status.wasm\", \"args\", \"--version\"]\n");
+    // The module from stdin.
+    let out = Command::new(BIN)
+        .args(["run", "-", "args", "x"])
+        .stdin(std::fs::File::open(&g).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(
+        stdout(&out),
+        "[\"-\", \"args\", \"x\"]\n",
+        "{}",
+        stderr(&out)
+    );
+    // wasmtime's spellings.
+    let out = Command::new(BIN)
+        .args(["run", "-S", "inherit-env", &g, "env", "FROM_HOST"])
+        .env("FROM_HOST", "yes")
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "Some(\"yes\")\n");
+    let out = run(&[
+        "run",
+        "--limit-bytes",
+        "10MB",
+        "--limit-file-size",
+        "1MiB",
+        &g,
+        "return",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// Files in a cache directory, with their sizes and modification times,
+/// leaving out the cache's own bookkeeping.
+fn cache_entries(dir: &Path) -> Vec<(std::path::PathBuf, u64, SystemTime)> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let e = e.unwrap();
+            let meta = e.metadata().unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            if meta.is_dir() {
+                pending.push(e.path());
+            } else if !name.ends_with(".stats") && !name.starts_with('.') {
+                out.push((e.path(), meta.len(), meta.modified().unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Compiled code is cached across runs: the second run of a module finds
+/// its entry and writes none; a corrupt entry is replaced; `--no-cache`
+/// and `-C cache=n` write nothing.
+#[test]
+fn compiled_code_is_cached_across_runs() {
+    let g = guest("status");
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let config = work.path().join("cache.toml");
+    std::fs::write(
+        &config,
+        format!("[cache]\ndirectory = {:?}\n", cache.display().to_string()),
+    )
+    .unwrap();
+    let flag = format!("cache-config={}", config.display());
+    let first = run(&["run", "-C", &flag, &g, "return"]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let entries = cache_entries(&cache);
+    assert_eq!(entries.len(), 1, "one compiled module cached: {entries:?}");
+    std::thread::sleep(Duration::from_millis(50));
+    let second = run(&["run", "-C", &flag, &g, "return"]);
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    assert_eq!(
+        cache_entries(&cache),
+        entries,
+        "the second run compiled nothing"
+    );
+
+    std::fs::write(&entries[0].0, b"not compiled code").unwrap();
+    let third = run(&["run", "-C", &flag, &g, "args"]);
+    assert_eq!(
+        stdout(&third),
+        "[\"status.wasm\", \"args\"]\n",
+        "{}",
+        stderr(&third)
+    );
+    let replaced = std::fs::read(&entries[0].0).unwrap();
+    assert_eq!(
+        replaced.len() as u64,
+        entries[0].1,
+        "the corrupt entry was replaced"
+    );
+
+    for off in [&["--no-cache"][..], &["-C", "cache=n"][..]] {
+        let other = work.path().join("other");
+        let other_config = work.path().join("other.toml");
+        std::fs::write(
+            &other_config,
+            format!("[cache]\ndirectory = {:?}\n", other.display().to_string()),
+        )
+        .unwrap();
+        let other_flag = format!("cache-config={}", other_config.display());
+        let mut args = vec!["run"];
+        args.extend_from_slice(off);
+        args.extend(["-C", &other_flag, &g, "return"]);
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(cache_entries(&other).is_empty(), "{off:?} cached nothing");
+    }
+}
+
+/// Each error keeps what explains it, on one line.
+#[test]
+fn errors_carry_their_cause() {
+    let work = tempfile::tempdir().unwrap();
+    one_line_failure(&run(&["run"]), 2, &["required", "<MODULE", "--help"]);
+    let bare = run(&[]);
+    assert_eq!(bare.status.code(), Some(2));
+    assert!(stderr(&bare).contains("Usage:"), "no arguments: the help");
+    let bad = work.path().join("bad.wat");
+    std::fs::write(&bad, "(module (func (export \"_start\") (drop)))").unwrap();
+    one_line_failure(
+        &run(&["run", bad.to_str().unwrap()]),
+        1,
+        &["bad.wat", "type mismatch", "nothing on stack"],
+    );
+    let component = work.path().join("c.wasm");
+    std::fs::write(&component, b"\0asm\x0d\x00\x01\x00").unwrap();
+    one_line_failure(
+        &run(&["run", component.to_str().unwrap()]),
+        1,
+        &["c.wasm", "component, not a module"],
+    );
+    one_line_failure(
+        &run(&["run", "/no/such/app.wasm"]),
+        1,
+        &["/no/such/app.wasm", "no such file"],
+    );
+    let g = guest("status");
+    one_line_failure(
+        &run(&["run", "--preload", "a=b.wasm", &g]),
+        2,
+        &["not supported by wasi-common-vfs", "--preload"],
+    );
+    one_line_failure(
+        &run(&["run", "-S", "tcp", &g]),
+        2,
+        &["not supported by wasi-common-vfs", "-S tcp"],
+    );
+    one_line_failure(
+        &run(&["run", "--dir"]),
+        2,
+        &["--dir", "a value is required"],
+    );
+    one_line_failure(
+        &run(&["run", "--limit-bytes", "10XB", &g]),
+        2,
+        &["10XB", "KiB"],
+    );
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 /// Run WASI preview 1 (and 0) modules on a virtual filesystem.
 #[derive(Parser, Debug)]
-#[command(name = "wasi-common-vfs", version, about, long_about = None)]
+#[command(name = "wasi-common-vfs", version, about, long_about = None, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -15,8 +15,26 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run a WebAssembly module (threaded or not) as a command.
+    /// Run a WebAssembly module (threaded or not) as a command. `run` may
+    /// be left out: `wasi-common-vfs app.wasm ARGS` runs it too.
+    #[command(version, max_term_width = 100)]
     Run(RunArgs),
+}
+
+/// The subcommands and the flags that stand before one; any other first
+/// argument is a module to run.
+const NOT_A_MODULE: &[&str] = &["run", "help", "-h", "--help", "-V", "--version"];
+
+/// The command line with `run` put in where it was left out, as
+/// `wasmtime app.wasm` means `wasmtime run app.wasm`.
+pub fn with_implicit_run(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let implicit = args
+        .get(1)
+        .is_some_and(|first| !NOT_A_MODULE.iter().any(|known| first == known));
+    if implicit {
+        args.insert(1, "run".into());
+    }
+    args
 }
 
 const EXAMPLES: &str = "\
@@ -31,8 +49,8 @@ Examples:
   # Work on a copy of ./project, then keep the result as a tar archive
   wasi-common-vfs run --mount /work=overlay:./project --save /work=out.tar app.wasm
 
-  # Exactly like wasmtime's --dir
-  wasi-common-vfs run --dir . --dir /tmp/data::/data app.wasm";
+  # Exactly like wasmtime's --dir; everything after the module is the guest's
+  wasi-common-vfs run --dir . --dir /tmp/data::/data app.wasm --guest-flag -- x";
 
 /// Store specs a `--mount` takes.
 pub const SPECS: &str = "mem, mem:HOSTDIR, host:DIR, host:DIR:ro, overlay:DIR or tar:FILE";
@@ -62,10 +80,38 @@ pub struct RunArgs {
     #[arg(long = "env", value_name = "NAME[=VALUE]", value_parser = parse_env)]
     pub envs: Vec<(String, Option<String>)>,
 
-    /// Pass every environment variable of the host to the guest.
+    /// Pass every environment variable of the host to the guest. Also
+    /// spelled `-S inherit-env`.
     /// Example: --inherit-env
     #[arg(long)]
     pub inherit_env: bool,
+
+    /// A wasmtime `-S` option: `inherit-env` (the others are not supported
+    /// by wasi-common-vfs).
+    /// Example: -S inherit-env
+    #[arg(short = 'S', long = "wasi", value_name = "OPTION", value_parser = parse_wasi_option)]
+    pub wasi_options: Vec<WasiOption>,
+
+    /// Run a module compiled ahead of time (`wasmtime compile`, a `.cwasm`
+    /// file made by this same version of Wasmtime). Only for files you
+    /// trust: such a file is machine code, loaded as it is.
+    /// Example: --allow-precompiled
+    #[arg(long)]
+    pub allow_precompiled: bool,
+
+    /// Do not cache compiled code. By default a module's compiled code is
+    /// kept in Wasmtime's cache (in the user's cache directory), so that the
+    /// next run of the same module starts at once. Also spelled
+    /// `-C cache=n`.
+    /// Example: --no-cache
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// A wasmtime `-C` option: `cache=y|n`, or `cache-config=FILE` (a
+    /// Wasmtime cache configuration in TOML, as `wasmtime` takes).
+    /// Example: -C cache-config=cache.toml
+    #[arg(short = 'C', long = "codegen", value_name = "OPTION=VALUE", value_parser = parse_codegen_option)]
+    pub codegen_options: Vec<CodegenOption>,
 
     /// The guest's argv[0] (default: the module's file name).
     /// Example: --argv0 python3
@@ -78,15 +124,17 @@ pub struct RunArgs {
     #[arg(long = "save", value_name = "GUEST=FILE.tar", value_parser = parse_save)]
     pub saves: Vec<(String, PathBuf)>,
 
-    /// Most bytes the in-memory stores may hold (data, names, and a fixed
-    /// cost per file and entry); beyond it the guest gets ENOSPC. Accepts
-    /// K, M and G suffixes (powers of 1024) or `unlimited`.
-    /// Example: --limit-bytes 256M
+    /// Most bytes the in-memory stores of each tree may hold (data, names,
+    /// and a fixed cost per file and entry); beyond it the guest gets
+    /// ENOSPC. Each `--mount` tree and the default tree has a budget of its
+    /// own. Sizes take K/KiB, M/MiB, G/GiB (powers of 1024), KB, MB, GB
+    /// (powers of 1000), or `unlimited`.
+    /// Example: --limit-bytes 256MiB
     #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_limit)]
     pub limit_bytes: Limit,
 
-    /// Most files, directories and symlinks in the in-memory stores; beyond
-    /// it the guest gets ENOSPC.
+    /// Most files, directories and symlinks in the in-memory stores of each
+    /// tree; beyond it the guest gets ENOSPC.
     /// Example: --limit-inodes 100000
     #[arg(long, value_name = "COUNT", default_value = "1000000", value_parser = parse_limit)]
     pub limit_inodes: Limit,
@@ -121,18 +169,52 @@ pub struct RunArgs {
     /// A wasmtime `-W` option: `max-memory-size=SIZE` or `timeout=TIME`
     /// (the others are not supported by wasi-common-vfs).
     /// Example: -W timeout=10s
-    #[arg(short = 'W', value_name = "OPTION=VALUE", value_parser = parse_wasm_option)]
+    #[arg(short = 'W', long = "wasm", value_name = "OPTION=VALUE", value_parser = parse_wasm_option)]
     pub wasm_options: Vec<WasmOption>,
 
-    /// The module to run (`.wasm`, or `.wat` text).
-    pub module: PathBuf,
-
-    /// Arguments for the guest.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<String>,
+    /// The module to run (`.wasm`, `.wat` text, or `-` for stdin), then
+    /// the guest's arguments: everything after the module is passed to the
+    /// guest as it is, `--` and flags included.
+    #[arg(
+        value_name = "MODULE [ARGS]",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<String>,
 }
 
 impl RunArgs {
+    /// The module's path (`-` for stdin).
+    pub fn module(&self) -> &str {
+        self.command.first().map_or("-", String::as_str)
+    }
+
+    /// The guest's arguments, after `argv[0]`.
+    pub fn guest_args(&self) -> &[String] {
+        self.command.get(1..).unwrap_or_default()
+    }
+
+    /// Whether the guest gets the host's whole environment.
+    pub fn inherits_env(&self) -> bool {
+        self.inherit_env || self.wasi_options.contains(&WasiOption::InheritEnv)
+    }
+
+    /// Whether compiled code is cached, and the cache configuration file if
+    /// one was named.
+    pub fn cache(&self) -> (bool, Option<&std::path::Path>) {
+        let mut on = !self.no_cache;
+        let mut file = None;
+        for option in &self.codegen_options {
+            match option {
+                CodegenOption::Cache(yes) => on = *yes && !self.no_cache,
+                CodegenOption::CacheConfig(path) => file = Some(path.as_path()),
+            }
+        }
+        (on, file)
+    }
+
     /// The memory limit: the last of `--limit-memory` and
     /// `-W max-memory-size`.
     pub fn memory_limit(&self) -> Option<u64> {
@@ -150,6 +232,42 @@ impl RunArgs {
             WasmOption::MaxMemorySize(_) => None,
         });
         from_w.or(self.timeout)
+    }
+}
+
+/// One `-S` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WasiOption {
+    InheritEnv,
+}
+
+fn parse_wasi_option(value: &str) -> Result<WasiOption, String> {
+    match value {
+        "inherit-env" | "inherit-env=y" => Ok(WasiOption::InheritEnv),
+        _ => Err(format!(
+            "not supported by wasi-common-vfs: -S {value} (supported: inherit-env; \
+             directories and the environment have flags of their own)"
+        )),
+    }
+}
+
+/// One `-C` option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodegenOption {
+    Cache(bool),
+    CacheConfig(PathBuf),
+}
+
+fn parse_codegen_option(value: &str) -> Result<CodegenOption, String> {
+    match value.split_once('=') {
+        Some(("cache", "y" | "yes" | "true")) => Ok(CodegenOption::Cache(true)),
+        Some(("cache", "n" | "no" | "false")) => Ok(CodegenOption::Cache(false)),
+        Some(("cache-config", file)) if !file.is_empty() => {
+            Ok(CodegenOption::CacheConfig(PathBuf::from(file)))
+        }
+        _ => Err(format!(
+            "not supported by wasi-common-vfs: -C {value} (supported: cache=y|n, cache-config=FILE)"
+        )),
     }
 }
 
@@ -281,20 +399,27 @@ fn parse_limit(value: &str) -> Result<Limit, String> {
     if value == "unlimited" {
         return Ok(Limit(None));
     }
-    let (digits, unit) = match value.char_indices().last() {
-        Some((i, 'K' | 'k')) => (&value[..i], 1u64 << 10),
-        Some((i, 'M' | 'm')) => (&value[..i], 1 << 20),
-        Some((i, 'G' | 'g')) => (&value[..i], 1 << 30),
-        _ => (value, 1),
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (digits, suffix) = value.split_at(split);
+    let unit: Option<u64> = match suffix.to_ascii_lowercase().as_str() {
+        "" => Some(1),
+        "k" | "kib" => Some(1 << 10),
+        "m" | "mib" => Some(1 << 20),
+        "g" | "gib" => Some(1 << 30),
+        "kb" => Some(1_000),
+        "mb" => Some(1_000_000),
+        "gb" => Some(1_000_000_000),
+        _ => None,
     };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(unit))
+    unit.zip(digits.parse::<u64>().ok())
+        .and_then(|(unit, n)| n.checked_mul(unit))
         .map(|n| Limit(Some(n)))
         .ok_or_else(|| {
             format!(
-                "expected a number with an optional K, M or G suffix, or `unlimited`, not `{value}`"
+                "expected a number with an optional suffix (K, KiB, KB, M, MiB, MB, G, GiB, GB), \
+                 or `unlimited`, not `{value}`"
             )
         })
 }
@@ -329,6 +454,13 @@ mod tests {
         );
         let e = parse_wasm_option("relaxed-simd-deterministic").unwrap_err();
         assert!(e.starts_with("not supported by wasi-common-vfs"), "{e}");
+        assert_eq!(parse_wasi_option("inherit-env"), Ok(WasiOption::InheritEnv));
+        assert!(parse_wasi_option("tcp").unwrap_err().contains("-S tcp"));
+        assert_eq!(
+            parse_codegen_option("cache=n"),
+            Ok(CodegenOption::Cache(false))
+        );
+        assert!(parse_codegen_option("opt-level=2").is_err());
     }
 
     #[test]
@@ -361,6 +493,11 @@ mod tests {
         assert_eq!(parse_limit("64k"), Ok(Limit(Some(64 << 10))));
         assert_eq!(parse_limit("12"), Ok(Limit(Some(12))));
         assert_eq!(parse_limit("unlimited"), Ok(Limit(None)));
+        assert_eq!(parse_limit("10MB"), Ok(Limit(Some(10_000_000))));
+        assert_eq!(parse_limit("10MiB"), Ok(Limit(Some(10 << 20))));
+        assert_eq!(parse_limit("2gb"), Ok(Limit(Some(2_000_000_000))));
+        assert!(parse_limit("10 MB").is_err());
+        assert!(parse_limit("10XB").is_err());
         assert!(parse_limit("lots").is_err());
         assert!(parse_limit("99999999999G").is_err());
     }

@@ -44,7 +44,7 @@ impl Failure {
 }
 
 fn main() {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(args::with_implicit_run(std::env::args_os().collect())) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help and --version
@@ -52,9 +52,7 @@ fn main() {
             std::process::exit(0);
         }
         Err(e) => {
-            let rendered = e.render().to_string();
-            let line = rendered.lines().next().unwrap_or("error: bad arguments");
-            eprintln!("{line}");
+            eprintln!("{}", usage_error(&e));
             std::process::exit(2);
         }
     };
@@ -67,33 +65,196 @@ fn main() {
     std::process::exit(status);
 }
 
-/// The first line of an error's message, for a one-line report.
-fn first_line(e: &wasmtime::Error) -> String {
-    e.to_string().lines().next().unwrap_or_default().to_owned()
+/// Options of `wasmtime run` this command does not have.
+const WASMTIME_ONLY: &[&str] = &[
+    "-O",
+    "--optimize",
+    "-D",
+    "--debug",
+    "--invoke",
+    "--preload",
+    "--profile",
+    "--fuel",
+    "--target",
+    "--config",
+    "--tcplisten",
+    "--listenaddr",
+    "--unpin",
+];
+
+/// A bad command line as one line: a wasmtime option this command lacks
+/// said so, anything else as clap says it.
+fn usage_error(e: &clap::Error) -> String {
+    // No arguments at all: the help, as wasmtime gives it.
+    if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        return e.render().to_string().trim_end().to_owned();
+    }
+    if e.kind() == clap::error::ErrorKind::UnknownArgument
+        && let Some(clap::error::ContextValue::String(arg)) =
+            e.get(clap::error::ContextKind::InvalidArg)
+    {
+        let flag = arg.split('=').next().unwrap_or(arg);
+        if WASMTIME_ONLY.contains(&flag) {
+            return format!("error: not supported by wasi-common-vfs: {arg} (a wasmtime option)");
+        }
+    }
+    usage_line(&e.render().to_string())
+}
+
+/// clap's report of a bad command line as one line: the error, what it
+/// lists (the missing arguments), and its tip, without the usage block.
+fn usage_line(rendered: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("error: bad arguments").to_owned();
+    let mut listed = Vec::new();
+    for line in lines {
+        if line.starts_with("Usage:") {
+            continue;
+        } else if let Some(tip) = line.strip_prefix("tip:") {
+            parts.push(format!("tip:{tip}"));
+        } else if line.starts_with("For more information") {
+            parts.push(line.trim_end_matches('.').to_lowercase());
+        } else {
+            listed.push(line.to_owned());
+        }
+    }
+    let mut out = first;
+    if !listed.is_empty() {
+        out = format!("{out} {}", listed.join(", "));
+    }
+    if !parts.is_empty() {
+        out = format!("{out} ({})", parts.join("; "));
+    }
+    out
+}
+
+/// An error's message as one line that carries its cause: the outermost
+/// message, and the innermost one when it says something more. Each is
+/// flattened to one line (a `.wat` error's position and caret included).
+fn error_line(e: &wasmtime::Error) -> String {
+    let flat = |m: String| {
+        m.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '|' || c == '^' || c == ' '))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let first = flat(e.to_string());
+    let last = e
+        .chain()
+        .last()
+        .map(|c| flat(c.to_string()))
+        .unwrap_or_default();
+    if last.is_empty() || first.contains(&last) {
+        first
+    } else {
+        format!("{first}: {last}")
+    }
+}
+
+/// The version of the binary format a component has in its preamble (a
+/// module has version 1, layer 0).
+const COMPONENT_PREAMBLE: [u8; 8] = *b"\0asm\x0d\x00\x01\x00";
+
+/// Reads the module `name` (`-` for stdin) and compiles it, or loads it
+/// precompiled when that was allowed.
+fn load_module(engine: &Engine, name: &str, args: &RunArgs) -> Result<Module, Failure> {
+    let bytes = if name == "-" {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+            .map_err(|e| Failure::runtime(format!("reading the module from stdin: {e}")))?;
+        bytes
+    } else {
+        std::fs::read(name).map_err(|e| {
+            Failure::runtime(match e.kind() {
+                std::io::ErrorKind::NotFound => format!("{name}: no such file"),
+                _ => format!("{name}: {e}"),
+            })
+        })?
+    };
+    if bytes.starts_with(&COMPONENT_PREAMBLE) {
+        return Err(Failure::runtime(format!(
+            "{name}: this is a component, not a module (preview 2); this runner takes preview-1 modules"
+        )));
+    }
+    if Engine::detect_precompiled(&bytes).is_some() {
+        if !args.allow_precompiled {
+            return Err(Failure::runtime(format!(
+                "{name}: a precompiled module; run it with --allow-precompiled if you trust it"
+            )));
+        }
+        // SAFETY: the user vouched for the file with --allow-precompiled,
+        // and wasmtime checks it was made by this version with this
+        // configuration.
+        return unsafe { Module::deserialize(engine, &bytes) }
+            .map_err(|e| Failure::runtime(format!("{name}: {}", error_line(&e))));
+    }
+    Module::new(engine, &bytes).map_err(|e| {
+        Failure::runtime(format!(
+            "{name}: not a loadable WebAssembly module: {}",
+            error_line(&e)
+        ))
+    })
+}
+
+/// The engine: the runtime's configuration, with Wasmtime's compilation
+/// cache unless turned off.
+fn engine(args: &RunArgs) -> Result<Engine, Failure> {
+    let mut config = runtime::config();
+    let (cache, file) = args.cache();
+    if cache {
+        let made = match file {
+            Some(file) => wasmtime::Cache::from_file(Some(file)),
+            None => wasmtime::Cache::from_file(None),
+        };
+        match made {
+            Ok(c) => {
+                config.cache(Some(c));
+            }
+            // A named configuration that does not load is the user's
+            // mistake; a default cache that cannot be made (no home
+            // directory) only costs time.
+            Err(e) if file.is_some() => {
+                return Err(Failure::usage(format!(
+                    "-C cache-config: {}",
+                    error_line(&e)
+                )));
+            }
+            Err(_) => {}
+        }
+    }
+    Engine::new(&config).map_err(|e| Failure::runtime(error_line(&e)))
 }
 
 fn run(args: &RunArgs) -> Result<i32, Failure> {
+    let module = args.module();
+    if module.starts_with('-') && module != "-" {
+        // An option clap took for the module: everything after the module
+        // is the guest's, so an unknown one can only stand before it.
+        let message = if WASMTIME_ONLY.contains(&module.split('=').next().unwrap_or(module)) {
+            format!("not supported by wasi-common-vfs: {module} (a wasmtime option)")
+        } else {
+            format!("unexpected argument '{module}' found (for more information, try '--help')")
+        };
+        return Err(Failure::usage(message));
+    }
     let trees = setup::Trees::build(args)?;
     let saves = trees.check_saves(args)?;
-    let module_name = args.module.display().to_string();
-    let engine = Engine::new(&runtime::config()).map_err(|e| Failure::runtime(first_line(&e)))?;
-    let module = Module::from_file(&engine, &args.module).map_err(|e| {
-        Failure::runtime(format!(
-            "{module_name}: not a loadable WebAssembly module: {}",
-            first_line(&e)
-        ))
-    })?;
+    let module_name = args.module().to_owned();
+    let engine = engine(args)?;
+    let module = load_module(&engine, &module_name, args)?;
 
     let argv0 = args.argv0.clone().unwrap_or_else(|| {
-        args.module
+        std::path::Path::new(&module_name)
             .file_name()
             .map_or_else(|| module_name.clone(), |n| n.to_string_lossy().into_owned())
     });
     let mut argv: Vec<&str> = vec![&argv0];
-    argv.extend(args.args.iter().map(String::as_str));
+    argv.extend(args.guest_args().iter().map(String::as_str));
     let mut ctx = runtime::context(&argv)
-        .map_err(|e| Failure::usage(format!("arguments: {}", first_line(&e))))?;
-    let mut envs: Vec<(String, String)> = if args.inherit_env {
+        .map_err(|e| Failure::usage(format!("arguments: {}", error_line(&e))))?;
+    let mut envs: Vec<(String, String)> = if args.inherits_env() {
         std::env::vars().collect()
     } else {
         Vec::new()
@@ -134,7 +295,7 @@ fn run(args: &RunArgs) -> Result<i32, Failure> {
         &limits,
         |d| &mut d.limiter,
     )
-    .map_err(|e| Failure::runtime(format!("{module_name}: {}", first_line(&e))))?;
+    .map_err(|e| Failure::runtime(format!("{module_name}: {}", error_line(&e))))?;
     let outcome = guest.run(store, &linker);
     // Saved whatever the guest's status; one failed save skips no other.
     let mut failed = trees.save(&saves);
@@ -162,7 +323,7 @@ fn run(args: &RunArgs) -> Result<i32, Failure> {
         }
         Err(e) => Err(Failure::runtime(format!(
             "{module_name}: {}",
-            first_line(&e)
+            error_line(&e)
         ))),
     }
 }
