@@ -51,6 +51,10 @@ pub struct Vfs {
     /// For a view from [`Vfs::subtree`]: its directory, held open like a
     /// preopen, in which paths resolve confined.
     view: Option<Arc<Handle>>,
+    /// `/` is the empty [`MemFs`] the builder made because nothing was
+    /// mounted there: it only holds mountpoints, and
+    /// [`Vfs::preopen_mounts`] leaves it out.
+    implicit_root: bool,
 }
 
 /// One entry of [`Vfs::read_dir`].
@@ -134,7 +138,8 @@ impl VfsBuilder {
             }
             mounts.push((normal, store));
         }
-        if !mounts.iter().any(|(p, _)| p == "/") {
+        let implicit_root = !mounts.iter().any(|(p, _)| p == "/");
+        if implicit_root {
             mounts.push(("/".to_owned(), Arc::new(MemFs::new())));
         }
         // Parents before children; `/` has no components and comes first.
@@ -142,6 +147,7 @@ impl VfsBuilder {
         Ok(Vfs {
             ns: Namespace::new(mounts, &self.limits)?,
             view: None,
+            implicit_root,
         })
     }
 }
@@ -155,6 +161,7 @@ impl Vfs {
             // A single root mount has no mountpoint to fail on.
             ns: ns.unwrap_or_else(|_| unreachable!("a lone root mount always builds")),
             view: None,
+            implicit_root: false,
         }
     }
 
@@ -237,6 +244,7 @@ impl Vfs {
         Ok(Vfs {
             ns: self.ns.clone(),
             view: Some(Arc::new(self.ns.open_handle(node)?)),
+            implicit_root: self.implicit_root,
         })
     }
 
@@ -280,6 +288,24 @@ impl Vfs {
     /// a single preopen of `/`, except that `..` cannot climb out of a
     /// mount's own preopen.
     ///
+    /// Exactly the mounts given to [`VfsBuilder::mount`] are preopened: the
+    /// in-memory `/` a builder makes when nothing was mounted there (it
+    /// holds the mountpoints) is not, so a guest given a read-only host
+    /// directory and a scratch mount cannot write anywhere else. Mount a
+    /// store at `/` to give the guest one.
+    ///
+    /// ```
+    /// use wasi_common_vfs::{MemFs, Storage, Vfs};
+    ///
+    /// let vfs = Vfs::builder()
+    ///     .mount("/data", MemFs::new().read_only())
+    ///     .mount("/tmp", MemFs::new())
+    ///     .build()?;
+    /// let ctx = wasi_common::sync::WasiCtxBuilder::new().build();
+    /// vfs.preopen_mounts(&ctx)?; // `/data` and `/tmp`, not `/`
+    /// # Ok::<(), wasi_common_vfs::Error>(())
+    /// ```
+    ///
     /// Fails with [`Error::NotSupported`] on a view from
     /// [`Vfs::subtree`], whose directory is preopened with
     /// [`Vfs::preopen`] instead.
@@ -288,6 +314,9 @@ impl Vfs {
             return Err(Error::NotSupported);
         }
         for path in self.ns.mount_paths() {
+            if path == "/" && self.implicit_root {
+                continue;
+            }
             self.preopen(ctx, path, path)?;
         }
         Ok(())

@@ -598,3 +598,45 @@ fn bad_mount_tables_are_refused_naming_the_path() {
         .unwrap_err();
     assert!(ro_parent.to_string().contains("/x/y"), "{ro_parent}");
 }
+
+/// `preopen_mounts` preopens the mounts the embedder made and nothing
+/// else: the in-memory `/` a builder makes to hold mountpoints is not
+/// given to the guest, so it cannot write there; a `/` mounted on purpose
+/// is preopened.
+#[test]
+fn preopen_mounts_gives_exactly_the_mounts_made() {
+    let vfs = Vfs::builder()
+        .mount("/data", MemFs::new().read_only())
+        .mount("/tmp", MemFs::new())
+        .build()
+        .unwrap();
+    let out = shell(
+        &vfs,
+        true,
+        &[
+            "write /surprise.txt x",
+            "write /tmp/ok x",
+            "write /data/no x",
+        ],
+    );
+    assert!(
+        out[0].starts_with("write /surprise.txt x: errno"),
+        "no preopen holds /: {out:?}"
+    );
+    assert_eq!(out[1], "write /tmp/ok x: ");
+    assert!(out[2].starts_with("write /data/no x: errno"), "{out:?}");
+    assert!(matches!(
+        vfs.metadata("/surprise.txt"),
+        Err(Error::NotFound)
+    ));
+    assert_eq!(vfs.read("/tmp/ok").unwrap(), b"x\n");
+
+    let vfs = Vfs::builder()
+        .mount("/", MemFs::new())
+        .mount("/tmp", MemFs::new())
+        .build()
+        .unwrap();
+    let out = shell(&vfs, true, &["write /mine.txt x"]);
+    assert_eq!(out[0], "write /mine.txt x: ");
+    assert_eq!(vfs.read("/mine.txt").unwrap(), b"x\n");
+}
