@@ -122,3 +122,10 @@ fn no_thread_of_a_guest_outlives_its_run() {
     assert!(vfs.metadata("/zombie.txt").is_err());
     assert_eq!(vfs.read("/precious.txt").unwrap(), b"keep");
 }
+
+/// A threaded guest (shared memory) reads and writes through iovec lists
+/// with empty iovecs and one past 64 KiB exactly as a plain one does.
+#[test]
+fn shared_memory_reads_and_writes_fill_every_iovec() {
+    ok("threads", &["iovec-gaps"], &Vfs::new());
+}

@@ -7,8 +7,11 @@
 //! host's time for a small read. Each definition here runs the same
 //! wiggle-generated function as wasi-common's own, so what a call does
 //! (its errors, traps and trace spans) is unchanged; only the lookup is
-//! not. This module must not change any call's behaviour.
+//! not. On a shared memory, `shared_io` serves every iovec, where
+//! wasi-common serves the first alone. This module must not change any
+//! call's behaviour otherwise.
 
+use super::shared_io::{self, Call};
 use wasi_common::WasiCtx;
 use wasi_common::snapshots::preview_1::wasi_snapshot_preview1 as abi;
 use wasmtime::{Caller, Extern, Linker, ModuleExport};
@@ -29,7 +32,8 @@ pub(crate) fn link<T: 'static>(
         MODULE,
         "fd_read",
         move |mut caller: Caller<'_, T>, fd: i32, iovs: i32, iovs_len: i32, nread: i32| {
-            call(&mut caller, &memory, get_cx, async |cx, mem| {
+            let request = (Call::Read(None), fd, iovs, iovs_len, nread);
+            call(&mut caller, &memory, get_cx, request, async |cx, mem| {
                 abi::fd_read(cx, mem, fd, iovs, iovs_len, nread).await
             })
         },
@@ -38,7 +42,8 @@ pub(crate) fn link<T: 'static>(
         MODULE,
         "fd_write",
         move |mut caller: Caller<'_, T>, fd: i32, iovs: i32, iovs_len: i32, nwritten: i32| {
-            call(&mut caller, &memory, get_cx, async |cx, mem| {
+            let request = (Call::Write(None), fd, iovs, iovs_len, nwritten);
+            call(&mut caller, &memory, get_cx, request, async |cx, mem| {
                 abi::fd_write(cx, mem, fd, iovs, iovs_len, nwritten).await
             })
         },
@@ -52,7 +57,8 @@ pub(crate) fn link<T: 'static>(
               iovs_len: i32,
               offset: i64,
               nread: i32| {
-            call(&mut caller, &memory, get_cx, async |cx, mem| {
+            let request = (Call::Read(Some(offset)), fd, iovs, iovs_len, nread);
+            call(&mut caller, &memory, get_cx, request, async |cx, mem| {
                 abi::fd_pread(cx, mem, fd, iovs, iovs_len, offset, nread).await
             })
         },
@@ -66,7 +72,8 @@ pub(crate) fn link<T: 'static>(
               iovs_len: i32,
               offset: i64,
               nwritten: i32| {
-            call(&mut caller, &memory, get_cx, async |cx, mem| {
+            let request = (Call::Write(Some(offset)), fd, iovs, iovs_len, nwritten);
+            call(&mut caller, &memory, get_cx, request, async |cx, mem| {
                 abi::fd_pwrite(cx, mem, fd, iovs, iovs_len, offset, nwritten).await
             })
         },
@@ -75,11 +82,17 @@ pub(crate) fn link<T: 'static>(
     Ok(())
 }
 
-/// Runs `f` with the caller's context and memory, as wiggle's glue does.
+/// A data call's kind and arguments: descriptor, iovec list and its
+/// length, and where the result goes.
+type Request = (Call, i32, i32, i32, i32);
+
+/// Runs `f` with the caller's context and memory, as wiggle's glue does;
+/// on a shared memory, `shared_io` serves `request` instead.
 fn call<T>(
     caller: &mut Caller<'_, T>,
     memory: &ModuleExport,
     get_cx: impl Fn(&mut T) -> &mut WasiCtx,
+    request: Request,
     f: impl AsyncFnOnce(&mut WasiCtx, &mut GuestMemory<'_>) -> wasmtime::Result<i32>,
 ) -> wasmtime::Result<i32> {
     let export = caller
@@ -93,5 +106,14 @@ fn call<T>(
         Some(Extern::SharedMemory(m)) => (GuestMemory::Shared(m.data()), get_cx(caller.data_mut())),
         _ => wasmtime::bail!("missing required memory export"),
     };
+    if memory.is_shared_memory() {
+        let (kind, fd, iovs, len, result) = request;
+        return wiggle::run_in_dummy_executor(async {
+            match shared_io::serve(cx, &mut memory, kind, fd, iovs, len, result).await {
+                Some(done) => done,
+                None => f(cx, &mut memory).await,
+            }
+        })?;
+    }
     wiggle::run_in_dummy_executor(f(cx, &mut memory))?
 }

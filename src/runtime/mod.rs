@@ -29,6 +29,7 @@ mod data_calls;
 mod limits;
 mod sched;
 pub(crate) mod shadow;
+mod shared_io;
 mod stdin;
 mod stop;
 mod threads;
