@@ -108,6 +108,22 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+/// An I/O error of the kind the POSIX error would give (`NotFound` for
+/// `ENOENT`, and so on), carrying this error and its message; a host error
+/// is passed on as it is.
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> Self {
+        if let Error::Io(io) = e {
+            return io;
+        }
+        let kind = match e.innermost().os_code() {
+            Some(code) => std::io::Error::from_raw_os_error(code).kind(),
+            None => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, e)
+    }
+}
+
 impl Error {
     /// This error, naming the entry `path` it happened at.
     pub(crate) fn at(self, path: impl Into<String>) -> Error {
@@ -115,6 +131,32 @@ impl Error {
             path: path.into(),
             source: Box::new(self),
         }
+    }
+
+    /// The host's error number for the POSIX error this is, if it is one.
+    fn os_code(&self) -> Option<i32> {
+        use rustix::io::Errno as E;
+        let errno = match self {
+            Error::NotFound => E::NOENT,
+            Error::Exists => E::EXIST,
+            Error::NotDir => E::NOTDIR,
+            Error::IsDir => E::ISDIR,
+            Error::NotEmpty => E::NOTEMPTY,
+            Error::Loop => E::LOOP,
+            Error::NameTooLong => E::NAMETOOLONG,
+            Error::Invalid | Error::Mount { .. } | Error::Archive(_) => E::INVAL,
+            Error::Escape | Error::NotPermitted => E::PERM,
+            Error::ReadOnly => E::ROFS,
+            Error::CrossDevice | Error::OtherMount(_) => E::XDEV,
+            Error::Busy => E::BUSY,
+            Error::NoSpace => E::NOSPC,
+            Error::FileTooBig => E::FBIG,
+            Error::TooManyOpen => E::MFILE,
+            Error::BadHandle => E::BADF,
+            Error::NotSupported => E::NOTSUP,
+            _ => return None,
+        };
+        Some(errno.raw_os_error())
     }
 
     /// The error without the entry names wrapped around it.

@@ -105,11 +105,11 @@ mod wasi;
 pub use error::{Error, Result};
 pub use limits::Limits;
 pub use namespace::Metadata;
-pub use storage::Storage;
 pub use storage::host::HostDir;
 pub use storage::mem::MemFs;
 pub use storage::overlay::{Changes, Overlay};
 pub use storage::read_only::ReadOnly;
+pub use storage::{FileKind, Storage};
 pub use vfs::{DirEntry, Vfs, VfsBuilder};
 pub use wasi::{VfsDir, VfsFile};
 

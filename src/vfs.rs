@@ -153,7 +153,9 @@ impl VfsBuilder {
 }
 
 impl Vfs {
-    /// An empty in-memory tree: a [`MemFs`] at `/`.
+    /// An empty in-memory tree: a [`MemFs`] at `/`, without
+    /// [`Limits`](crate::Limits): it holds whatever it is given, so give a
+    /// guest you do not trust a tree from [`Vfs::builder`] with limits.
     pub fn new() -> Self {
         let root: Arc<dyn Storage> = Arc::new(MemFs::new());
         let ns = Namespace::new(vec![("/".to_owned(), root)], &crate::Limits::default());
@@ -455,6 +457,30 @@ impl Vfs {
             Err(Error::IsDir) => self.ns.rmdir(self.at(path)),
             other => other,
         }
+    }
+
+    /// Removes `path` and everything below it, as `rm -r` does: a
+    /// symlink (at `path` or below it) is removed, never followed, and a
+    /// tree of any depth is walked without recursion. A mount below `path`
+    /// stops the removal with [`Error::Busy`] naming it, after what came
+    /// before it was removed; `.`, `..` and `/` are refused with
+    /// [`Error::Invalid`]. With [`Vfs::load_tar`], this restores a
+    /// directory from a snapshot instead of merging into it.
+    ///
+    /// ```
+    /// use wasi_common_vfs::Vfs;
+    ///
+    /// let vfs = Vfs::new();
+    /// vfs.create_dir_all("/work/a/b")?;
+    /// vfs.write("/work/a/b/f", b"x")?;
+    /// vfs.symlink("/", "/work/root")?;
+    /// vfs.remove_dir_all("/work")?;
+    /// assert!(vfs.read_dir("/")?.is_empty());
+    /// # Ok::<(), wasi_common_vfs::Error>(())
+    /// ```
+    pub fn remove_dir_all(&self, path: &str) -> Result<()> {
+        let (parent, name) = self.ns.entry(self.at(path))?;
+        crate::boundary::stage::remove_tree(&self.ns, parent, &name, self.scope())
     }
 
     /// Metadata of what `path` names, following symlinks.

@@ -183,3 +183,67 @@ fn rename_between_two_trees_is_exdev() {
     assert!(b.read_dir("/").unwrap().is_empty());
     assert_ne!(a.metadata("/").unwrap().dev, b.metadata("/").unwrap().dev);
 }
+
+/// `remove_dir_all` removes a tree of any depth, removes symlinks without
+/// following them, refuses `/`, and stops at a mount with `EBUSY`.
+#[test]
+fn remove_dir_all_removes_a_tree_and_nothing_else() {
+    let vfs = Vfs::builder()
+        .mount("/", wasi_common_vfs::MemFs::new())
+        .mount("/work/keep/m", wasi_common_vfs::MemFs::new())
+        .build()
+        .unwrap();
+    vfs.write("/outside", b"stays").unwrap();
+    // 4,000 levels, deeper than any path: made 1,000 at a time through
+    // views.
+    vfs.create_dir("/deep").unwrap();
+    let step = vec!["d"; 1000].join("/");
+    let mut view = vfs.subtree("/deep").unwrap();
+    for _ in 0..4 {
+        view.create_dir_all(&step).unwrap();
+        view = view.subtree(&step).unwrap();
+    }
+    view.write("/f", b"x").unwrap();
+    drop(view);
+    vfs.symlink("/outside", "/deep/d/link-to-file").unwrap();
+    vfs.symlink("/", "/deep/d/link-to-root").unwrap();
+    std::thread::spawn(move || {
+        vfs.remove_dir_all("/deep").unwrap();
+        assert!(matches!(vfs.metadata("/deep"), Err(Error::NotFound)));
+        assert_eq!(vfs.read("/outside").unwrap(), b"stays");
+
+        assert!(matches!(
+            vfs.remove_dir_all("/").map_err(|e| e.innermost().to_string()),
+            Err(e) if e == Error::Invalid.to_string()
+        ));
+        vfs.write("/work/a", b"1").unwrap();
+        let busy = vfs.remove_dir_all("/work").unwrap_err();
+        assert!(matches!(busy.innermost(), Error::Busy), "{busy}");
+        assert!(busy.to_string().contains('m'), "{busy}");
+        assert!(vfs.metadata("/work/keep/m").unwrap().is_dir());
+        // A file is removed too, and a missing path is ENOENT.
+        vfs.remove_dir_all("/outside").unwrap();
+        assert!(matches!(
+            vfs.remove_dir_all("/outside"),
+            Err(Error::NotFound)
+        ));
+    })
+    .join()
+    .expect("no stack overflow on a 2 MiB thread");
+}
+
+/// The crate's errors become `std::io::Error`s of the matching kind, with
+/// the message (and the path) kept.
+#[test]
+fn errors_convert_to_io_errors_of_the_right_kind() {
+    let vfs = Vfs::new();
+    let e: std::io::Error = vfs.read("/missing").unwrap_err().into();
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+    vfs.write("/f", b"").unwrap();
+    let e: std::io::Error = vfs.create_dir("/f").unwrap_err().into();
+    assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+    let e: std::io::Error = vfs.read_dir("/f").unwrap_err().into();
+    assert_eq!(e.kind(), std::io::ErrorKind::NotADirectory);
+    let kind: wasi_common_vfs::FileKind = vfs.symlink_metadata("/f").unwrap().kind;
+    assert_eq!(kind, wasi_common_vfs::FileKind::File);
+}

@@ -64,6 +64,17 @@ fn named(r: Resolved, if_unnamed: Error) -> Result<Named> {
 }
 
 impl Namespace {
+    /// The directory holding the entry `at` names, and its name, without
+    /// following a final symlink; `EINVAL` for `.`, `..` and `/`, which
+    /// name no entry of their own.
+    pub(crate) fn entry(&self, at: At<'_>) -> Result<(Node, String)> {
+        let n = named(at.resolve(self, false)?, Error::Invalid)?;
+        if n.target.is_none() {
+            return Err(Error::NotFound);
+        }
+        Ok((n.parent, n.name))
+    }
+
     /// Opens (and maybe creates or truncates) a path; returns the node and
     /// its kind.
     pub(crate) fn open(&self, at: At<'_>, o: OpenOptions) -> Result<(Node, FileKind)> {
