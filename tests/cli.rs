@@ -1208,3 +1208,24 @@ fn errors_carry_their_cause() {
         &["10XB", "KiB"],
     );
 }
+
+/// `RUST_LOG` (or `WASMTIME_LOG`) logs each WASI call with its result on
+/// stderr, errors included; without it nothing is logged.
+#[test]
+fn rust_log_shows_each_wasi_call() {
+    let (_, quiet) = shell(&[], &["cat /missing"]);
+    assert!(!quiet.contains("TRACE"), "{quiet}");
+    let g = guest("shell");
+    for var in ["RUST_LOG", "WASMTIME_LOG"] {
+        let out = Command::new(BIN)
+            .args(["run", &g, "cat /missing"])
+            .env_remove("RUST_LOG")
+            .env(var, "wasi_common=trace")
+            .output()
+            .unwrap();
+        let log = stderr(&out);
+        assert!(log.contains("function=\"fd_write\""), "{var}: {log}");
+        assert!(log.contains("result=Ok("), "{var}: {log}");
+        assert!(log.contains("Noent"), "{var}: the failed open's errno: {log}");
+    }
+}

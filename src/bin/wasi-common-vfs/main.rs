@@ -43,7 +43,20 @@ impl Failure {
     }
 }
 
+/// `WASMTIME_LOG` or `RUST_LOG` (a `tracing` filter, such as `trace` or
+/// `wasi_common=trace`) logs each WASI call and its result on stderr.
+fn start_logging() {
+    let filter = std::env::var("WASMTIME_LOG").or_else(|_| std::env::var("RUST_LOG"));
+    if let Ok(filter) = filter {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
 fn main() {
+    start_logging();
     let cli = match Cli::try_parse_from(args::with_implicit_run(std::env::args_os().collect())) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
