@@ -1226,6 +1226,9 @@ fn rust_log_shows_each_wasi_call() {
         let log = stderr(&out);
         assert!(log.contains("function=\"fd_write\""), "{var}: {log}");
         assert!(log.contains("result=Ok("), "{var}: {log}");
-        assert!(log.contains("Noent"), "{var}: the failed open's errno: {log}");
+        assert!(
+            log.contains("Noent"),
+            "{var}: the failed open's errno: {log}"
+        );
     }
 }

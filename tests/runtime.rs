@@ -349,3 +349,52 @@ fn a_shared_memory_without_thread_spawn_runs_single_threaded() {
     };
     assert_eq!(linked.unwrap(), 41);
 }
+
+/// The argument and environment calls give the context's strings through
+/// both preview-1 and preview-0 names, again and again, and trap on a
+/// pointer outside the guest's memory as wasi-common does.
+#[test]
+fn argument_and_environment_calls_answer_as_wasi_common() {
+    let module = |name: &str, bad: bool| {
+        let at = if bad { "65533" } else { "0" };
+        format!(
+            r#"(module
+                (import "{name}" "environ_sizes_get" (func $sizes (param i32 i32) (result i32)))
+                (import "{name}" "environ_get" (func $get (param i32 i32) (result i32)))
+                (import "{name}" "args_get" (func $args (param i32 i32) (result i32)))
+                (import "{name}" "proc_exit" (func $exit (param i32)))
+                (memory (export "memory") 1)
+                (func (export "_start") (local $i i32)
+                  (loop $again
+                    (drop (call $sizes (i32.const {at}) (i32.const 4)))
+                    (drop (call $get (i32.const 16) (i32.const 256)))
+                    (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                    (br_if $again (i32.lt_u (local.get $i) (i32.const 1000))))
+                  (drop (call $args (i32.const 1024) (i32.const 2048)))
+                  ;; exit with: count + size + the first byte of the second string
+                  (call $exit (i32.add (i32.add (i32.load (i32.const 0)) (i32.load (i32.const 4)))
+                                       (i32.load8_u (i32.load (i32.const 20)))))))"#
+        )
+    };
+    for name in ["wasi_snapshot_preview1", "wasi_unstable"] {
+        let engine = wasmtime::Engine::default();
+        let mut linker = Linker::new(&engine);
+        runtime::add_to_linker(&mut linker, |cx| cx).unwrap();
+        let run = |wat: &str| {
+            let mut ctx = runtime::context(&["guest", "x"]).unwrap();
+            ctx.push_env("A", "1").unwrap();
+            ctx.push_env("B", "two").unwrap();
+            let module = wasmtime::Module::new(&engine, wat).unwrap();
+            let mut store = Store::new(&engine, ctx);
+            runtime::run_command(&mut store, &linker, &module)
+        };
+        // 2 strings, "A=1\0B=two\0" is 10 bytes, and the second starts with 'B'.
+        assert_eq!(run(&module(name, false)).unwrap(), 2 + 10 + i32::from(b'B'));
+        let trap = run(&module(name, true)).unwrap_err();
+        assert!(
+            trap.downcast_ref::<wasmtime::Trap>().is_some()
+                || format!("{trap:?}").contains("out of bounds"),
+            "{trap:?}"
+        );
+    }
+}

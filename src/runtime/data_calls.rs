@@ -95,8 +95,31 @@ fn call<T>(
     request: Request,
     f: impl AsyncFnOnce(&mut WasiCtx, &mut GuestMemory<'_>) -> wasmtime::Result<i32>,
 ) -> wasmtime::Result<i32> {
-    let export = caller
-        .get_module_export(memory)
+    with_memory(caller, Some(memory), get_cx, |cx, memory| {
+        if memory.is_shared_memory() {
+            let (kind, fd, iovs, len, result) = request;
+            return wiggle::run_in_dummy_executor(async {
+                match shared_io::serve(cx, memory, kind, fd, iovs, len, result).await {
+                    Some(done) => done,
+                    None => f(cx, memory).await,
+                }
+            })?;
+        }
+        wiggle::run_in_dummy_executor(f(cx, memory))?
+    })
+}
+
+/// Runs `f` with the caller's context and its memory, the export
+/// `memory` (found by its index when given, else by name), as wiggle's
+/// glue finds it.
+pub(super) fn with_memory<T, R>(
+    caller: &mut Caller<'_, T>,
+    memory: Option<&ModuleExport>,
+    get_cx: impl Fn(&mut T) -> &mut WasiCtx,
+    f: impl FnOnce(&mut WasiCtx, &mut GuestMemory<'_>) -> wasmtime::Result<R>,
+) -> wasmtime::Result<R> {
+    let export = memory
+        .and_then(|m| caller.get_module_export(m))
         .or_else(|| caller.get_export("memory"));
     let (mut memory, cx) = match &export {
         Some(Extern::Memory(m)) => {
@@ -106,14 +129,5 @@ fn call<T>(
         Some(Extern::SharedMemory(m)) => (GuestMemory::Shared(m.data()), get_cx(caller.data_mut())),
         _ => wasmtime::bail!("missing required memory export"),
     };
-    if memory.is_shared_memory() {
-        let (kind, fd, iovs, len, result) = request;
-        return wiggle::run_in_dummy_executor(async {
-            match shared_io::serve(cx, &mut memory, kind, fd, iovs, len, result).await {
-                Some(done) => done,
-                None => f(cx, &mut memory).await,
-            }
-        })?;
-    }
-    wiggle::run_in_dummy_executor(f(cx, &mut memory))?
+    f(cx, &mut memory)
 }

@@ -32,6 +32,7 @@ pub(crate) mod shadow;
 mod shared_io;
 mod stdin;
 mod stop;
+mod strings;
 mod threads;
 
 pub use limits::{GuestLimiter, RunLimits, TimeLimitExceeded};
@@ -83,13 +84,17 @@ pub fn context(args: &[&str]) -> wasmtime::Result<WasiCtx> {
 /// This is wasi-common's own `add_to_linker` with two functions made to
 /// work on this crate's files: `fd_allocate` (wasi-common always answers
 /// `ENOTSUP`) and `fd_fdstat_set_flags` under threads (wasi-common answers
-/// `ENOTSUP` once the context is shared).
+/// `ENOTSUP` once the context is shared); and the argument and environment
+/// calls served from a copy made once per guest, since wasi-common's build
+/// an error value for every string, a backtrace each under
+/// `RUST_BACKTRACE=1`.
 pub fn add_to_linker<T: 'static>(
     linker: &mut Linker<T>,
     get_cx: impl Fn(&mut T) -> &mut WasiCtx + Send + Sync + Copy + 'static,
 ) -> wasmtime::Result<()> {
     wasi_common::sync::add_to_linker(linker, get_cx)?;
     linker.allow_shadowing(true);
+    strings::link(linker, get_cx)?;
     for module in ["wasi_snapshot_preview1", "wasi_unstable"] {
         // The guest's i32/i64 bits are the unsigned WASI values.
         linker.func_wrap(
