@@ -1098,6 +1098,16 @@ fn cache_entries(dir: &Path) -> Vec<(std::path::PathBuf, u64, SystemTime)> {
     out
 }
 
+/// A Wasmtime cache configuration in `work` keeping its cache in the
+/// directory `name`; the `-C` value naming it, and the directory.
+fn cache_in(work: &Path, name: &str) -> (String, std::path::PathBuf) {
+    let dir = work.join(name);
+    let config = work.join(format!("{name}.toml"));
+    let toml = format!("[cache]\ndirectory = {:?}\n", dir.display().to_string());
+    std::fs::write(&config, toml).unwrap();
+    (format!("cache-config={}", config.display()), dir)
+}
+
 /// Compiled code is cached across runs: the second run of a module finds
 /// its entry and writes none; a corrupt entry is replaced; `--no-cache`
 /// and `-C cache=n` write nothing.
@@ -1105,14 +1115,7 @@ fn cache_entries(dir: &Path) -> Vec<(std::path::PathBuf, u64, SystemTime)> {
 fn compiled_code_is_cached_across_runs() {
     let g = guest("status");
     let work = tempfile::tempdir().unwrap();
-    let cache = work.path().join("cache");
-    let config = work.path().join("cache.toml");
-    std::fs::write(
-        &config,
-        format!("[cache]\ndirectory = {:?}\n", cache.display().to_string()),
-    )
-    .unwrap();
-    let flag = format!("cache-config={}", config.display());
+    let (flag, cache) = cache_in(work.path(), "cache");
     let first = run(&["run", "-C", &flag, &g, "return"]);
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
     let entries = cache_entries(&cache);
@@ -1142,14 +1145,7 @@ fn compiled_code_is_cached_across_runs() {
     );
 
     for off in [&["--no-cache"][..], &["-C", "cache=n"][..]] {
-        let other = work.path().join("other");
-        let other_config = work.path().join("other.toml");
-        std::fs::write(
-            &other_config,
-            format!("[cache]\ndirectory = {:?}\n", other.display().to_string()),
-        )
-        .unwrap();
-        let other_flag = format!("cache-config={}", other_config.display());
+        let (other_flag, other) = cache_in(work.path(), "other");
         let mut args = vec!["run"];
         args.extend_from_slice(off);
         args.extend(["-C", &other_flag, &g, "return"]);

@@ -104,6 +104,37 @@ fn write_strings(memory: &mut GuestMemory<'_>, s: &Strings, list: i32, buf: i32)
     Some(())
 }
 
+/// Serves one call: the sizes (`count`, `size`) or the strings (`list`,
+/// `buf`) of `which`, from the copy; wasi-common's own call when a pointer
+/// is outside the guest's memory.
+fn serve<T>(
+    caller: &mut Caller<'_, T>,
+    get_cx: impl Fn(&mut T) -> &mut WasiCtx,
+    which: Which,
+    sizes: bool,
+    (a, b): (i32, i32),
+) -> wasmtime::Result<i32> {
+    with_memory(caller, None, get_cx, |cx, memory| {
+        let s = strings(cx, which)?;
+        let written = if sizes {
+            write_sizes(memory, &s, a, b)
+        } else {
+            write_strings(memory, &s, a, b)
+        };
+        if written.is_some() {
+            return Ok(0);
+        }
+        wiggle::run_in_dummy_executor(async {
+            match (which, sizes) {
+                (Which::Args, true) => abi::args_sizes_get(cx, memory, a, b).await,
+                (Which::Args, false) => abi::args_get(cx, memory, a, b).await,
+                (Which::Env, true) => abi::environ_sizes_get(cx, memory, a, b).await,
+                (Which::Env, false) => abi::environ_get(cx, memory, a, b).await,
+            }
+        })?
+    })
+}
+
 /// Defines the four calls in `linker` for both preview-1 module names,
 /// in front of wasi-common's.
 pub(crate) fn link<T: 'static>(
@@ -111,45 +142,17 @@ pub(crate) fn link<T: 'static>(
     get_cx: impl Fn(&mut T) -> &mut WasiCtx + Send + Sync + Copy + 'static,
 ) -> wasmtime::Result<()> {
     for module in ["wasi_snapshot_preview1", "wasi_unstable"] {
-        for which in [Which::Args, Which::Env] {
-            let (sizes_name, get_name) = match which {
-                Which::Args => ("args_sizes_get", "args_get"),
-                Which::Env => ("environ_sizes_get", "environ_get"),
-            };
+        for (which, sizes, name) in [
+            (Which::Args, true, "args_sizes_get"),
+            (Which::Args, false, "args_get"),
+            (Which::Env, true, "environ_sizes_get"),
+            (Which::Env, false, "environ_get"),
+        ] {
             linker.func_wrap(
                 module,
-                sizes_name,
-                move |mut caller: Caller<'_, T>, count: i32, size: i32| {
-                    with_memory(&mut caller, None, get_cx, |cx, memory| {
-                        let s = strings(cx, which)?;
-                        if write_sizes(memory, &s, count, size).is_some() {
-                            return Ok(0);
-                        }
-                        wiggle::run_in_dummy_executor(async {
-                            match which {
-                                Which::Args => abi::args_sizes_get(cx, memory, count, size).await,
-                                Which::Env => abi::environ_sizes_get(cx, memory, count, size).await,
-                            }
-                        })?
-                    })
-                },
-            )?;
-            linker.func_wrap(
-                module,
-                get_name,
-                move |mut caller: Caller<'_, T>, list: i32, buf: i32| {
-                    with_memory(&mut caller, None, get_cx, |cx, memory| {
-                        let s = strings(cx, which)?;
-                        if write_strings(memory, &s, list, buf).is_some() {
-                            return Ok(0);
-                        }
-                        wiggle::run_in_dummy_executor(async {
-                            match which {
-                                Which::Args => abi::args_get(cx, memory, list, buf).await,
-                                Which::Env => abi::environ_get(cx, memory, list, buf).await,
-                            }
-                        })?
-                    })
+                name,
+                move |mut caller: Caller<'_, T>, a: i32, b: i32| {
+                    serve(&mut caller, get_cx, which, sizes, (a, b))
                 },
             )?;
         }
