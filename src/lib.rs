@@ -103,7 +103,7 @@ mod vfs;
 mod wasi;
 
 pub use error::{Error, Result};
-pub use limits::Limits;
+pub use limits::{Limits, Usage};
 pub use namespace::Metadata;
 pub use storage::host::HostDir;
 pub use storage::mem::MemFs;

@@ -30,3 +30,32 @@ pub struct Limits {
     /// descriptors and preopens.
     pub open_files: Option<u64>,
 }
+
+/// What a tree holds against its [`Limits`], from [`Vfs::usage`](crate::Vfs::usage).
+///
+/// ```
+/// use wasi_common_vfs::{Limits, Vfs};
+///
+/// let vfs = Vfs::builder()
+///     .limits(Limits { bytes: Some(1 << 20), ..Limits::default() })
+///     .build()?;
+/// vfs.write("/f", vec![1u8; 1000])?;
+/// let usage = vfs.usage();
+/// assert!(usage.bytes.unwrap() >= 1000);
+/// assert_eq!(usage.limits.bytes, Some(1 << 20));
+/// # Ok::<(), wasi_common_vfs::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Usage {
+    /// Bytes the in-memory stores hold, as [`Limits::bytes`] counts them;
+    /// `None` when neither bytes nor inodes are limited (nothing is
+    /// counted then).
+    pub bytes: Option<u64>,
+    /// Inodes in the in-memory stores; `None` as for `bytes`.
+    pub inodes: Option<u64>,
+    /// Files and directories open through the tree now, preopens included.
+    pub open_files: u64,
+    /// The limits the tree was built with.
+    pub limits: Limits,
+}

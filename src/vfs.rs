@@ -172,6 +172,13 @@ impl Vfs {
         VfsBuilder::default()
     }
 
+    /// What the tree holds now against its limits: bytes and inodes of its
+    /// in-memory stores (when limited) and open files, beside the limits.
+    /// An embedder can watch a guest's consumption with it, or show it.
+    pub fn usage(&self) -> crate::Usage {
+        self.ns.usage()
+    }
+
     /// Where `path` starts and how far it may reach. In a view, `/` is the
     /// view's directory, as `/` of a preopen is to wasi-libc.
     pub(crate) fn at<'a>(&self, path: &'a str) -> At<'a> {

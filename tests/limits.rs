@@ -196,3 +196,39 @@ fn concurrent_appends_never_overshoot_the_file_size_limit() {
         assert_eq!(vfs.metadata("/log").unwrap().size, LIMIT);
     }
 }
+
+/// `Vfs::usage` reports bytes, inodes and open files beside the limits,
+/// and they go back down as things are removed and closed.
+#[test]
+fn usage_reports_what_the_tree_holds() {
+    let limits = Limits {
+        bytes: Some(64 << 20),
+        inodes: Some(1000),
+        open_files: Some(10),
+        ..Limits::default()
+    };
+    let vfs = Vfs::builder().limits(limits).build().unwrap();
+    let start = vfs.usage();
+    assert_eq!(start.limits, limits);
+    assert_eq!(start.open_files, 0);
+    vfs.create_dir("/d").unwrap();
+    vfs.write("/d/f", vec![7u8; 100_000]).unwrap();
+    let used = vfs.usage();
+    assert!(
+        used.bytes.unwrap() >= start.bytes.unwrap() + 100_000,
+        "{used:?}"
+    );
+    assert_eq!(used.inodes.unwrap(), start.inodes.unwrap() + 2);
+    let ctx = wasi_common::sync::WasiCtxBuilder::new().build();
+    vfs.preopen(&ctx, "/d", "/d").unwrap();
+    assert_eq!(vfs.usage().open_files, 1, "a preopen is an open directory");
+    drop(ctx);
+    vfs.remove_dir_all("/d").unwrap();
+    let end = vfs.usage();
+    assert_eq!(
+        (end.bytes, end.inodes, end.open_files),
+        (start.bytes, start.inodes, 0)
+    );
+    // Without byte or inode limits nothing is counted.
+    assert_eq!(Vfs::new().usage().bytes, None);
+}

@@ -55,6 +55,11 @@ struct Mount {
 
 /// A tree of mounted stores.
 pub(crate) struct Namespace {
+    /// The limits the tree was built with.
+    limits: crate::Limits,
+    /// The budget of the in-memory stores, when bytes or inodes are
+    /// limited.
+    budget: Option<Arc<crate::storage::budget::Budget>>,
     /// The largest file size allowed.
     max_file_size: u64,
     /// Handles open, and how many may be.
@@ -129,16 +134,20 @@ impl Namespace {
         mounts: Vec<(String, Arc<dyn Storage>)>,
         limits: &crate::Limits,
     ) -> Result<Arc<Self>> {
-        if limits.bytes.is_some() || limits.inodes.is_some() {
-            let budget = Arc::new(crate::storage::budget::Budget::new(
+        let budget = (limits.bytes.is_some() || limits.inodes.is_some()).then(|| {
+            Arc::new(crate::storage::budget::Budget::new(
                 limits.bytes.unwrap_or(u64::MAX),
                 limits.inodes.unwrap_or(u64::MAX),
-            ));
+            ))
+        });
+        if let Some(budget) = &budget {
             for (_, store) in &mounts {
                 store.attach_budget(budget.clone());
             }
         }
         let mut ns = Namespace {
+            limits: *limits,
+            budget,
             max_file_size: limits
                 .file_size
                 .unwrap_or(u64::MAX)
@@ -210,6 +219,16 @@ impl Namespace {
     }
 
     /// Mount paths, in the order they were mounted (parents first).
+    /// What the tree holds against its limits.
+    pub(crate) fn usage(&self) -> crate::Usage {
+        crate::Usage {
+            bytes: self.budget.as_ref().map(|b| b.bytes_used()),
+            inodes: self.budget.as_ref().map(|b| b.inodes_used()),
+            open_files: self.open_handles.load(Ordering::Acquire),
+            limits: self.limits,
+        }
+    }
+
     pub(crate) fn mount_paths(&self) -> impl Iterator<Item = &str> {
         self.mounts.iter().map(|m| m.path.as_str())
     }
