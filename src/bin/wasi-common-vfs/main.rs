@@ -105,13 +105,20 @@ fn usage_error(e: &clap::Error) -> String {
     if e.kind() == clap::error::ErrorKind::UnknownArgument
         && let Some(clap::error::ContextValue::String(arg)) =
             e.get(clap::error::ContextKind::InvalidArg)
+        && let Some(message) = wasmtime_only(arg)
     {
-        let flag = arg.split('=').next().unwrap_or(arg);
-        if WASMTIME_ONLY.contains(&flag) {
-            return format!("error: not supported by wasi-common-vfs: {arg} (a wasmtime option)");
-        }
+        return format!("error: {message}");
     }
     usage_line(&e.render().to_string())
+}
+
+/// The refusal of `arg` when it is an option of `wasmtime run` this
+/// command does not have.
+fn wasmtime_only(arg: &str) -> Option<String> {
+    let flag = arg.split('=').next().unwrap_or(arg);
+    WASMTIME_ONLY
+        .contains(&flag)
+        .then(|| format!("not supported by wasi-common-vfs: {arg} (a wasmtime option)"))
 }
 
 /// clap's report of a bad command line as one line: the error, what it
@@ -245,11 +252,9 @@ fn run(args: &RunArgs) -> Result<i32, Failure> {
     if module.starts_with('-') && module != "-" {
         // An option clap took for the module: everything after the module
         // is the guest's, so an unknown one can only stand before it.
-        let message = if WASMTIME_ONLY.contains(&module.split('=').next().unwrap_or(module)) {
-            format!("not supported by wasi-common-vfs: {module} (a wasmtime option)")
-        } else {
+        let message = wasmtime_only(module).unwrap_or_else(|| {
             format!("unexpected argument '{module}' found (for more information, try '--help')")
-        };
+        });
         return Err(Failure::usage(message));
     }
     let trees = setup::Trees::build(args)?;
