@@ -538,3 +538,28 @@ fn export_refuses_names_that_read_as_whiteouts() {
     let err = overlay.export_changes(Vec::new()).unwrap_err();
     assert!(err.to_string().contains(".wh.keep"), "{err}");
 }
+
+/// A guest's tree too deep for its paths to be listed (20,000 nested new
+/// directories: 400 MB of paths) makes `changes()` and `export_changes`
+/// fail with `ENOSPC` instead of taking that memory; the overlay stays
+/// whole and `reset` still discards it.
+#[test]
+fn changes_of_a_tree_too_deep_to_list_are_refused() {
+    let worker = std::thread::spawn(|| {
+        let overlay = Overlay::new(lower_tree());
+        let root = overlay.root();
+        let mut dir = root;
+        for _ in 0..20_000 {
+            dir = overlay.create(dir, "d", NewNode::Dir).unwrap().ino;
+        }
+        assert!(matches!(overlay.changes(), Err(Error::NoSpace)));
+        assert!(matches!(
+            overlay.export_changes(std::io::sink()),
+            Err(Error::NoSpace)
+        ));
+        overlay.create(dir, "leaf", NewNode::File).unwrap();
+        overlay.reset().unwrap();
+        assert_eq!(overlay.changes().unwrap(), Default::default());
+    });
+    worker.join().expect("no stack overflow");
+}

@@ -38,6 +38,8 @@ impl Overlay {
     /// with [`Overlay::reset`], a sandbox keeps a guest's work as a layer
     /// and starts the next guest from the lower layer again.
     ///
+    /// Fails as [`Overlay::changes`] does when the changed paths would not
+    /// fit in [`CHANGES_MAX_BYTES`](crate::storage::overlay::CHANGES_MAX_BYTES).
     /// A changed name that starts with `.wh.` cannot be told from a
     /// whiteout in this format, so the export fails naming it, rather than
     /// let a guest's file delete something when the layer is applied. The

@@ -315,12 +315,19 @@ impl Overlay {
 
     /// The paths added, modified and deleted through the overlay, each list
     /// sorted.
+    ///
+    /// Fails with [`Error::NoSpace`] rather than hold more than
+    /// [`CHANGES_MAX_BYTES`] of paths: a guest's deep tree has paths whose
+    /// lengths add up with the square of its depth (100,000 nested
+    /// directories would take 10 GB). Such a tree is still kept or
+    /// discarded whole with `Vfs::save_tar` or [`Overlay::reset`].
     pub fn changes(&self) -> Result<Changes> {
         let _change = self.inner.change.lock();
         let mut changes = Changes::default();
+        let mut room = PathRoom(CHANGES_MAX_BYTES);
         let (up, low) = self.inner.layers(ROOT)?;
         if let Some(up) = up {
-            self.inner.walk_upper(up, low, &mut changes)?;
+            self.inner.walk_upper(up, low, &mut changes, &mut room)?;
         }
         let nodes: Vec<(Ino, Arc<Node>)> = self
             .inner
@@ -344,11 +351,14 @@ impl Overlay {
             }
             let dir = self.inner.path_of(parent, &name)?;
             for gone in whiteouts {
-                changes.deleted.push(join(&dir, &gone));
+                let path = join(&dir, &gone);
+                room.take(&path)?;
+                changes.deleted.push(path);
             }
         }
         if !unseen.is_empty() {
-            self.inner.unseen_paths(&unseen, &mut changes.modified)?;
+            self.inner
+                .unseen_paths(&unseen, &mut changes.modified, &mut room)?;
         }
         for list in [
             &mut changes.added,
@@ -359,6 +369,23 @@ impl Overlay {
             list.dedup();
         }
         Ok(changes)
+    }
+}
+
+/// Bytes of paths [`Overlay::changes`] gathers at most.
+pub const CHANGES_MAX_BYTES: u64 = 256 << 20;
+
+/// What is left of [`CHANGES_MAX_BYTES`] for the paths still to gather.
+struct PathRoom(u64);
+
+impl PathRoom {
+    /// Takes room for `path`, or fails with `ENOSPC` when there is none.
+    fn take(&mut self, path: &str) -> Result<()> {
+        self.0 = self
+            .0
+            .checked_sub(heap_cost(path.len()))
+            .ok_or(Error::NoSpace)?;
+        Ok(())
     }
 }
 
@@ -1033,7 +1060,13 @@ impl Inner {
     /// Adds what the upper directory `up` (over lower directory `low`)
     /// and everything below it changed. Walks with a work list, not
     /// recursion, so no depth can exhaust the stack.
-    fn walk_upper(&self, up: Ino, low: Option<Ino>, changes: &mut Changes) -> Result<()> {
+    fn walk_upper(
+        &self,
+        up: Ino,
+        low: Option<Ino>,
+        changes: &mut Changes,
+        room: &mut PathRoom,
+    ) -> Result<()> {
         let mut pending = vec![(up, low, String::new())];
         while let Some((up, low, path)) = pending.pop() {
             for e in self.upper.readdir(up, 0, usize::MAX)? {
@@ -1061,14 +1094,17 @@ impl Inner {
                     Some((_, lower_kind))
                         if e.kind != FileKind::Dir && lower_kind != FileKind::Dir =>
                     {
+                        room.take(&child_path)?;
                         changes.modified.push(child_path)
                     }
                     // Something new stands where a lower entry of another
                     // kind (or a directory now opaque) was: a replacement.
                     replaced => {
                         if replaced.is_some() {
+                            room.take(&child_path)?;
                             changes.deleted.push(child_path.clone());
                         }
+                        room.take(&child_path)?;
                         changes.added.push(child_path.clone());
                         if e.kind == FileKind::Dir {
                             pending.push((e.ino, None, child_path));
@@ -1084,7 +1120,12 @@ impl Inner {
     /// `files` that the upper store does not link (hard links not looked
     /// up before the copy): each reaches the changed file. Walks only where
     /// the lower layer shows through, with a work list.
-    fn unseen_paths(&self, files: &HashSet<Ino>, out: &mut Vec<String>) -> Result<()> {
+    fn unseen_paths(
+        &self,
+        files: &HashSet<Ino>,
+        out: &mut Vec<String>,
+        room: &mut PathRoom,
+    ) -> Result<()> {
         let mut pending = vec![(ROOT, String::new())];
         while let Some((dir, path)) = pending.pop() {
             let (upper, shows_lower) = {
@@ -1106,6 +1147,7 @@ impl Inner {
                     None => false,
                 };
                 if files.contains(&e.ino) && !linked_above {
+                    room.take(&child)?;
                     out.push(child);
                 }
             }
