@@ -563,3 +563,334 @@ fn changes_of_a_tree_too_deep_to_list_are_refused() {
     });
     worker.join().expect("no stack overflow");
 }
+
+/// A store that counts the entries its listings return and the lookups it
+/// answers: the work a call on a store above it asked of it.
+#[derive(Clone)]
+struct Counted {
+    store: Arc<dyn Storage>,
+    work: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Counted {
+    fn new(store: impl Storage) -> Self {
+        Counted {
+            store: Arc::new(store),
+            work: Arc::default(),
+        }
+    }
+
+    fn take(&self) -> u64 {
+        self.work.swap(0, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn add(&self, n: usize) {
+        self.work
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Storage for Counted {
+    fn root(&self) -> u64 {
+        self.store.root()
+    }
+    fn attach_budget(&self, budget: Arc<Budget>) {
+        self.store.attach_budget(budget)
+    }
+    fn lookup(&self, dir: u64, name: &str) -> wasi_common_vfs::Result<(u64, FileKind)> {
+        self.add(1);
+        self.store.lookup(dir, name)
+    }
+    fn getattr(&self, ino: u64) -> wasi_common_vfs::Result<wasi_common_vfs::storage::Attr> {
+        self.store.getattr(ino)
+    }
+    fn setattr(
+        &self,
+        ino: u64,
+        set: &SetAttr,
+    ) -> wasi_common_vfs::Result<wasi_common_vfs::storage::Attr> {
+        self.store.setattr(ino, set)
+    }
+    fn read(
+        &self,
+        ino: u64,
+        offset: u64,
+        bufs: &mut [std::io::IoSliceMut<'_>],
+    ) -> wasi_common_vfs::Result<usize> {
+        self.store.read(ino, offset, bufs)
+    }
+    fn write(
+        &self,
+        ino: u64,
+        pos: WritePos,
+        bufs: &[std::io::IoSlice<'_>],
+        max_size: u64,
+    ) -> wasi_common_vfs::Result<(usize, u64)> {
+        self.store.write(ino, pos, bufs, max_size)
+    }
+    fn create(
+        &self,
+        dir: u64,
+        name: &str,
+        node: NewNode<'_>,
+    ) -> wasi_common_vfs::Result<wasi_common_vfs::storage::Attr> {
+        self.store.create(dir, name, node)
+    }
+    fn readdir(
+        &self,
+        dir: u64,
+        cursor: u64,
+        max: usize,
+    ) -> wasi_common_vfs::Result<Vec<wasi_common_vfs::storage::DirEntry>> {
+        let entries = self.store.readdir(dir, cursor, max)?;
+        self.add(entries.len());
+        Ok(entries)
+    }
+    fn readlink(&self, ino: u64) -> wasi_common_vfs::Result<String> {
+        self.store.readlink(ino)
+    }
+    fn unlink(&self, dir: u64, name: &str) -> wasi_common_vfs::Result<()> {
+        self.store.unlink(dir, name)
+    }
+    fn rmdir(&self, dir: u64, name: &str) -> wasi_common_vfs::Result<()> {
+        self.store.rmdir(dir, name)
+    }
+    fn rename(
+        &self,
+        src_dir: u64,
+        src_name: &str,
+        dst_dir: u64,
+        dst_name: &str,
+    ) -> wasi_common_vfs::Result<()> {
+        self.store.rename(src_dir, src_name, dst_dir, dst_name)
+    }
+    fn link(
+        &self,
+        ino: u64,
+        dir: u64,
+        name: &str,
+    ) -> wasi_common_vfs::Result<wasi_common_vfs::storage::Attr> {
+        self.store.link(ino, dir, name)
+    }
+    fn allocate(&self, ino: u64, size: u64) -> wasi_common_vfs::Result<()> {
+        self.store.allocate(ino, size)
+    }
+    fn open(&self, ino: u64) -> wasi_common_vfs::Result<()> {
+        self.store.open(ino)
+    }
+    fn release(&self, ino: u64) {
+        self.store.release(ino)
+    }
+    fn next_data(&self, ino: u64, offset: u64) -> wasi_common_vfs::Result<Option<(u64, u64)>> {
+        self.store.next_data(ino, offset)
+    }
+}
+
+/// Issue case 6's cost half: one listing call asks of the layers what the
+/// entries it returns need, not one step per entry it passes over. Here
+/// 1,000 copied-up lower files stand before the upper-only names in the
+/// upper layer, and 990 deleted lower files before the first visible one
+/// in the lower layer; each call from either place, after one full
+/// listing, does a few lookups and reads no listing entry it drops.
+#[test]
+fn a_listing_call_costs_what_it_returns() {
+    let lower = MemFs::new();
+    for i in 0..2000 {
+        lower
+            .create(lower.root(), &format!("f{i:04}"), NewNode::File)
+            .unwrap();
+    }
+    let (lower, upper) = (Counted::new(lower), Counted::new(MemFs::new()));
+    let overlay = Overlay::with_upper(lower.clone(), upper.clone());
+    let root = overlay.root();
+    for i in 1000..2000 {
+        let (f, _) = overlay.lookup(root, &format!("f{i:04}")).unwrap();
+        put(&overlay, f, b"copied up");
+    }
+    for i in 0..10 {
+        overlay
+            .create(root, &format!("new{i}"), NewNode::File)
+            .unwrap();
+    }
+    for i in 0..990 {
+        overlay.unlink(root, &format!("f{i:04}")).unwrap();
+    }
+    let all = {
+        let (mut names, mut cursor) = (Vec::new(), 0);
+        loop {
+            let page = overlay.readdir(root, cursor, 100).unwrap();
+            names.extend(page.iter().map(|e| e.name.clone()));
+            match page.last() {
+                Some(last) if page.len() == 100 => cursor = last.next,
+                _ => break names,
+            }
+        }
+    };
+    assert_eq!(all.len(), 10 + 1010);
+    assert_eq!(&all[..2], ["new0", "new1"]);
+    assert_eq!(&all[10..12], ["f0990", "f0991"]);
+
+    lower.take();
+    upper.take();
+    let first = overlay.readdir(root, 0, 1).unwrap();
+    assert_eq!(first[0].name, "new0");
+    let work = lower.take() + upper.take();
+    assert!(work <= 8, "listing the first upper-only name: {work} steps");
+
+    let after_upper = overlay.readdir(root, 0, 10).unwrap()[9].next;
+    lower.take();
+    upper.take();
+    let first_lower = overlay.readdir(root, after_upper, 1).unwrap();
+    assert_eq!(first_lower[0].name, "f0990");
+    let work = lower.take() + upper.take();
+    assert!(
+        work <= 8,
+        "listing the first visible lower entry: {work} steps"
+    );
+
+    // Deleting and bringing back names keeps the listing exact.
+    overlay.unlink(root, "f0990").unwrap();
+    overlay.create(root, "f0100", NewNode::File).unwrap();
+    let again = overlay.readdir(root, after_upper, 2).unwrap();
+    let names: Vec<&str> = again.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["f0100", "f0991"]);
+}
+
+/// A name among the lower layer's `l00`..`l95` and the new `n0`..`n15`.
+fn listed_name(pick: usize) -> String {
+    match pick % 112 {
+        i @ 0..96 => format!("l{i:02}"),
+        i => format!("n{}", i - 96),
+    }
+}
+
+/// One listing of a directory in progress, and what it must show once
+/// done.
+#[derive(Default)]
+struct ListingCheck {
+    cursor: u64,
+    listed: Vec<String>,
+    at_start: std::collections::BTreeSet<String>,
+    changed: std::collections::BTreeSet<String>,
+}
+
+impl ListingCheck {
+    fn start(present: &std::collections::BTreeSet<String>) -> Self {
+        ListingCheck {
+            at_start: present.clone(),
+            ..ListingCheck::default()
+        }
+    }
+
+    /// Every entry present throughout is listed once, and nothing is
+    /// listed twice or that never existed.
+    fn finish(&self) {
+        let mut unique = self.listed.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            self.listed.len(),
+            "listed twice: {:?}",
+            self.listed
+        );
+        for name in self.at_start.difference(&self.changed) {
+            assert!(
+                unique.contains(name),
+                "{name} present throughout, not listed"
+            );
+        }
+        for name in &unique {
+            assert!(
+                self.at_start.contains(name) || self.changed.contains(name),
+                "{name} listed, never present"
+            );
+        }
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+    /// Listings stay exact while entries are deleted, brought back,
+    /// copied up, renamed and added between their calls, over lower
+    /// directories with up to 90 deletions made first (so the lower view
+    /// is taken early or late, or not at all).
+    #[test]
+    fn listings_stay_exact_while_the_directory_changes(
+        deleted_first in 0usize..90,
+        ops in proptest::collection::vec((0u8..7, 0usize..112, 1usize..6), 0..300),
+    ) {
+        let lower = MemFs::new();
+        for i in 0..96 {
+            lower.create(lower.root(), &format!("l{i:02}"), NewNode::File).unwrap();
+        }
+        let overlay = Overlay::new(lower);
+        let root = overlay.root();
+        let mut present: std::collections::BTreeSet<String> =
+            (0..96).map(|i| format!("l{i:02}")).collect();
+        for i in 0..deleted_first {
+            let name = format!("l{i:02}");
+            overlay.unlink(root, &name).unwrap();
+            present.remove(&name);
+        }
+        let mut listing = ListingCheck::start(&present);
+        for (kind, pick, n) in ops {
+            let name = listed_name(pick);
+            match kind {
+                0 | 1 if present.contains(&name) => {
+                    overlay.unlink(root, &name).unwrap();
+                    present.remove(&name);
+                    listing.changed.insert(name);
+                }
+                2 if !present.contains(&name) => {
+                    overlay.create(root, &name, NewNode::File).unwrap();
+                    present.insert(name.clone());
+                    listing.changed.insert(name);
+                }
+                3 if present.contains(&name) => {
+                    let (f, _) = overlay.lookup(root, &name).unwrap();
+                    put(&overlay, f, b"copied up");
+                }
+                4 if present.contains(&name) => {
+                    let to = listed_name(pick + n * 7);
+                    overlay.rename(root, &name, root, &to).unwrap();
+                    if to != name {
+                        present.remove(&name);
+                        present.insert(to.clone());
+                        listing.changed.insert(name);
+                        listing.changed.insert(to);
+                    }
+                }
+                5 | 6 => {
+                    let page = overlay.readdir(root, listing.cursor, n).unwrap();
+                    listing.listed.extend(page.iter().map(|e| e.name.clone()));
+                    match page.last() {
+                        Some(last) if page.len() == n => listing.cursor = last.next,
+                        _ => {
+                            listing.finish();
+                            listing = ListingCheck::start(&present);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        loop {
+            let page = overlay.readdir(root, listing.cursor, 7).unwrap();
+            listing.listed.extend(page.iter().map(|e| e.name.clone()));
+            match page.last() {
+                Some(last) if page.len() == 7 => listing.cursor = last.next,
+                _ => break,
+            }
+        }
+        listing.finish();
+        let all: std::collections::BTreeSet<String> = overlay
+            .readdir(root, 0, 1000)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        proptest::prop_assert_eq!(all, present);
+    }
+}

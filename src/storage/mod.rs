@@ -230,7 +230,7 @@ pub trait Storage: Send + Sync + 'static {
     /// Up to `max` entries of `dir` from `cursor` (0 is the start), without
     /// `.` and `..`. A cursor stays valid while entries are added or removed:
     /// a listing continued from it neither repeats nor skips entries that
-    /// were present throughout.
+    /// were present throughout. Fewer than `max` entries means the end.
     fn readdir(&self, dir: Ino, cursor: u64, max: usize) -> Result<Vec<DirEntry>>;
 
     /// The target of a symlink; `EINVAL` for any other kind.

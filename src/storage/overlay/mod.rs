@@ -15,7 +15,9 @@
 //! file with several names stays one file: copy-up links every name seen
 //! so far, and while names not yet looked up remain, the copy is also kept
 //! under a hidden park name in the upper root. A merged directory's
-//! subdirectories are counted once and kept exact, so `stat` never lists.
+//! subdirectories are counted once and kept exact, so `stat` never lists,
+//! and its listing passes over neither copied-up nor deleted entries
+//! (`listing`), so each call costs O(log n + entries returned).
 //!
 //! The lower store is wrapped read-only, so nothing done through the
 //! overlay can change it. Changes to the merged namespace (copy-up, create,
@@ -38,10 +40,25 @@ use std::io::{IoSlice, IoSliceMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod listing;
+
+use listing::{LowerView, UpperOnly, charge_entries};
+
 const ROOT: Ino = 1;
 
-/// Listing cursors at or above this value continue in the lower layer.
+/// Listing cursors at or above this value continue in the lower layer, as
+/// the lower store's own cursor plus this.
 const LOWER_CURSORS: u64 = 1 << 60;
+
+/// Listing cursors at or above this value continue in the lower layer, as
+/// an entry's number in the lower listing plus this (a [`LowerView`]).
+const VIEW_CURSORS: u64 = 1 << 61;
+
+/// Whiteouts in a merged directory from which its listing takes a
+/// [`LowerView`] rather than pass over them: below it, a listing call
+/// skips a few hidden entries at most, and the snapshot (as large as the
+/// lower directory) would not pay.
+const VIEW_AFTER_HIDDEN: usize = 32;
 
 /// Bytes copied at a time during copy-up.
 const COPY_CHUNK: usize = 1 << 20;
@@ -115,6 +132,13 @@ struct NodeState {
     /// A merged directory's subdirectories, once counted; every change
     /// through the overlay keeps it exact, so `stat` never lists.
     subdirs: Option<u64>,
+    /// A merged directory's upper-only names, in listing order, once
+    /// known: from its copy-up on, or from its first listing for an
+    /// upper directory that held entries before the overlay was made.
+    upper_only: Option<UpperOnly>,
+    /// Changes to this directory's upper entries so far, so that a
+    /// listing building `upper_only` can tell whether one raced with it.
+    upper_changes: u64,
     /// Bytes of this record charged to the budget.
     charged: u64,
 }
@@ -126,6 +150,12 @@ struct NodeState {
 struct Whiteouts {
     names: HashSet<String>,
     bytes: u64,
+    /// How many whiteouts there were when the budget could not hold a
+    /// view; none is tried again before there are twice as many.
+    view_refused: usize,
+    /// The lower listing with these names hidden, once there are enough
+    /// of them that a listing should not pass over them one by one.
+    view: Option<LowerView>,
 }
 
 impl Whiteouts {
@@ -138,14 +168,24 @@ impl Whiteouts {
             self.bytes += heap_cost(name.len());
             self.names.insert(name.to_owned());
         }
+        if let Some(view) = &mut self.view {
+            view.set_hidden(name, true);
+        }
     }
 
     fn remove(&mut self, name: &str) -> bool {
         let removed = self.names.remove(name);
         if removed {
             self.bytes -= heap_cost(name.len());
+            if let Some(view) = &mut self.view {
+                view.set_hidden(name, false);
+            }
         }
         removed
+    }
+
+    fn len(&self) -> usize {
+        self.names.len()
     }
 
     fn clear(&mut self) {
@@ -156,6 +196,7 @@ impl Whiteouts {
         self.names.is_empty()
     }
 
+    /// What the set costs; a view holds its own charge.
     fn cost(&self) -> u64 {
         heap_cost(self.names.capacity() * (size_of::<String>() + 1)) + self.bytes
     }
@@ -179,6 +220,12 @@ impl NodeState {
             + heap_cost(self.more_names.capacity() * size_of::<(Ino, String)>())
             + names
             + self.whiteouts.cost()
+            + self.upper_only.as_ref().map_or(0, UpperOnly::cost)
+    }
+
+    /// Whether listing this directory merges both layers.
+    fn merged(&self) -> bool {
+        self.upper.is_some() && self.lower.is_some() && !self.opaque
     }
 
     /// Records that a file is also named `name` in `dir`; a detached one
@@ -261,6 +308,7 @@ impl Overlay {
                 lower: Some(lower.root()),
                 parent: ROOT,
                 subdirs,
+                upper_only: upper_empty.then(UpperOnly::default),
                 ..NodeState::default()
             }),
         };
@@ -308,6 +356,8 @@ impl Overlay {
         let mut st = root.st.lock();
         st.whiteouts.clear();
         st.opaque = false;
+        st.upper_only = Some(UpperOnly::default());
+        st.upper_changes += 1;
         st.subdirs = i.lower.getattr(i.lower.root())?.nlink.checked_sub(2);
         i.account(&mut st);
         Ok(())
@@ -407,6 +457,15 @@ impl Reserved {
             budget,
             left: bytes,
         })
+    }
+
+    /// Takes `bytes` more, or fails with `ENOSPC` taking nothing more.
+    fn grow(&mut self, bytes: u64) -> Result<()> {
+        if let Some(b) = &self.budget {
+            b.charge_bytes(bytes)?;
+        }
+        self.left += bytes;
+        Ok(())
     }
 
     fn release(&mut self, bytes: u64) {
@@ -701,6 +760,11 @@ impl Inner {
         };
         self.adopt(ino, &node, lower, made.ino)?;
         if node.kind == FileKind::Dir {
+            // Made empty just now: every upper-only name is added later,
+            // through the index.
+            let mut st = node.st.lock();
+            st.upper_only = Some(UpperOnly::default());
+            self.account(&mut st);
             return Ok(made.ino);
         }
         let mut linked = 1;
@@ -774,7 +838,8 @@ impl Inner {
         if found(self.upper.lookup(dir_up, name))?.is_some() {
             return Ok(());
         }
-        self.upper.link(up, dir_up, name)?;
+        // The name was there all along: the directory did not change.
+        self.keeping_times(dir_up, || self.upper.link(up, dir_up, name))?;
         self.unseen_gone(ino, &mut node.st.lock());
         Ok(())
     }
@@ -927,14 +992,12 @@ impl Inner {
         self.upper.setattr(upper, &set).map(drop)
     }
 
-    /// Copies up `ino` and everything visible below it and cuts the subtree
-    /// loose from the lower layer, before it moves to where the lower layer
-    /// has nothing of it.
-    /// Walks the subtree with a work list, not recursion, so no depth can
-    /// exhaust the stack.
-    /// Directories are marked opaque only once all of it is copied, so a
-    /// copy that fails midway hides nothing.
-    fn detach_tree(&self, ino: Ino) -> Result<()> {
+    /// Copies up `ino` and everything visible below it, before it moves to
+    /// where the lower layer has nothing of it; returns its directories,
+    /// for [`cut_loose`](Self::cut_loose) once the move is done. Walks the
+    /// subtree with a work list, not recursion, so no depth can exhaust the
+    /// stack.
+    fn copy_tree_up(&self, ino: Ino) -> Result<Vec<Arc<Node>>> {
         let mut pending = vec![(ino, None)];
         let mut dirs = Vec::new();
         while let Some((ino, named)) = pending.pop() {
@@ -950,13 +1013,21 @@ impl Inner {
                 self.link_unseen(ino, dir_up, &name)?;
             }
         }
+        Ok(dirs)
+    }
+
+    /// Marks the copied-up directories `dirs` opaque: nothing of the lower
+    /// layer shows through them any more. Done only once the move that
+    /// needed it succeeded, so a copy or move that fails midway hides
+    /// nothing and leaves merged directories merged.
+    fn cut_loose(&self, dirs: Vec<Arc<Node>>) {
         for node in dirs {
             let mut st = node.st.lock();
             st.opaque = true;
             st.whiteouts.clear();
+            st.upper_only = None;
             self.account(&mut st);
         }
-        Ok(())
     }
 
     fn list_all(&self, dir: Ino) -> Result<Vec<DirEntry>> {
@@ -966,7 +1037,10 @@ impl Inner {
     /// Lists `dir` from `cursor`: first the entries only the upper layer
     /// has, then every visible lower entry (as the merged node it now is).
     /// An entry is listed in one phase for good, so a lower file copied up
-    /// while a listing is in progress is listed once, not skipped.
+    /// while a listing is in progress is listed once, not skipped. Neither
+    /// phase passes over entries it does not list, once a merged directory
+    /// has its [`UpperOnly`] names and (past [`VIEW_AFTER_HIDDEN`]
+    /// whiteouts) its [`LowerView`].
     fn list(&self, dir: Ino, cursor: u64, max: usize) -> Result<Vec<DirEntry>> {
         let node = self.node(dir)?;
         if node.kind != FileKind::Dir {
@@ -980,57 +1054,307 @@ impl Inner {
         if cursor < LOWER_CURSORS
             && let Some(u) = upper
         {
-            let mut upper_cursor = cursor;
-            loop {
-                let want = (max - out.len()).min(256);
-                if want == 0 {
-                    return Ok(out);
-                }
-                let batch = self.upper.readdir(u, upper_cursor, want)?;
-                let done = batch.len() < want;
-                for e in batch {
-                    upper_cursor = e.next;
-                    if is_work_name(&e.name) {
-                        continue;
-                    }
-                    let in_lower = self.lower_child(&node.st.lock(), &e.name)?.is_some();
-                    if in_lower {
-                        continue; // listed with the lower entries
-                    }
-                    let (ino, kind) = self.lookup_in(dir, &e.name)?;
-                    out.push(DirEntry { ino, kind, ..e });
-                }
-                if done {
-                    break;
-                }
+            if lower.is_some() && !opaque && self.index_upper_only(&node, u)? {
+                self.list_upper_only(&node, dir, cursor, max, &mut out)?;
+            } else {
+                self.list_upper(&node, dir, u, cursor, max, &mut out)?;
+            }
+            if out.len() >= max {
+                return Ok(out);
             }
         }
         let Some(l) = lower.filter(|_| !opaque) else {
             return Ok(out);
         };
-        let mut lower_cursor = cursor.saturating_sub(LOWER_CURSORS);
+        if cursor >= VIEW_CURSORS {
+            let from = cursor - VIEW_CURSORS;
+            if node.st.lock().whiteouts.view.is_some() {
+                self.list_view(&node, dir, from, max, &mut out)?;
+            } else if let Some(at) = self.lower_cursor_at(l, from)? {
+                // The view was dropped (its budget changed): the lower
+                // store's own cursors from here on.
+                self.list_lower(&node, dir, l, at, max, &mut out)?;
+            }
+        } else if cursor > LOWER_CURSORS {
+            self.list_lower(&node, dir, l, cursor - LOWER_CURSORS, max, &mut out)?;
+        } else if self.viewed(&node, l)? {
+            self.list_view(&node, dir, 0, max, &mut out)?;
+        } else {
+            self.list_lower(&node, dir, l, 0, max, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// The upper entries of `dir` (upper directory `up`) from `cursor`,
+    /// leaving out those listed with the lower entries: a directory that
+    /// is not merged, or whose upper-only names are not indexed.
+    fn list_upper(
+        &self,
+        node: &Node,
+        dir: Ino,
+        up: Ino,
+        cursor: u64,
+        max: usize,
+        out: &mut Vec<DirEntry>,
+    ) -> Result<()> {
+        let mut at = cursor;
         while out.len() < max {
             let want = (max - out.len()).min(256);
-            let batch = self.lower.readdir(l, lower_cursor, want)?;
+            let batch = self.upper.readdir(up, at, want)?;
             let done = batch.len() < want;
             for e in batch {
-                lower_cursor = e.next;
-                if node.st.lock().whiteouts.contains(&e.name) {
+                at = e.next;
+                if is_work_name(&e.name) {
                     continue;
                 }
-                let (ino, kind) = self.lookup_in(dir, &e.name)?;
-                out.push(DirEntry {
-                    ino,
-                    kind,
-                    name: e.name,
-                    next: LOWER_CURSORS + e.next,
-                });
+                if self.lower_child(&node.st.lock(), &e.name)?.is_some() {
+                    continue; // listed with the lower entries
+                }
+                if let Some((ino, kind)) = found(self.lookup_in(dir, &e.name))? {
+                    out.push(DirEntry { ino, kind, ..e });
+                }
             }
             if done {
                 break;
             }
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// The upper-only names of the merged directory `dir` from position
+    /// `cursor`, in the order of its [`UpperOnly`] index.
+    fn list_upper_only(
+        &self,
+        node: &Node,
+        dir: Ino,
+        cursor: u64,
+        max: usize,
+        out: &mut Vec<DirEntry>,
+    ) -> Result<()> {
+        let mut at = cursor;
+        while out.len() < max {
+            let want = (max - out.len()).min(256);
+            let batch = match &node.st.lock().upper_only {
+                Some(index) => index.from(at, want),
+                None => break,
+            };
+            let done = batch.len() < want;
+            for (position, name) in batch {
+                at = position + 1;
+                // A name removed since it was read is not listed.
+                if let Some((ino, kind)) = found(self.lookup_in(dir, &name))? {
+                    out.push(DirEntry {
+                        name,
+                        ino,
+                        kind,
+                        next: position + 1,
+                    });
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The visible lower entries of `dir` (lower directory `low`) from the
+    /// lower store's cursor `at`, passing over whiteouts one by one.
+    fn list_lower(
+        &self,
+        node: &Node,
+        dir: Ino,
+        low: Ino,
+        mut at: u64,
+        max: usize,
+        out: &mut Vec<DirEntry>,
+    ) -> Result<()> {
+        while out.len() < max {
+            let want = (max - out.len()).min(256);
+            let batch = self.lower.readdir(low, at, want)?;
+            let done = batch.len() < want;
+            for e in batch {
+                at = e.next;
+                if node.st.lock().whiteouts.contains(&e.name) {
+                    continue;
+                }
+                if let Some((ino, kind)) = found(self.lookup_in(dir, &e.name))? {
+                    out.push(DirEntry {
+                        ino,
+                        kind,
+                        name: e.name,
+                        next: LOWER_CURSORS + e.next,
+                    });
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The visible lower entries of `dir` from entry number `from` of the
+    /// lower listing, through its [`LowerView`].
+    fn list_view(
+        &self,
+        node: &Node,
+        dir: Ino,
+        from: u64,
+        max: usize,
+        out: &mut Vec<DirEntry>,
+    ) -> Result<()> {
+        let mut at = from;
+        while out.len() < max {
+            let want = (max - out.len()).min(256);
+            let batch = match &node.st.lock().whiteouts.view {
+                Some(view) => view.from(at, want),
+                None => break, // the directory went opaque or away
+            };
+            let done = batch.len() < want;
+            for (position, name) in batch {
+                at = position + 1;
+                if let Some((ino, kind)) = found(self.lookup_in(dir, &name))? {
+                    out.push(DirEntry {
+                        name,
+                        ino,
+                        kind,
+                        next: VIEW_CURSORS + position + 1,
+                    });
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The lower store's cursor after the first `n` entries of the lower
+    /// directory `low`, found by reading them; `None` past its end.
+    fn lower_cursor_at(&self, low: Ino, n: u64) -> Result<Option<u64>> {
+        let (mut at, mut left) = (0, n);
+        while left > 0 {
+            let want = usize::try_from(left).map_or(1024, |l| l.min(1024));
+            let batch = self.lower.readdir(low, at, want)?;
+            let Some(last) = batch.last() else {
+                return Ok(None);
+            };
+            at = last.next;
+            left -= batch.len() as u64;
+        }
+        Ok(Some(at))
+    }
+
+    /// Whether the merged directory `node` (lower directory `low`) has a
+    /// [`LowerView`], taking one when it hides enough lower entries and the
+    /// budget can hold it. A refusal stands until the whiteouts double.
+    fn viewed(&self, node: &Node, low: Ino) -> Result<bool> {
+        {
+            let st = node.st.lock();
+            let hidden = st.whiteouts.len();
+            if st.whiteouts.view.is_some() {
+                return Ok(true);
+            }
+            if hidden < VIEW_AFTER_HIDDEN || hidden < 2 * st.whiteouts.view_refused {
+                return Ok(false);
+            }
+        }
+        let mut charge = Reserved::take(self.budget.read().clone(), 0)?;
+        let mut names = Vec::new();
+        let mut at = 0;
+        loop {
+            let batch = self.lower.readdir(low, at, 1024)?;
+            let done = batch.len() < 1024;
+            let batch: Vec<String> = batch
+                .into_iter()
+                .map(|e| {
+                    at = e.next;
+                    e.name
+                })
+                .collect();
+            if charge_entries(&mut charge, &batch).is_err() {
+                let mut st = node.st.lock();
+                st.whiteouts.view_refused = st.whiteouts.len().max(1);
+                return Ok(false);
+            }
+            names.extend(batch);
+            if done {
+                break;
+            }
+        }
+        let mut st = node.st.lock();
+        if st.whiteouts.view.is_none() && st.merged() {
+            let whiteouts = &st.whiteouts;
+            let view = LowerView::new(names, |n| whiteouts.contains(n), charge);
+            st.whiteouts.view = view;
+        }
+        Ok(st.whiteouts.view.is_some())
+    }
+
+    /// Whether the upper-only names of the merged directory `node` (upper
+    /// directory `up`) are indexed, indexing them (once) if not. A change
+    /// to the directory while its upper layer is read leaves them
+    /// unindexed for now.
+    fn index_upper_only(&self, node: &Node, up: Ino) -> Result<bool> {
+        let since = {
+            let st = node.st.lock();
+            if st.upper_only.is_some() {
+                return Ok(true);
+            }
+            st.upper_changes
+        };
+        let mut index = UpperOnly::default();
+        let mut at = 0;
+        loop {
+            let batch = self.upper.readdir(up, at, 1024)?;
+            let done = batch.len() < 1024;
+            for e in batch {
+                at = e.next;
+                if !is_work_name(&e.name) && self.lower_child(&node.st.lock(), &e.name)?.is_none() {
+                    index.set(&e.name, true);
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        let mut st = node.st.lock();
+        if st.upper_changes != since || !st.merged() {
+            return Ok(false);
+        }
+        st.upper_only = Some(index);
+        self.account(&mut st);
+        Ok(true)
+    }
+
+    /// Keeps what the merged directory `dir` knows of its upper-only names
+    /// right about `name`, after a change to the entry `name` in either
+    /// layer. Every change to a directory's entries goes through here.
+    fn entry_changed(&self, dir: Ino, name: &str) -> Result<()> {
+        let node = self.node(dir)?;
+        let mut st = node.st.lock();
+        st.upper_changes += 1;
+        if st.upper_only.is_none() {
+            return Ok(());
+        }
+        let upper_only = match st.upper {
+            Some(u) => found(self.upper.lookup(u, name)).and_then(|in_upper| {
+                Ok(in_upper.is_some() && self.lower_child(&st, name)?.is_none())
+            }),
+            None => Ok(false),
+        };
+        match upper_only {
+            Ok(only) => {
+                if let Some(index) = st.upper_only.as_mut() {
+                    index.set(name, only);
+                }
+            }
+            // Not known now: indexed again at the next listing.
+            Err(_) => st.upper_only = None,
+        }
+        self.account(&mut st);
+        Ok(())
     }
 
     /// True when `dir` is `ancestor` or below it.
@@ -1322,7 +1646,10 @@ impl Storage for Overlay {
         let i = &self.inner;
         let nodes: Vec<Arc<Node>> = i.nodes.read().values().cloned().collect();
         for node in &nodes {
-            i.refund(&mut node.st.lock());
+            let mut st = node.st.lock();
+            i.refund(&mut st);
+            // A view holds a charge of the budget it was taken under.
+            st.whiteouts.view = None;
         }
         *i.budget.write() = Some(budget.clone());
         for node in &nodes {
@@ -1436,6 +1763,7 @@ impl Storage for Overlay {
         let dir_up = i.copy_up(dir)?;
         let attr = i.upper.create(dir_up, name, new)?;
         let was_deleted = i.unhide(dir, name)?;
+        i.entry_changed(dir, name)?;
         let ino = i.intern(Some(attr.ino), None, attr.kind, dir, name);
         if attr.kind == FileKind::Dir {
             i.subdir_added(dir, true)?;
@@ -1473,6 +1801,7 @@ impl Storage for Overlay {
             _ => false,
         };
         i.hide(dir, name)?;
+        i.entry_changed(dir, name)?;
         i.name_removed(child, dir, name, in_upper)
     }
 
@@ -1492,10 +1821,12 @@ impl Storage for Overlay {
             i.upper.rmdir(dir_up, name)?;
         }
         i.hide(dir, name)?;
+        i.entry_changed(dir, name)?;
         {
             let node = i.node(child)?;
             let mut st = node.st.lock();
             st.whiteouts.clear();
+            st.upper_only = None;
             i.account(&mut st);
         }
         i.subdir_added(dir, false)?;
@@ -1528,18 +1859,22 @@ impl Storage for Overlay {
                 _ => {}
             }
         }
-        if src_kind == FileKind::Dir {
-            i.detach_tree(src)?;
+        let moved_dirs = if src_kind == FileKind::Dir {
+            i.copy_tree_up(src)?
         } else {
             i.copy_up(src)?;
-        }
+            Vec::new()
+        };
         let src_dir_up = i.copy_up(src_dir)?;
         let dst_dir_up = i.copy_up(dst_dir)?;
         i.link_unseen(src, src_dir_up, src_name)?;
         let dst_in_upper = found(i.upper.lookup(dst_dir_up, dst_name))?.is_some();
         i.upper.rename(src_dir_up, src_name, dst_dir_up, dst_name)?;
+        i.cut_loose(moved_dirs);
         i.hide(src_dir, src_name)?;
         i.unhide(dst_dir, dst_name)?;
+        i.entry_changed(src_dir, src_name)?;
+        i.entry_changed(dst_dir, dst_name)?;
         {
             let node = i.node(src)?;
             let mut st = node.st.lock();
@@ -1574,6 +1909,7 @@ impl Storage for Overlay {
         let dir_up = i.copy_up(dir)?;
         i.upper.link(up, dir_up, name)?;
         i.unhide(dir, name)?;
+        i.entry_changed(dir, name)?;
         self.getattr(ino)
     }
 
