@@ -1228,3 +1228,53 @@ fn rust_log_shows_each_wasi_call() {
         );
     }
 }
+
+/// A library module: `_initialize` sets a base that `add` adds, `pair`
+/// gives back an `i64` and an `f64`, `quit` calls `proc_exit`.
+const LIBRARY: &str = r#"(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (global $base (mut i32) (i32.const 0))
+  (func (export "_initialize") (global.set $base (i32.const 100)))
+  (func (export "add") (param i32 i32) (result i32)
+    (i32.add (global.get $base) (i32.add (local.get 0) (local.get 1))))
+  (func (export "pair") (param i64 f64) (result i64 f64) (local.get 0) (local.get 1))
+  (func (export "quit") (param i32) (call $exit (local.get 0))))"#;
+
+/// `--invoke FUNC` calls an export of a module without `_start`, after
+/// its `_initialize`, with the arguments after the module as parameters,
+/// prints the results one a line, and takes `proc_exit`'s status; a
+/// missing function, a wrong count or a value of the wrong type is one
+/// line before anything runs, as is a module without `_start` run
+/// without `--invoke`.
+#[test]
+fn invoke_calls_a_function_of_a_library_module() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("lib.wat"), LIBRARY).unwrap();
+    let call = |args: &[&str]| run_in(work.path(), args);
+
+    let out = call(&["run", "--invoke", "add", "lib.wat", "2", "40"]);
+    assert_eq!(
+        (out.status.code(), stdout(&out).as_str()),
+        (Some(0), "142\n"),
+        "{}",
+        stderr(&out)
+    );
+    let out = call(&["--invoke", "pair", "lib.wat", "-5", "2.5"]);
+    assert_eq!(stdout(&out), "-5\n2.5\n", "{}", stderr(&out));
+    let out = call(&["run", "--invoke", "quit", "lib.wat", "7"]);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+
+    one_line_failure(&call(&["run", "--invoke", "nope", "lib.wat"]), 2, &["nope"]);
+    one_line_failure(
+        &call(&["run", "--invoke", "add", "lib.wat", "1"]),
+        2,
+        &["takes 2 argument(s), 1 given"],
+    );
+    one_line_failure(
+        &call(&["run", "--invoke", "add", "lib.wat", "x", "1"]),
+        2,
+        &["argument 1 (`x`) is not a valid i32"],
+    );
+    one_line_failure(&call(&["run", "lib.wat"]), 2, &["no `_start`", "--invoke"]);
+}

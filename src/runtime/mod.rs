@@ -45,9 +45,12 @@ use crate::wasi::life::GuestLife;
 use std::sync::Arc;
 use std::time::Instant;
 use stop::{Control, Outcome};
-use threads::Threads;
+use threads::{Main, Threads};
 use wasi_common::{I32Exit, WasiCtx};
-use wasmtime::{Caller, Config, ExternType, Linker, MemoryType, Module, SharedMemory, Store};
+use wasmtime::{
+    AsContext, Caller, Config, ExternType, Linker, MemoryType, Module, SharedMemory, Store, Val,
+    ValType,
+};
 
 /// A `wasmtime::Config` for the guests of this crate: WebAssembly threads,
 /// shared memory, and epoch interruption, which is how the other threads
@@ -350,14 +353,99 @@ impl<T: Clone + Send + 'static> Guest<T> {
     /// stopped. A guest runs once: link again, with a fresh context, to run
     /// it again.
     pub fn run(&self, store: Store<T>, linker: &Linker<T>) -> wasmtime::Result<i32> {
-        let deadline = self.timeout.map(|t| Instant::now() + t);
-        let timeout = self.timeout.unwrap_or_default();
-        let late = move || TimeLimitExceeded(timeout).into();
-        match self.threads.run(linker, store, deadline, late)? {
+        match self.run_main(store, linker, Main::Start)? {
             Outcome::Exit(code) => Ok(code),
             Outcome::Trap(e) => Err(e),
         }
     }
+
+    /// Instantiates the module and calls its exported function `name`
+    /// with `params`, as [`run`](Self::run) runs `_start` (on a thread of
+    /// the guest's own, ending the same ways, with the same limits and
+    /// threads); returns the function's results. For modules without
+    /// `_start` (libraries, reactors), as `wasmtime run --invoke` calls
+    /// them: the module's `_initialize`, if it exports one, is called
+    /// first.
+    ///
+    /// `proc_exit(n)` in any thread ends the call with an
+    /// [`I32Exit`](wasi_common::I32Exit) error of `n`, as a call of a
+    /// wasmtime function does; a missing export, or `params` that do not
+    /// match its type, is an error before anything runs.
+    ///
+    /// ```no_run
+    /// use wasi_common_vfs::runtime;
+    /// use wasmtime::{Engine, Linker, Module, Store, Val};
+    ///
+    /// # fn main() -> wasmtime::Result<()> {
+    /// let engine = Engine::new(&runtime::config())?;
+    /// let module = Module::from_file(&engine, "library.wasm")?;
+    /// let mut store = Store::new(&engine, runtime::context(&["library.wasm"])?);
+    /// let mut linker = Linker::new(&engine);
+    /// let guest = runtime::link(&mut linker, &mut store, &module, |cx| cx)?;
+    /// let sum = guest.invoke(store, &linker, "add", &[Val::I32(2), Val::I32(40)])?;
+    /// assert_eq!(sum[0].i32(), Some(42));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn invoke(
+        &self,
+        store: Store<T>,
+        linker: &Linker<T>,
+        name: &str,
+        params: &[Val],
+    ) -> wasmtime::Result<Vec<Val>> {
+        let ty = self
+            .threads
+            .module
+            .get_export(name)
+            .and_then(|e| e.func().cloned())
+            .ok_or_else(|| {
+                wasmtime::Error::msg(format!("the module exports no function `{name}`"))
+            })?;
+        let want: Vec<_> = ty.params().collect();
+        let fits = want.len() == params.len()
+            && want
+                .iter()
+                .zip(params)
+                .all(|(t, v)| v.matches_ty(store.as_context(), t).unwrap_or(false));
+        if !fits {
+            wasmtime::bail!(
+                "`{name}` takes ({}): the arguments do not match",
+                types(&want)
+            );
+        }
+        let results = Arc::new(parking_lot::Mutex::new(None));
+        let main = Main::Export {
+            name: name.to_owned(),
+            params: params.to_vec(),
+            results: results.clone(),
+        };
+        match self.run_main(store, linker, main)? {
+            Outcome::Exit(0) => results.lock().take().ok_or_else(|| I32Exit(0).into()),
+            Outcome::Exit(code) => Err(I32Exit(code).into()),
+            Outcome::Trap(e) => Err(e),
+        }
+    }
+
+    fn run_main(
+        &self,
+        store: Store<T>,
+        linker: &Linker<T>,
+        main: Main,
+    ) -> wasmtime::Result<Outcome> {
+        let deadline = self.timeout.map(|t| Instant::now() + t);
+        let timeout = self.timeout.unwrap_or_default();
+        let late = move || TimeLimitExceeded(timeout).into();
+        self.threads.run(linker, store, main, deadline, late)
+    }
+}
+
+/// Value types as a parameter list is written: `i32, i64`.
+fn types(list: &[ValType]) -> String {
+    list.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Instantiates `module` and runs its `_start`; returns the exit code

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use wasmtime::{Engine, Linker, Module, SharedMemory, Store, UpdateDeadline};
+use wasmtime::{Engine, Linker, Module, SharedMemory, Store, UpdateDeadline, Val};
 
 /// Threads one guest may have alive at once, its first included;
 /// `thread-spawn` fails (with `-EAGAIN`) beyond it.
@@ -41,7 +41,7 @@ const EAGAIN: i32 = 6;
 /// The threads of one run of one guest.
 pub(crate) struct Threads<T: 'static> {
     engine: Engine,
-    module: Module,
+    pub(crate) module: Module,
     /// The shared memory of a threaded guest.
     memory: Option<SharedMemory>,
     /// The linker threads instantiate with (set when the run starts).
@@ -73,10 +73,23 @@ impl Drop for EndOnPanic<'_> {
     }
 }
 
+/// What the guest's first thread calls.
+pub(crate) enum Main {
+    /// `_start`.
+    Start,
+    /// The exported function `name` with `params`, after `_initialize` if
+    /// the module has one; its results go to `results` when it returns.
+    Export {
+        name: String,
+        params: Vec<Val>,
+        results: Arc<Mutex<Option<Vec<Val>>>>,
+    },
+}
+
 /// Where a thread of the guest starts.
 enum Entry<T: 'static> {
-    /// `_start`, in the caller's store.
-    Start(Store<T>),
+    /// The guest's first thread, in the caller's store.
+    Start(Store<T>, Main),
     /// `wasi_thread_start`, in a new store with a clone of the spawner's
     /// data.
     Spawned { data: T, tid: i32, start_arg: i32 },
@@ -105,13 +118,14 @@ impl<T: Clone + Send + 'static> Threads<T> {
         })
     }
 
-    /// Runs the guest: `_start` on a thread of its own in `store`, until
+    /// Runs the guest: `main` on a thread of its own in `store`, until
     /// the guest is over or `deadline` passes (which ends it with `late`);
     /// then stops every thread and returns the outcome.
     pub(crate) fn run(
         self: &Arc<Self>,
         linker: &Linker<T>,
         store: Store<T>,
+        main: Main,
         deadline: Option<Instant>,
         late: impl FnOnce() -> wasmtime::Error,
     ) -> wasmtime::Result<Outcome> {
@@ -125,7 +139,7 @@ impl<T: Clone + Send + 'static> Threads<T> {
             let linker = linker.clone();
             let main = std::thread::Builder::new()
                 .name("wasi-main".into())
-                .spawn(move || threads.thread_main(linker, Entry::Start(store)))
+                .spawn(move || threads.thread_main(linker, Entry::Start(store, main)))
                 .map_err(|e| {
                     wasmtime::Error::msg(format!("cannot start the guest's thread: {e}"))
                 })?;
@@ -192,8 +206,8 @@ impl<T: Clone + Send + 'static> Threads<T> {
     fn thread_main(self: Arc<Self>, linker: Linker<T>, entry: Entry<T>) {
         let _guest = life::enter(self.control.life.clone());
         let _panic = EndOnPanic(&self.control);
-        let (mut store, spawned) = match entry {
-            Entry::Start(store) => (store, None),
+        let (mut store, main, spawned) = match entry {
+            Entry::Start(store, main) => (store, Some(main), None),
             Entry::Spawned {
                 data,
                 tid,
@@ -203,24 +217,45 @@ impl<T: Clone + Send + 'static> Threads<T> {
                 if let Some(setup) = &self.setup {
                     setup(&mut store);
                 }
-                (store, Some((tid, start_arg)))
+                (store, None, Some((tid, start_arg)))
             }
         };
         self.watch(&mut store);
-        let mut run = || -> wasmtime::Result<()> {
+        let run = || -> wasmtime::Result<()> {
             let instance = linker.instantiate(&mut store, &self.module)?;
-            match spawned {
-                None => instance
+            if let Some((tid, start_arg)) = spawned {
+                return instance
+                    .get_typed_func::<(i32, i32), ()>(&mut store, "wasi_thread_start")?
+                    .call(&mut store, (tid, start_arg));
+            }
+            match main {
+                Some(Main::Export {
+                    name,
+                    params,
+                    results,
+                }) => {
+                    // A reactor is initialised before any of its exports
+                    // is called, as `wasmtime run --invoke` does.
+                    if let Some(init) = instance.get_func(&mut store, "_initialize") {
+                        init.typed::<(), ()>(&store)?.call(&mut store, ())?;
+                    }
+                    let func = instance.get_func(&mut store, &name).ok_or_else(|| {
+                        wasmtime::Error::msg(format!("the module exports no function `{name}`"))
+                    })?;
+                    let mut out = vec![Val::I32(0); func.ty(&store).results().len()];
+                    func.call(&mut store, &params, &mut out)?;
+                    *results.lock() = Some(out);
+                    Ok(())
+                }
+                _ => instance
                     .get_typed_func::<(), ()>(&mut store, "_start")?
                     .call(&mut store, ()),
-                Some((tid, start_arg)) => instance
-                    .get_typed_func::<(i32, i32), ()>(&mut store, "wasi_thread_start")?
-                    .call(&mut store, (tid, start_arg)),
             }
         };
         let result = run();
-        // A spawned thread that returns ends only itself; `_start`
-        // returning, `proc_exit` and a trap anywhere end the guest.
+        // A spawned thread that returns ends only itself; the first
+        // thread's function returning, `proc_exit` and a trap anywhere end
+        // the guest.
         if spawned.is_none() || result.is_err() {
             self.control.finish(result);
         }

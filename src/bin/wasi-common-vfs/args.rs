@@ -118,6 +118,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME")]
     pub argv0: Option<String>,
 
+    /// Call the exported function FUNC instead of `_start` (after
+    /// `_initialize`, if the module has one), with the arguments after the
+    /// module as its parameters, and print its results, one a line.
+    /// Example: --invoke add lib.wasm 2 40
+    #[arg(long, value_name = "FUNC")]
+    pub invoke: Option<String>,
+
     /// After the guest exits (whatever its status), write the subtree at
     /// GUEST to a tar archive, atomically. Repeatable.
     /// Example: --save /work=result.tar

@@ -11,7 +11,7 @@ use args::{Cli, Command, RunArgs};
 use clap::Parser;
 use wasi_common::WasiCtx;
 use wasi_common_vfs::runtime::{self, GuestLimiter, RunLimits, TimeLimitExceeded};
-use wasmtime::{Engine, Linker, Module, Store};
+use wasmtime::{Engine, Linker, Module, Store, Val, ValType};
 
 /// What each store of the guest holds: its WASI context, and its share of
 /// the memory limit.
@@ -84,7 +84,6 @@ const WASMTIME_ONLY: &[&str] = &[
     "--optimize",
     "-D",
     "--debug",
-    "--invoke",
     "--preload",
     "--profile",
     "--fuel",
@@ -262,6 +261,11 @@ fn run(args: &RunArgs) -> Result<i32, Failure> {
     let module_name = args.module().to_owned();
     let engine = engine(args)?;
     let module = load_module(&engine, &module_name, args)?;
+    if args.invoke.is_none() && module.get_export("_start").is_none() {
+        return Err(Failure::usage(format!(
+            "{module_name}: the module has no `_start` (a library or reactor); call one of its functions with --invoke FUNC"
+        )));
+    }
 
     let argv0 = args.argv0.clone().unwrap_or_else(|| {
         std::path::Path::new(&module_name)
@@ -314,7 +318,18 @@ fn run(args: &RunArgs) -> Result<i32, Failure> {
         |d| &mut d.limiter,
     )
     .map_err(|e| Failure::runtime(format!("{module_name}: {}", error_line(&e))))?;
-    let outcome = guest.run(store, &linker);
+    let outcome = match &args.invoke {
+        None => guest.run(store, &linker),
+        Some(name) => {
+            let params = invoke_params(&module, name, args.guest_args())?;
+            guest.invoke(store, &linker, name, &params).map(|results| {
+                for value in results {
+                    println!("{}", shown(&value));
+                }
+                0
+            })
+        }
+    };
     // Saved whatever the guest's status; one failed save skips no other.
     let mut failed = trees.save(&saves);
     if let Some(last) = failed.pop() {
@@ -325,6 +340,9 @@ fn run(args: &RunArgs) -> Result<i32, Failure> {
     }
     match outcome {
         Ok(status) => Ok(status),
+        Err(e) if e.downcast_ref::<wasi_common::I32Exit>().is_some() => Ok(e
+            .downcast_ref::<wasi_common::I32Exit>()
+            .map_or(1, |exit| exit.0)),
         Err(e)
             if e.downcast_ref::<wasmtime::WasmBacktrace>().is_some()
                 || e.downcast_ref::<wasmtime::Trap>().is_some()
@@ -343,5 +361,66 @@ fn run(args: &RunArgs) -> Result<i32, Failure> {
             "{module_name}: {}",
             error_line(&e)
         ))),
+    }
+}
+
+/// The parameters of `--invoke FUNC` from the guest's arguments, read as
+/// the types the module's export `name` takes.
+fn invoke_params(module: &Module, name: &str, args: &[String]) -> Result<Vec<Val>, Failure> {
+    let ty = module
+        .get_export(name)
+        .and_then(|e| e.func().cloned())
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "--invoke {name}: the module exports no function `{name}`"
+            ))
+        })?;
+    let types: Vec<ValType> = ty.params().collect();
+    if types.len() != args.len() {
+        return Err(Failure::usage(format!(
+            "--invoke {name}: `{name}` takes {} argument(s), {} given",
+            types.len(),
+            args.len()
+        )));
+    }
+    types
+        .iter()
+        .zip(args)
+        .enumerate()
+        .map(|(i, (ty, arg))| {
+            let value = match ty {
+                ValType::I32 => arg
+                    .parse::<i32>()
+                    .or_else(|_| arg.parse::<u32>().map(|u| u as i32))
+                    .ok()
+                    .map(Val::I32),
+                ValType::I64 => arg
+                    .parse::<i64>()
+                    .or_else(|_| arg.parse::<u64>().map(|u| u as i64))
+                    .ok()
+                    .map(Val::I64),
+                ValType::F32 => arg.parse::<f32>().ok().map(Val::from),
+                ValType::F64 => arg.parse::<f64>().ok().map(Val::from),
+                _ => None,
+            };
+            value.ok_or_else(|| {
+                Failure::usage(format!(
+                    "--invoke {name}: argument {} (`{arg}`) is not a valid {ty}",
+                    i + 1
+                ))
+            })
+        })
+        .collect()
+}
+
+/// A result of `--invoke` as wasmtime prints it.
+fn shown(value: &Val) -> String {
+    match value {
+        Val::I32(v) => v.to_string(),
+        Val::I64(v) => v.to_string(),
+        Val::F32(bits) => f32::from_bits(*bits).to_string(),
+        Val::F64(bits) => f64::from_bits(*bits).to_string(),
+        Val::V128(v) => format!("{:#034x}", v.as_u128()),
+        _ => "<reference>".to_owned(),
     }
 }
