@@ -255,6 +255,45 @@ fn memory_per_empty_file_apart(n: usize) -> (f64, f64) {
     (figures.next().unwrap(), figures.next().unwrap())
 }
 
+/// `environ_sizes_get` + `environ_get` pairs per second over 20 variables,
+/// linked with this crate's `runtime::add_to_linker` or (`ours` false)
+/// wasi-common's own. wasi-common's builds an error value for each string
+/// it copies, which captures a backtrace when `RUST_BACKTRACE` is set.
+fn environ_rate(n: u32, ours: bool) -> f64 {
+    use wasmtime::{Engine, Linker, Module, Store};
+    let engine = Engine::default();
+    let wat = format!(
+        r#"(module
+          (import "wasi_snapshot_preview1" "environ_sizes_get" (func $sizes (param i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "environ_get" (func $get (param i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (func (export "_start") (local $i i32)
+            (loop $again
+              (drop (call $sizes (i32.const 0) (i32.const 4)))
+              (drop (call $get (i32.const 1024) (i32.const 4096)))
+              (local.set $i (i32.add (local.get $i) (i32.const 1)))
+              (br_if $again (i32.lt_u (local.get $i) (i32.const {n}))))))"#
+    );
+    let module = Module::new(&engine, wat).unwrap();
+    let mut linker = Linker::new(&engine);
+    if ours {
+        wasi_common_vfs::runtime::add_to_linker(&mut linker, |cx| cx).unwrap();
+    } else {
+        wasi_common::sync::add_to_linker(&mut linker, |cx| cx).unwrap();
+    }
+    let mut builder = wasi_common::sync::WasiCtxBuilder::new();
+    for i in 0..20 {
+        builder
+            .env(&format!("VARIABLE_{i}"), "a value of about thirty bytes")
+            .unwrap();
+    }
+    let mut store = Store::new(&engine, builder.build());
+    let started = Instant::now();
+    let status = wasi_common_vfs::runtime::run_command(&mut store, &linker, &module).unwrap();
+    assert_eq!(status, 0);
+    f64::from(n) / started.elapsed().as_secs_f64()
+}
+
 fn main() {
     if let Some(n) = std::env::args().find_map(|a| {
         a.strip_prefix("--empty-files=")
@@ -364,6 +403,13 @@ fn main() {
         100.0 * get("seq-write-bytes") / fresh
     );
     println!("host API stat of a depth-16 path (the resolver alone): {resolve:.0}/s");
+    let environ = if full { 20_000 } else { 100 };
+    let (ours, theirs) = (environ_rate(environ, true), environ_rate(environ, false));
+    println!(
+        "environ_sizes_get + environ_get, 20 variables, RUST_BACKTRACE={}: this crate's linker {ours:.0}/s, wasi-common's {theirs:.0}/s, ratio {:.1}x",
+        std::env::var("RUST_BACKTRACE").unwrap_or_else(|_| "(unset)".into()),
+        ours / theirs
+    );
     println!(
         "memory per empty file after {files}: {per_alloc:.0} bytes allocated, {per_rss:.0} bytes resident"
     );
