@@ -10,12 +10,17 @@
 /// use wasi_common_vfs::{Limits, Vfs};
 ///
 /// let vfs = Vfs::builder()
-///     .limits(Limits { bytes: Some(1 << 20), ..Limits::default() })
+///     .limits(Limits::default().with_bytes(1 << 20))
 ///     .build()?;
 /// assert!(vfs.write("/big", vec![0u8; 2 << 20]).is_err()); // ENOSPC
 /// # Ok::<(), wasi_common_vfs::Error>(())
 /// ```
+///
+/// Start from `Limits::default()` (nothing limited) and set what you need
+/// with the `with_*` methods or by assigning the fields: the struct may
+/// gain fields, so it is not built with a literal.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Bytes held by the tree's in-memory stores: file data (holes do not
     /// count), symlink targets and names, plus a fixed cost per inode and
@@ -31,13 +36,39 @@ pub struct Limits {
     pub open_files: Option<u64>,
 }
 
+impl Limits {
+    /// These limits with [`bytes`](Self::bytes) at `bytes`.
+    pub const fn with_bytes(mut self, bytes: u64) -> Self {
+        self.bytes = Some(bytes);
+        self
+    }
+
+    /// These limits with [`inodes`](Self::inodes) at `inodes`.
+    pub const fn with_inodes(mut self, inodes: u64) -> Self {
+        self.inodes = Some(inodes);
+        self
+    }
+
+    /// These limits with [`file_size`](Self::file_size) at `bytes`.
+    pub const fn with_file_size(mut self, bytes: u64) -> Self {
+        self.file_size = Some(bytes);
+        self
+    }
+
+    /// These limits with [`open_files`](Self::open_files) at `files`.
+    pub const fn with_open_files(mut self, files: u64) -> Self {
+        self.open_files = Some(files);
+        self
+    }
+}
+
 /// What a tree holds against its [`Limits`], from [`Vfs::usage`](crate::Vfs::usage).
 ///
 /// ```
 /// use wasi_common_vfs::{Limits, Vfs};
 ///
 /// let vfs = Vfs::builder()
-///     .limits(Limits { bytes: Some(1 << 20), ..Limits::default() })
+///     .limits(Limits::default().with_bytes(1 << 20))
 ///     .build()?;
 /// vfs.write("/f", vec![1u8; 1000])?;
 /// let usage = vfs.usage();

@@ -15,12 +15,10 @@ use wasi_common_vfs::{Limits, Vfs};
 const SECRET: &[u8] = b"host secret";
 
 fn limits() -> Limits {
-    Limits {
-        bytes: Some(16 << 20),
-        inodes: None,
-        file_size: Some(64 << 20),
-        open_files: Some(200),
-    }
+    Limits::default()
+        .with_bytes(16 << 20)
+        .with_file_size(64 << 20)
+        .with_open_files(200)
 }
 
 /// A tree whose `jail` holds the host-planted `root -> /` and

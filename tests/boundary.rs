@@ -75,10 +75,7 @@ fn host_files(dir: &std::path::Path) -> Vec<String> {
 /// An in-memory tree that holds at most `bytes` bytes.
 fn with_byte_limit(bytes: u64) -> Vfs {
     Vfs::builder()
-        .limits(Limits {
-            bytes: Some(bytes),
-            ..Limits::default()
-        })
+        .limits(Limits::default().with_bytes(bytes))
         .build()
         .unwrap()
 }
@@ -284,10 +281,7 @@ const SPARSE_SIZE: u64 = 1 << 62;
 
 #[test]
 fn a_2_62_byte_sparse_file_saves_in_kilobytes_and_loads_back_as_holes() {
-    let small = Limits {
-        bytes: Some(16 << 20),
-        ..Limits::default()
-    };
+    let small = Limits::default().with_bytes(16 << 20);
     let vfs = Vfs::builder().limits(small).build().unwrap();
     vfs.write("/sparse", b"").unwrap();
     vfs.set_len("/sparse", SPARSE_SIZE).unwrap();
@@ -415,10 +409,7 @@ fn copy_in_keeps_holes_charges_first_and_is_all_or_nothing() {
     let small = std::fs::File::create(host.path().join("small.img")).unwrap();
     small.set_len(3 << 20).unwrap();
     std::os::unix::fs::FileExt::write_at(&small, b"middle", 2 << 20).unwrap();
-    let limited = Limits {
-        bytes: Some(16 << 20),
-        ..Limits::default()
-    };
+    let limited = Limits::default().with_bytes(16 << 20);
     let vfs = Vfs::builder().limits(limited).build().unwrap();
     vfs.copy_in(host.path(), "/in").unwrap();
     assert_eq!(vfs.metadata("/in/sparse.img").unwrap().size, 1 << 30);
@@ -853,10 +844,7 @@ fn overlay_copy_up_of_a_sparse_host_file_keeps_its_holes() {
     file.set_len(1 << 30).unwrap();
     std::os::unix::fs::FileExt::write_at(&file, b"tail", (1 << 30) - 4).unwrap();
     let vfs = Vfs::builder()
-        .limits(Limits {
-            bytes: Some(16 << 20),
-            ..Limits::default()
-        })
+        .limits(Limits::default().with_bytes(16 << 20))
         .mount(
             "/o",
             wasi_common_vfs::Overlay::new(HostDir::open(host.path()).unwrap()),

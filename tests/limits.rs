@@ -19,10 +19,7 @@ fn limited(limits: Limits) -> Vfs {
 
 #[test]
 fn bytes_limit_gives_enospc_and_room_comes_back() {
-    let vfs = limited(Limits {
-        bytes: Some(1 << 20),
-        ..Limits::default()
-    });
+    let vfs = limited(Limits::default().with_bytes(1 << 20));
     // ENOSPC is 51 in WASI.
     let out = shell(&vfs, &["fill /a 2000000", "rm /a", "fill /b 500000"]);
     assert!(
@@ -42,16 +39,10 @@ fn bytes_limit_gives_enospc_and_room_comes_back() {
 
 #[test]
 fn empty_files_run_into_the_inode_and_byte_limits() {
-    let vfs = limited(Limits {
-        inodes: Some(100),
-        ..Limits::default()
-    });
+    let vfs = limited(Limits::default().with_inodes(100));
     let out = shell(&vfs, &["touch-many /f 1000"]);
     assert_eq!(out[0], "touch-many /f 1000: made 100, then errno 51");
-    let vfs = limited(Limits {
-        bytes: Some(64 * 1024),
-        ..Limits::default()
-    });
+    let vfs = limited(Limits::default().with_bytes(64 * 1024));
     let out = shell(&vfs, &["touch-many /some-longer-file-name- 100000"]);
     let made: usize = out[0]
         .split_whitespace()
@@ -67,10 +58,7 @@ fn empty_files_run_into_the_inode_and_byte_limits() {
 fn file_size_limit_gives_efbig_on_every_store() {
     let host = tempfile::tempdir().unwrap();
     let lower = tempfile::tempdir().unwrap();
-    let limits = Limits {
-        file_size: Some(100_000),
-        ..Limits::default()
-    };
+    let limits = Limits::default().with_file_size(100_000);
     let trees = [
         limited(limits),
         Vfs::builder()
@@ -101,10 +89,7 @@ fn file_size_limit_gives_efbig_on_every_store() {
 #[test]
 fn open_files_limit_gives_emfile_and_closing_frees_slots() {
     // The preopen itself is one of the open files.
-    let vfs = limited(Limits {
-        open_files: Some(11),
-        ..Limits::default()
-    });
+    let vfs = limited(Limits::default().with_open_files(11));
     vfs.write("/f", b"x").unwrap();
     // EMFILE is 33 in WASI.
     let out = shell(&vfs, &["open-many /f 100", "open-many /f 10"]);
@@ -121,10 +106,7 @@ fn open_files_limit_gives_emfile_and_closing_frees_slots() {
 /// refused before it does either: the descriptor slot is taken first.
 #[test]
 fn an_open_refused_at_the_limit_neither_truncates_nor_creates() {
-    let vfs = limited(Limits {
-        open_files: Some(16),
-        ..Limits::default()
-    });
+    let vfs = limited(Limits::default().with_open_files(16));
     vfs.write("/data", b"keep me").unwrap();
     let out = shell(&vfs, &["at-limit /data"]);
     // EMFILE is 33 in WASI.
@@ -154,15 +136,9 @@ fn concurrent_appends_never_overshoot_the_file_size_limit() {
     const LIMIT: u64 = 1 << 20;
     let host = tempfile::tempdir().unwrap();
     for vfs in [
-        limited(Limits {
-            file_size: Some(LIMIT),
-            ..Limits::default()
-        }),
+        limited(Limits::default().with_file_size(LIMIT)),
         Vfs::builder()
-            .limits(Limits {
-                file_size: Some(LIMIT),
-                ..Limits::default()
-            })
+            .limits(Limits::default().with_file_size(LIMIT))
             .mount("/", HostDir::open(host.path()).unwrap())
             .build()
             .unwrap(),
@@ -201,12 +177,10 @@ fn concurrent_appends_never_overshoot_the_file_size_limit() {
 /// and they go back down as things are removed and closed.
 #[test]
 fn usage_reports_what_the_tree_holds() {
-    let limits = Limits {
-        bytes: Some(64 << 20),
-        inodes: Some(1000),
-        open_files: Some(10),
-        ..Limits::default()
-    };
+    let limits = Limits::default()
+        .with_bytes(64 << 20)
+        .with_inodes(1000)
+        .with_open_files(10);
     let vfs = Vfs::builder().limits(limits).build().unwrap();
     let start = vfs.usage();
     assert_eq!(start.limits, limits);

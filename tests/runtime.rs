@@ -7,7 +7,7 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 use wasi_common::WasiCtx;
 use wasi_common_vfs::{Vfs, runtime};
-use wasmtime::{Linker, Store};
+use wasmtime::{Engine, Linker, Module, Store};
 
 /// Runs the `poll` guest on `ctx` (stdin an OS pipe holding `hi`, fd 3 a
 /// tree holding the 5-byte file `data`).
@@ -397,4 +397,34 @@ fn argument_and_environment_calls_answer_as_wasi_common() {
             "{trap:?}"
         );
     }
+}
+
+/// `run_command` on an engine from `runtime::config()` (epoch
+/// interruption on) without a deadline is interrupted at once; the error
+/// says what to do, and doing it runs the guest.
+#[test]
+fn run_command_on_an_epoch_engine_names_the_fix() {
+    let engine = Engine::new(&runtime::config()).unwrap();
+    let module = Module::from_file(&engine, common::guest_path("status")).unwrap();
+    let mut linker = Linker::new(&engine);
+    runtime::add_to_linker(&mut linker, |cx: &mut WasiCtx| cx).unwrap();
+    let run = |deadline: bool| {
+        let ctx = runtime::context(&["status", "return"]).unwrap();
+        let mut store = Store::new(&engine, ctx);
+        if deadline {
+            store.set_epoch_deadline(u64::MAX);
+        }
+        runtime::run_command(&mut store, &linker, &module)
+    };
+    let err = run(false).unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<wasmtime::Trap>(),
+        Some(&wasmtime::Trap::Interrupt)
+    );
+    let message = format!("{err}");
+    assert!(
+        message.contains("store.set_epoch_deadline(u64::MAX)"),
+        "{message}"
+    );
+    assert_eq!(run(true).unwrap(), 0);
 }

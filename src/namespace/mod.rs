@@ -73,6 +73,7 @@ pub(crate) struct Namespace {
 /// What `stat` says about a node: the store's attributes plus the device id
 /// of the mount it lives on.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Metadata {
     /// Device id of the mount holding the node; unique per mount.
     pub dev: u64,

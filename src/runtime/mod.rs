@@ -451,8 +451,13 @@ fn types(list: &[ValType]) -> String {
 /// Instantiates `module` and runs its `_start`; returns the exit code
 /// (`proc_exit`'s argument, or 0 when `_start` returns) or, for a trap, the
 /// error. For modules without threads; [`link`] and [`Guest::run`] handle
-/// both kinds. On an engine with epoch interruption, give the store an
-/// epoch deadline first (`Guest::run` does).
+/// both kinds.
+///
+/// On an engine with epoch interruption (as [`config`] makes), give the
+/// store an epoch deadline first, `store.set_epoch_deadline(u64::MAX)` for
+/// none: a store starts at deadline 0, so the guest's first epoch check
+/// would interrupt it. [`Guest::run`] sets its own. An interrupt is
+/// reported with that advice, its trap as the cause.
 pub fn run_command<T: 'static>(
     store: &mut Store<T>,
     linker: &Linker<T>,
@@ -464,6 +469,14 @@ pub fn run_command<T: 'static>(
         Ok(()) => Ok(0),
         Err(e) => match e.downcast_ref::<I32Exit>() {
             Some(exit) => Ok(exit.0),
+            None if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) => {
+                Err(e.context(
+                    "the guest was interrupted at the store's epoch deadline: on an engine with \
+                     epoch interruption (runtime::config() turns it on), call \
+                     store.set_epoch_deadline(u64::MAX) before run_command, or run the guest \
+                     with runtime::link and Guest::run",
+                ))
+            }
             None => Err(e),
         },
     }

@@ -55,12 +55,11 @@ fn fill(vfs: &Vfs, at: &str, p: &Preopen) -> Result<(), Failure> {
 
 impl Trees {
     pub fn build(args: &RunArgs) -> Result<Trees, Failure> {
-        let limits = Limits {
-            bytes: args.limit_bytes.0,
-            inodes: args.limit_inodes.0,
-            file_size: args.limit_file_size.0,
-            open_files: args.limit_open_files.0,
-        };
+        let mut limits = Limits::default();
+        limits.bytes = args.limit_bytes.0;
+        limits.inodes = args.limit_inodes.0;
+        limits.file_size = args.limit_file_size.0;
+        limits.open_files = args.limit_open_files.0;
         let all: Vec<&Preopen> = args.dirs.iter().chain(&args.mounts).collect();
         if all.is_empty() {
             // The embedded default.

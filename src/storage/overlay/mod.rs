@@ -273,6 +273,7 @@ impl NodeState {
 /// What an overlay's upper layer changed, as paths relative to the
 /// overlay's root (`/` separated, without a leading slash).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Changes {
     /// Paths that exist only in the upper layer.
     pub added: Vec<String>,
