@@ -283,3 +283,61 @@ fn rename_and_link_between_host_mounts_of_one_filesystem() {
     );
     assert_eq!(vfs.read("/b/f").unwrap(), b"moved", "nothing lost");
 }
+
+/// A deep path of plain names is taken in one step, and that step never
+/// follows a symlink the host planted on the way: `c`, pointing out of
+/// the mount with `../../..` halfway along `a/b/c/x/secret`, is resolved
+/// by the tree's own resolver
+/// (whose `..` stops at the tree's root), not by the host. A file deeper
+/// than the symlink reads as before, and a host rename on the way is seen
+/// at once.
+#[test]
+fn a_deep_path_in_one_step_follows_no_host_symlink() {
+    let host = tempfile::tempdir().unwrap();
+    let root = host.path().join("root");
+    std::fs::create_dir_all(root.join("a/b/real/d")).unwrap();
+    std::fs::write(root.join("a/b/real/d/file"), b"inside").unwrap();
+    std::fs::create_dir_all(host.path().join("outside/x")).unwrap();
+    std::fs::write(host.path().join("outside/x/secret"), b"secret").unwrap();
+    std::os::unix::fs::symlink("../../../outside", root.join("a/b/c")).unwrap();
+    let vfs = Vfs::builder()
+        .mount("/", HostDir::open(&root).unwrap())
+        .build()
+        .unwrap();
+    assert_eq!(vfs.read("/a/b/real/d/file").unwrap(), b"inside");
+    // Through the tree: `a/b/../../..` is its root, where `outside` is not.
+    assert!(matches!(
+        vfs.read("/a/b/c/x/secret"),
+        Err(wasi_common_vfs::Error::NotFound)
+    ));
+    std::fs::create_dir_all(root.join("outside/x")).unwrap();
+    std::fs::write(root.join("outside/x/secret"), b"the tree's own").unwrap();
+    assert_eq!(vfs.read("/a/b/c/x/secret").unwrap(), b"the tree's own");
+    std::fs::rename(root.join("a/b/real"), root.join("a/b/moved")).unwrap();
+    assert!(vfs.read("/a/b/real/d/file").is_err());
+    assert_eq!(vfs.read("/a/b/moved/d/file").unwrap(), b"inside");
+}
+
+/// A `..` in a symlink's target, met after directories taken in one step,
+/// leads to their true parent: `/d0/d1/d2/link` is `../sibling/file`,
+/// which is `d0/d1/sibling/file`, not the `/sibling/file` one level up
+/// from where the step landed.
+#[test]
+fn a_dot_dot_after_a_one_step_lookup_goes_to_the_true_parent() {
+    let host = tempfile::tempdir().unwrap();
+    let root = host.path();
+    std::fs::create_dir_all(root.join("d0/d1/d2")).unwrap();
+    std::fs::create_dir_all(root.join("d0/d1/sibling")).unwrap();
+    std::fs::create_dir_all(root.join("sibling")).unwrap();
+    std::fs::write(root.join("d0/d1/sibling/file"), b"right").unwrap();
+    std::fs::write(root.join("sibling/file"), b"wrong").unwrap();
+    std::os::unix::fs::symlink("../sibling/file", root.join("d0/d1/d2/link")).unwrap();
+    let vfs = Vfs::builder()
+        .mount("/", HostDir::open(root).unwrap())
+        .build()
+        .unwrap();
+    assert_eq!(vfs.read("/d0/d1/d2/link").unwrap(), b"right");
+    // And from a guest's confined view, where one `..` too many escapes.
+    let view = vfs.subtree("/d0").unwrap();
+    assert_eq!(view.read("d1/d2/link").unwrap(), b"right");
+}

@@ -51,6 +51,9 @@ struct Mount {
     path: String,
     /// The directory and name it is mounted on; `None` for the root.
     covers: Option<(Node, String)>,
+    /// Its store takes runs of directory names in one step, and no other
+    /// mount lies on one of its directories (which a run would skip).
+    one_step: bool,
 }
 
 /// A tree of mounted stores.
@@ -176,7 +179,13 @@ impl Namespace {
                 store,
                 path,
                 covers,
+                one_step: false,
             });
+        }
+        for (id, mount) in ns.mounts.iter_mut().enumerate() {
+            let root = mount.store.root();
+            mount.one_step = mount.store.lookup_dirs(root, &[]).is_some()
+                && !ns.mountpoints.keys().any(|dir| dir.mount == id);
         }
         let ns = Arc::new(ns);
         let mut registry = BY_DEVICE.lock();
@@ -321,6 +330,27 @@ impl Namespace {
             kind,
             meta,
         ))
+    }
+
+    /// Whether paths through the mount of `dir` may take runs of names in
+    /// one step ([`lookup_dirs`](Self::lookup_dirs)).
+    pub(crate) fn one_step(&self, dir: Node) -> bool {
+        self.mounts.get(dir.mount).is_some_and(|m| m.one_step)
+    }
+
+    /// The directory reached from `dir` through the directories `names`
+    /// in one step ([`Storage::lookup_dirs`]), when no mount lies in the
+    /// way; `None` otherwise, for a lookup per name.
+    pub(crate) fn lookup_dirs(&self, dir: Node, names: &[&str]) -> Option<Node> {
+        let mount = self.mounts.get(dir.mount)?;
+        if !mount.one_step {
+            return None;
+        }
+        let ino = mount.store.lookup_dirs(dir.ino, names)?;
+        Some(Node {
+            mount: dir.mount,
+            ino,
+        })
     }
 
     pub(crate) fn metadata(&self, node: Node) -> Result<Metadata> {

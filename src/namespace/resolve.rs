@@ -108,6 +108,10 @@ pub(crate) fn resolve(
     let mut pending = Vec::with_capacity(components);
     push_components(&mut pending, Cow::Borrowed(path));
     let mut hops = 0;
+    // Directories reached in one step: where each sits on the stack, and
+    // the names it stands for, walked one by one should a `..` need them.
+    let mut jumps: Vec<(usize, Vec<Cow<'_, str>>)> = Vec::new();
+    let mut jump_tried = false;
 
     while let Some(component) = pending.pop() {
         let last = pending.is_empty();
@@ -115,6 +119,7 @@ pub(crate) fn resolve(
         match &*component {
             "." => {}
             ".." => {
+                unfold_jump(ns, &mut stack, &mut jumps)?;
                 if stack.len() > 1 {
                     stack.pop();
                 } else if scope == Scope::Confined {
@@ -124,6 +129,19 @@ pub(crate) fn resolve(
             name => {
                 if name.len() > NAME_MAX {
                     return Err(Error::NameTooLong);
+                }
+                if !jump_tried && pending.len() >= 2 && ns.one_step(cur) {
+                    // Only plain names ahead: all but the last are
+                    // directories on the way, which a store may take in
+                    // one step. Tried once per run of names.
+                    jump_tried = true;
+                    if let Some(dir) = jump(ns, cur, name, &pending) {
+                        let mut names = vec![component.clone()];
+                        names.extend(pending.drain(1..).rev());
+                        stack.push(dir);
+                        jumps.push((stack.len() - 1, names));
+                        continue;
+                    }
                 }
                 let (child, kind, meta) = match ns.lookup_attr(cur, name) {
                     Ok(found) => found,
@@ -150,7 +168,9 @@ pub(crate) fn resolve(
                         }
                         if target.starts_with('/') {
                             restart_at_root(ns, &mut stack, scope)?;
+                            jumps.clear();
                         }
+                        jump_tried = false;
                         if last && target.ends_with('/') {
                             dir_required = true;
                         }
@@ -178,6 +198,49 @@ pub(crate) fn resolve(
     // The path ended in `.`, `..` or `/`, or a symlink to one of those.
     let dir = *stack.last().ok_or(Error::NotFound)?;
     Ok(Resolved::directory(dir))
+}
+
+/// The directory `names` lead to from `dir` in one step: `name`, then
+/// every component of `pending` but the last (the path's last name), when
+/// all are plain names and the store of `dir` can take them at once.
+fn jump(ns: &Namespace, dir: Node, name: &str, pending: &[Cow<'_, str>]) -> Option<Node> {
+    let plain = |c: &str| c != "." && c != ".." && c.len() <= NAME_MAX;
+    if !pending.iter().all(|c| plain(c)) {
+        return None;
+    }
+    let mut names: Vec<&str> = Vec::with_capacity(pending.len());
+    names.push(name);
+    names.extend(pending.iter().skip(1).rev().map(|c| &**c));
+    ns.lookup_dirs(dir, &names)
+}
+
+/// Before a `..` pops a directory reached in one step, puts the
+/// directories it stands for on the stack, looked up one by one as a walk
+/// would have, so that `..` leads to its true parent.
+fn unfold_jump(
+    ns: &Namespace,
+    stack: &mut Vec<Node>,
+    jumps: &mut Vec<(usize, Vec<Cow<'_, str>>)>,
+) -> Result<()> {
+    let Some((at, _)) = jumps.last() else {
+        return Ok(());
+    };
+    if *at + 1 != stack.len() {
+        return Ok(());
+    }
+    let Some((at, names)) = jumps.pop() else {
+        return Ok(());
+    };
+    stack.truncate(at);
+    for name in names {
+        let cur = *stack.last().ok_or(Error::NotFound)?;
+        match ns.lookup(cur, &name)? {
+            (child, FileKind::Dir) => stack.push(child),
+            // Changed on the host since: no longer the way it was.
+            _ => return Err(Error::NotFound),
+        }
+    }
+    Ok(())
 }
 
 fn restart_at_root(ns: &Namespace, stack: &mut Vec<Node>, scope: Scope) -> Result<()> {

@@ -32,7 +32,7 @@ use crate::storage::read_only::ReadOnly;
 use crate::storage::{Attr, DirEntry, FileKind, Ino, NewNode, SetAttr, Storage, TimeSet, WritePos};
 use parking_lot::Mutex;
 use rustix::fd::OwnedFd;
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, Timespec, Timestamps};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps};
 use std::collections::HashMap;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::unix::fs::FileExt;
@@ -236,6 +236,29 @@ fn plain(name: &str) -> Result<&str> {
 /// descriptor leaked to children, and no wait on a FIFO's other end.
 fn base_flags() -> OFlags {
     OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK
+}
+
+/// Opens `name` below the directory `dir` with `flags` (plus
+/// [`base_flags`]). `name` is a plain name, or plain names joined by `/`
+/// (a directory reached in one step by [`Storage::lookup_dirs`]): those
+/// are opened with `openat2`, kept beneath `dir`, following no symlink and
+/// crossing into no other filesystem on the way, as the one-name `openat`
+/// follows none either.
+fn open_below(dir: &OwnedFd, name: &str, flags: OFlags) -> Result<OwnedFd> {
+    if !name.contains('/') {
+        return rustix::fs::openat(dir, name, flags | base_flags(), Mode::empty()).map_err(io);
+    }
+    let resolve = ResolveFlags::BENEATH
+        | ResolveFlags::NO_SYMLINKS
+        | ResolveFlags::NO_MAGICLINKS
+        | ResolveFlags::NO_XDEV;
+    // `openat2` refuses `O_PATH` with any flag but these three.
+    let flags = if flags.contains(OFlags::PATH) {
+        flags | OFlags::NOFOLLOW | OFlags::CLOEXEC
+    } else {
+        flags | base_flags()
+    };
+    rustix::fs::openat2(dir, name, flags, Mode::empty(), resolve).map_err(io)
 }
 
 impl HostDir {
@@ -469,24 +492,30 @@ impl HostDir {
             }
         };
         while let Some((ino, name)) = chain.pop() {
-            let flags = OFlags::PATH | OFlags::DIRECTORY | base_flags();
-            let child = rustix::fs::openat(&*fd, &*name, flags, Mode::empty()).map_err(io)?;
+            let child = open_below(&fd, &name, OFlags::PATH | OFlags::DIRECTORY)?;
             let st = rustix::fs::fstat(&child).map_err(io)?;
             if self.ino_of(&st) != ino {
                 return Err(Error::NotFound);
             }
             fd = Arc::new(child);
-            let mut nodes = self.nodes.lock();
-            if let Some(node) = nodes.map.get_mut(&ino)
-                && node.dir.is_none()
-            {
-                node.dir = Some(fd.clone());
-                nodes.dirs += 1;
-                nodes.kept.push_back(ino);
-                self.shed_dirs(&mut nodes);
-            }
+            self.keep_dir(ino, &fd);
         }
         Ok(fd)
+    }
+
+    /// Keeps `fd` as the handle of the directory `ino`, if the store
+    /// remembers it and keeps none yet, closing the oldest kept handles
+    /// past [`max_open_dirs`](Self::max_open_dirs).
+    fn keep_dir(&self, ino: Ino, fd: &Arc<OwnedFd>) {
+        let mut nodes = self.nodes.lock();
+        if let Some(node) = nodes.map.get_mut(&ino)
+            && node.dir.is_none()
+        {
+            node.dir = Some(fd.clone());
+            nodes.dirs += 1;
+            nodes.kept.push_back(ino);
+            self.shed_dirs(&mut nodes);
+        }
     }
 
     /// The names `ino` was last seen under, the latest first.
@@ -506,7 +535,17 @@ impl HostDir {
     ) -> Result<T> {
         let mut last = Error::NotFound;
         for (parent, name) in self.names(ino)? {
-            let found = self.dir_fd(parent).and_then(|dir| act(&dir, &name));
+            let found = self
+                .dir_fd(parent)
+                .and_then(|dir| match name.rsplit_once('/') {
+                    None => act(&dir, &name),
+                    // A name of several components: the `*at` call acts in the
+                    // directory of the last, opened beneath `parent`.
+                    Some((path, last)) => {
+                        let sub = open_below(&dir, path, OFlags::PATH | OFlags::DIRECTORY)?;
+                        act(&sub, last)
+                    }
+                });
             match found {
                 Ok((t, st)) if self.ino_of(&st) == ino => return Ok(t),
                 Ok(_) => last = Error::NotFound,
@@ -637,10 +676,21 @@ impl Storage for HostDir {
 
     fn lookup(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind)> {
         if name == ".." {
-            let mut nodes = self.nodes.lock();
-            let node = nodes.touch(dir).ok_or(Error::NotFound)?;
-            let parent = node.names.first().map_or(self.root, |(p, _)| *p);
-            return Ok((parent, FileKind::Dir));
+            let (parent, in_one_step) = {
+                let mut nodes = self.nodes.lock();
+                let node = nodes.touch(dir).ok_or(Error::NotFound)?;
+                node.names
+                    .first()
+                    .map_or((self.root, false), |(p, n)| (*p, n.contains('/')))
+            };
+            if !in_one_step {
+                return Ok((parent, FileKind::Dir));
+            }
+            // Remembered below a directory further up: the host says
+            // which directory holds it (a stat, opening nothing).
+            let fd = self.dir_fd(dir)?;
+            let st = rustix::fs::statat(&*fd, "..", AtFlags::SYMLINK_NOFOLLOW).map_err(io)?;
+            return Ok((self.ino_of(&st), FileKind::Dir));
         }
         let (ino, kind, _) = self.lookup_attr(dir, name)?;
         Ok((ino, kind))
@@ -656,6 +706,29 @@ impl Storage for HostDir {
         let (ino, kind) = (self.ino_of(&st), kind_of(st.st_mode as u32));
         self.remember(ino, dir, name, kind);
         Ok((ino, kind, Some(self.attr(ino, &st))))
+    }
+
+    fn lookup_dirs(&self, dir: Ino, names: &[&str]) -> Option<Ino> {
+        if names.is_empty() {
+            return Some(dir);
+        }
+        if names.len() < 2 || names.iter().any(|n| plain(n).is_err()) {
+            return None;
+        }
+        // One `openat2` for the whole run, where a lookup per name costs a
+        // `statat` each; any refusal (a symlink on the way, another
+        // filesystem, a missing name) leaves it to those lookups.
+        let path = names.join("/");
+        let base = self.dir_fd(dir).ok()?;
+        let fd = open_below(&base, &path, OFlags::PATH | OFlags::DIRECTORY).ok()?;
+        let st = rustix::fs::fstat(&fd).ok()?;
+        let ino = self.ino_of(&st);
+        if ino == self.root || kind_of(st.st_mode as u32) != FileKind::Dir {
+            return None;
+        }
+        self.remember(ino, dir, &path, FileKind::Dir);
+        self.keep_dir(ino, &Arc::new(fd));
+        Some(ino)
     }
 
     fn getattr(&self, ino: Ino) -> Result<Attr> {

@@ -199,6 +199,20 @@ pub trait Storage: Send + Sync + 'static {
         Ok((ino, kind, None))
     }
 
+    /// The directory reached from `dir` through the directories `names`
+    /// (plain names, each a directory of this store, none a symlink), in
+    /// one step, for a store where that is cheaper than one lookup per
+    /// name (a host directory's `openat2`). `None` when the store cannot,
+    /// or anything on the way is not such a directory: the caller then
+    /// looks the names up one by one, which gives the exact answer. A
+    /// store that always says `None` (the default) loses only speed; one
+    /// that can take names so answers `Some(dir)` for no names, so that a
+    /// caller can ask once whether to try.
+    fn lookup_dirs(&self, dir: Ino, names: &[&str]) -> Option<Ino> {
+        let _ = (dir, names);
+        None
+    }
+
     /// The inode's attributes.
     fn getattr(&self, ino: Ino) -> Result<Attr>;
 
@@ -332,6 +346,9 @@ impl Storage for Box<dyn Storage> {
     }
     fn lookup_attr(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind, Option<Attr>)> {
         (**self).lookup_attr(dir, name)
+    }
+    fn lookup_dirs(&self, dir: Ino, names: &[&str]) -> Option<Ino> {
+        (**self).lookup_dirs(dir, names)
     }
     fn getattr(&self, ino: Ino) -> Result<Attr> {
         (**self).getattr(ino)

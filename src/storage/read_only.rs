@@ -48,6 +48,10 @@ impl<S: Storage> Storage for ReadOnly<S> {
         self.inner.lookup_attr(dir, name)
     }
 
+    fn lookup_dirs(&self, dir: Ino, names: &[&str]) -> Option<Ino> {
+        self.inner.lookup_dirs(dir, names)
+    }
+
     fn getattr(&self, ino: Ino) -> Result<Attr> {
         self.inner.getattr(ino)
     }
