@@ -257,6 +257,44 @@ impl Vfs {
         })
     }
 
+    /// A read-only view of this tree (or of this view's directory): the
+    /// same stores at the same paths, live, where every change fails with
+    /// [`Error::ReadOnly`] (`EROFS` for a guest). For one guest that reads
+    /// a tree while another, or the host, writes it: what is written
+    /// through `self` shows in the view at once. The view shares the
+    /// tree's limits and counts its own open files against
+    /// [`Limits::open_files`](crate::Limits::open_files).
+    ///
+    /// Files are opened as the stores open them for their writers (a
+    /// host directory mounted read-write keeps read-write host handles);
+    /// for a store nobody may change, mount it read-only instead.
+    ///
+    /// ```
+    /// use wasi_common_vfs::{Error, Vfs};
+    ///
+    /// let vfs = Vfs::new();
+    /// vfs.write("/shared/log", b"one")?;
+    /// let reader = vfs.read_only()?;
+    /// vfs.write("/shared/log", b"two")?;
+    /// assert_eq!(reader.read("/shared/log")?, b"two");
+    /// assert!(matches!(reader.write("/shared/log", b"x"), Err(Error::ReadOnly)));
+    /// let ctx = wasi_common::sync::WasiCtxBuilder::new().build();
+    /// reader.preopen(&ctx, "/shared", "/shared")?; // a guest that only reads
+    /// # Ok::<(), wasi_common_vfs::Error>(())
+    /// ```
+    pub fn read_only(&self) -> Result<Vfs> {
+        let ns = self.ns.read_only_view();
+        let view = match &self.view {
+            None => None,
+            Some(dir) => Some(Arc::new(ns.open_handle(dir.node())?)),
+        };
+        Ok(Vfs {
+            ns,
+            view,
+            implicit_root: self.implicit_root,
+        })
+    }
+
     /// Gives a guest the directory `vfs_path` of this tree as a preopen
     /// named `guest_name`, pushed onto `ctx`'s descriptor table.
     ///

@@ -640,3 +640,57 @@ fn preopen_mounts_gives_exactly_the_mounts_made() {
     assert_eq!(out[0], "write /mine.txt x: ");
     assert_eq!(vfs.read("/mine.txt").unwrap(), b"x\n");
 }
+
+/// A read-only view of a tree one guest writes: another guest given the
+/// view gets `EROFS` for every change (the same checks as a read-only
+/// mount), the host API on the view too, and both see each other's tree
+/// live; the writable tree stays writable, its host directory unsealed.
+#[test]
+fn a_read_only_view_of_a_shared_tree() {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("file"), b"ro").unwrap();
+    std::fs::create_dir_all(host.path().join("dir")).unwrap();
+    std::fs::create_dir_all(host.path().join("empty")).unwrap();
+    std::fs::write(host.path().join("dir/inner"), b"i").unwrap();
+    std::os::unix::fs::symlink("file", host.path().join("link")).unwrap();
+    let before = snapshot(host.path());
+
+    let vfs = Vfs::builder()
+        .mount("/", MemFs::new())
+        .mount("/ro", HostDir::open(host.path()).unwrap())
+        .build()
+        .unwrap();
+    let view = vfs.read_only().unwrap();
+    let out = common::run_with(&common::guest("readonly"), &[], false, |ctx| {
+        view.preopen(ctx, "/ro", "/ro").unwrap();
+    });
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("create: EROFS"));
+    assert_eq!(
+        snapshot(host.path()),
+        before,
+        "the guest of the view changed the host"
+    );
+
+    assert!(matches!(view.write("/ro/file", b"x"), Err(Error::ReadOnly)));
+    assert!(matches!(view.write("/scratch", b"x"), Err(Error::ReadOnly)));
+    assert!(matches!(view.remove("/ro/file"), Err(Error::ReadOnly)));
+    assert!(matches!(view.create_dir("/d"), Err(Error::ReadOnly)));
+    assert!(matches!(
+        view.rename("/ro/file", "/ro/moved"),
+        Err(Error::ReadOnly)
+    ));
+
+    // The writer's changes show in the view at once, in both stores.
+    vfs.write("/ro/file", b"changed").unwrap();
+    vfs.write("/scratch", b"memory").unwrap();
+    assert_eq!(view.read("/ro/file").unwrap(), b"changed");
+    assert_eq!(view.read("/scratch").unwrap(), b"memory");
+    assert_eq!(std::fs::read(host.path().join("file")).unwrap(), b"changed");
+
+    // A view of a subtree is confined and read-only alike.
+    let sub = vfs.subtree("/ro/dir").unwrap().read_only().unwrap();
+    assert_eq!(sub.read("inner").unwrap(), b"i");
+    assert!(matches!(sub.write("inner", b"x"), Err(Error::ReadOnly)));
+    assert!(matches!(sub.read("../file"), Err(Error::Escape)));
+}

@@ -188,12 +188,49 @@ impl Namespace {
                 && !ns.mountpoints.keys().any(|dir| dir.mount == id);
         }
         let ns = Arc::new(ns);
+        Self::register(&ns);
+        Ok(ns)
+    }
+
+    /// A read-only view of this namespace: the same stores at the same
+    /// paths, each behind a [`ReadOnly`](crate::ReadOnly) that refuses
+    /// every change, with this namespace's limits and budget (the view
+    /// allocates nothing) and its own count of open files. What is written
+    /// through this namespace shows in the view at once.
+    pub(crate) fn read_only_view(&self) -> Arc<Self> {
+        let mounts = self
+            .mounts
+            .iter()
+            .map(|m| Mount {
+                dev: NEXT_DEV.fetch_add(1, Ordering::Relaxed),
+                store: Arc::new(crate::storage::read_only::ReadOnly::viewing(
+                    m.store.clone(),
+                )),
+                path: m.path.clone(),
+                covers: m.covers.clone(),
+                one_step: m.one_step,
+            })
+            .collect();
+        let ns = Arc::new(Namespace {
+            limits: self.limits,
+            budget: self.budget.clone(),
+            max_file_size: self.max_file_size,
+            open_handles: AtomicU64::new(0),
+            max_open_handles: self.max_open_handles,
+            mounts,
+            mountpoints: self.mountpoints.clone(),
+        });
+        Self::register(&ns);
+        ns
+    }
+
+    /// Makes the devices of `ns` findable by [`by_device`](Self::by_device).
+    fn register(ns: &Arc<Self>) {
         let mut registry = BY_DEVICE.lock();
         registry.retain(|_, ns| ns.strong_count() > 0);
         for m in &ns.mounts {
-            registry.insert(m.dev, Arc::downgrade(&ns));
+            registry.insert(m.dev, Arc::downgrade(ns));
         }
-        Ok(ns)
     }
 
     /// The directory and name a new mount at `path` covers, creating

@@ -20,6 +20,7 @@ pub mod read_only;
 
 use crate::error::{Error, Result};
 use std::io::{IoSlice, IoSliceMut};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// An inode number, unique within one store for the store's lifetime.
@@ -311,94 +312,116 @@ pub(crate) fn is_within(
     Ok(true)
 }
 
-/// A boxed store is a store, so one can be chosen at run time.
-impl Storage for Box<dyn Storage> {
-    fn root(&self) -> Ino {
-        (**self).root()
-    }
-    fn is_read_only(&self) -> bool {
-        (**self).is_read_only()
-    }
-    fn seal(&self) {
-        (**self).seal()
-    }
-    fn rename_to(
-        &self,
-        dir: Ino,
-        name: &str,
-        dst: &dyn Storage,
-        dst_dir: Ino,
-        dst_name: &str,
-    ) -> Result<()> {
-        (**self).rename_to(dir, name, dst, dst_dir, dst_name)
-    }
-    fn link_to(&self, ino: Ino, dst: &dyn Storage, dst_dir: Ino, dst_name: &str) -> Result<()> {
-        (**self).link_to(ino, dst, dst_dir, dst_name)
-    }
-    fn host_dir(&self, dir: Ino) -> Option<std::sync::Arc<std::os::fd::OwnedFd>> {
-        (**self).host_dir(dir)
-    }
-    fn attach_budget(&self, budget: std::sync::Arc<budget::Budget>) {
-        (**self).attach_budget(budget)
-    }
-    fn lookup(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind)> {
-        (**self).lookup(dir, name)
-    }
-    fn lookup_attr(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind, Option<Attr>)> {
-        (**self).lookup_attr(dir, name)
-    }
-    fn lookup_dirs(&self, dir: Ino, names: &[&str]) -> Option<Ino> {
-        (**self).lookup_dirs(dir, names)
-    }
-    fn getattr(&self, ino: Ino) -> Result<Attr> {
-        (**self).getattr(ino)
-    }
-    fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
-        (**self).setattr(ino, set)
-    }
-    fn read(&self, ino: Ino, offset: u64, bufs: &mut [IoSliceMut<'_>]) -> Result<usize> {
-        (**self).read(ino, offset, bufs)
-    }
-    fn write(
-        &self,
-        ino: Ino,
-        pos: WritePos,
-        bufs: &[IoSlice<'_>],
-        max_size: u64,
-    ) -> Result<(usize, u64)> {
-        (**self).write(ino, pos, bufs, max_size)
-    }
-    fn create(&self, dir: Ino, name: &str, node: NewNode<'_>) -> Result<Attr> {
-        (**self).create(dir, name, node)
-    }
-    fn readdir(&self, dir: Ino, cursor: u64, max: usize) -> Result<Vec<DirEntry>> {
-        (**self).readdir(dir, cursor, max)
-    }
-    fn readlink(&self, ino: Ino) -> Result<String> {
-        (**self).readlink(ino)
-    }
-    fn unlink(&self, dir: Ino, name: &str) -> Result<()> {
-        (**self).unlink(dir, name)
-    }
-    fn rmdir(&self, dir: Ino, name: &str) -> Result<()> {
-        (**self).rmdir(dir, name)
-    }
-    fn rename(&self, src_dir: Ino, src_name: &str, dst_dir: Ino, dst_name: &str) -> Result<()> {
-        (**self).rename(src_dir, src_name, dst_dir, dst_name)
-    }
-    fn link(&self, ino: Ino, dir: Ino, name: &str) -> Result<Attr> {
-        (**self).link(ino, dir, name)
-    }
-    fn allocate(&self, ino: Ino, size: u64) -> Result<()> {
-        (**self).allocate(ino, size)
-    }
-    fn open(&self, ino: Ino) -> Result<()> {
-        (**self).open(ino)
-    }
-    fn release(&self, ino: Ino) {
-        (**self).release(ino)
-    }
-    fn next_data(&self, ino: Ino, offset: u64) -> Result<Option<(u64, u64)>> {
-        (**self).next_data(ino, offset)
-    }
+/// Implements [`Storage`] for a smart pointer to a store by forwarding
+/// every call to the store it points to.
+macro_rules! forward_storage {
+    ($pointer:ty) => {
+        impl Storage for $pointer {
+            fn root(&self) -> Ino {
+                (**self).root()
+            }
+            fn is_read_only(&self) -> bool {
+                (**self).is_read_only()
+            }
+            fn seal(&self) {
+                (**self).seal()
+            }
+            fn rename_to(
+                &self,
+                dir: Ino,
+                name: &str,
+                dst: &dyn Storage,
+                dst_dir: Ino,
+                dst_name: &str,
+            ) -> Result<()> {
+                (**self).rename_to(dir, name, dst, dst_dir, dst_name)
+            }
+            fn link_to(
+                &self,
+                ino: Ino,
+                dst: &dyn Storage,
+                dst_dir: Ino,
+                dst_name: &str,
+            ) -> Result<()> {
+                (**self).link_to(ino, dst, dst_dir, dst_name)
+            }
+            fn host_dir(&self, dir: Ino) -> Option<std::sync::Arc<std::os::fd::OwnedFd>> {
+                (**self).host_dir(dir)
+            }
+            fn attach_budget(&self, budget: std::sync::Arc<budget::Budget>) {
+                (**self).attach_budget(budget)
+            }
+            fn lookup(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind)> {
+                (**self).lookup(dir, name)
+            }
+            fn lookup_attr(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind, Option<Attr>)> {
+                (**self).lookup_attr(dir, name)
+            }
+            fn lookup_dirs(&self, dir: Ino, names: &[&str]) -> Option<Ino> {
+                (**self).lookup_dirs(dir, names)
+            }
+            fn getattr(&self, ino: Ino) -> Result<Attr> {
+                (**self).getattr(ino)
+            }
+            fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
+                (**self).setattr(ino, set)
+            }
+            fn read(&self, ino: Ino, offset: u64, bufs: &mut [IoSliceMut<'_>]) -> Result<usize> {
+                (**self).read(ino, offset, bufs)
+            }
+            fn write(
+                &self,
+                ino: Ino,
+                pos: WritePos,
+                bufs: &[IoSlice<'_>],
+                max_size: u64,
+            ) -> Result<(usize, u64)> {
+                (**self).write(ino, pos, bufs, max_size)
+            }
+            fn create(&self, dir: Ino, name: &str, node: NewNode<'_>) -> Result<Attr> {
+                (**self).create(dir, name, node)
+            }
+            fn readdir(&self, dir: Ino, cursor: u64, max: usize) -> Result<Vec<DirEntry>> {
+                (**self).readdir(dir, cursor, max)
+            }
+            fn readlink(&self, ino: Ino) -> Result<String> {
+                (**self).readlink(ino)
+            }
+            fn unlink(&self, dir: Ino, name: &str) -> Result<()> {
+                (**self).unlink(dir, name)
+            }
+            fn rmdir(&self, dir: Ino, name: &str) -> Result<()> {
+                (**self).rmdir(dir, name)
+            }
+            fn rename(
+                &self,
+                src_dir: Ino,
+                src_name: &str,
+                dst_dir: Ino,
+                dst_name: &str,
+            ) -> Result<()> {
+                (**self).rename(src_dir, src_name, dst_dir, dst_name)
+            }
+            fn link(&self, ino: Ino, dir: Ino, name: &str) -> Result<Attr> {
+                (**self).link(ino, dir, name)
+            }
+            fn allocate(&self, ino: Ino, size: u64) -> Result<()> {
+                (**self).allocate(ino, size)
+            }
+            fn open(&self, ino: Ino) -> Result<()> {
+                (**self).open(ino)
+            }
+            fn release(&self, ino: Ino) {
+                (**self).release(ino)
+            }
+            fn next_data(&self, ino: Ino, offset: u64) -> Result<Option<(u64, u64)>> {
+                (**self).next_data(ino, offset)
+            }
+        }
+    };
 }
+
+// A boxed store is a store, so one can be chosen at run time; a shared one
+// too, so that one store can sit in two trees (a read-only view).
+forward_storage!(Box<dyn Storage>);
+forward_storage!(Arc<dyn Storage>);

@@ -15,9 +15,19 @@ pub struct ReadOnly<S> {
 }
 
 impl<S: Storage> ReadOnly<S> {
-    /// Wraps `inner`.
+    /// Wraps `inner`, which from then on opens its files read-only (a
+    /// host directory holds only read-only host handles).
     pub fn new(inner: S) -> Self {
         inner.seal();
+        ReadOnly { inner }
+    }
+
+    /// Wraps `inner` without sealing it: a read-only view of a store that
+    /// is still written through elsewhere (see
+    /// [`Vfs::read_only`](crate::Vfs::read_only)). Every change through
+    /// the view is refused as through [`new`](Self::new)'s; the files it
+    /// opens are opened as the store opens them for its writers.
+    pub(crate) fn viewing(inner: S) -> Self {
         ReadOnly { inner }
     }
 
