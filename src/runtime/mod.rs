@@ -368,7 +368,7 @@ impl<T: Clone + Send + 'static> Guest<T> {
     /// first.
     ///
     /// `proc_exit(n)` in any thread ends the call with an
-    /// [`I32Exit`](wasi_common::I32Exit) error of `n`, as a call of a
+    /// [`I32Exit`] error of `n`, as a call of a
     /// wasmtime function does; a missing export, or `params` that do not
     /// match its type, is an error before anything runs.
     ///
