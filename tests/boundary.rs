@@ -917,3 +917,98 @@ fn a_repeated_directory_entry_takes_the_later_attributes() {
         .unwrap();
     assert_eq!(vfs.metadata("/d").unwrap().mode, 0o751);
 }
+
+/// Every path below `dir` of `vfs` with what it holds: a file's bytes, a
+/// symlink's target, or nothing for a directory.
+fn listing(vfs: &Vfs, dir: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(d) = pending.pop() {
+        for e in vfs.read_dir(&d).unwrap() {
+            let path = format!("{d}/{}", e.name);
+            let meta = vfs.symlink_metadata(&path).unwrap();
+            let what = if meta.is_dir() {
+                pending.push(path.clone());
+                String::new()
+            } else if meta.is_symlink() {
+                format!("-> {}", vfs.read_link(&path).unwrap())
+            } else {
+                String::from_utf8_lossy(&vfs.read(&path).unwrap()).into_owned()
+            };
+            out.insert(path, what);
+        }
+    }
+    out
+}
+
+/// `load_tar_replacing` leaves the directory holding exactly the
+/// archive: old files, directories and symlinks are gone (a symlink
+/// removed, not followed), replaced ones have the archive's bytes; a
+/// refused or cut archive, or a mount below the directory, changes
+/// nothing at all.
+#[test]
+fn a_replacing_load_leaves_exactly_the_archive() {
+    let vfs = Vfs::new();
+    vfs.create_dir_all("/outside").unwrap();
+    vfs.create_dir_all("/app/deep/a/b").unwrap();
+    vfs.write("/outside/keep", b"not the archive's to touch")
+        .unwrap();
+    vfs.write("/app/old.txt", b"old").unwrap();
+    vfs.write("/app/same.txt", b"before").unwrap();
+    vfs.write("/app/deep/a/b/c", b"deep").unwrap();
+    vfs.symlink("/outside", "/app/out").unwrap();
+    let snapshot = archive(&[
+        Entry::File("same.txt", b"after"),
+        Entry::Dir("deep"),
+        Entry::File("deep/new", b"new"),
+        Entry::Symlink("link", "same.txt"),
+    ]);
+
+    // Refused midway (an entry through a symlink), then cut short: the
+    // directory is as it was.
+    let before = listing(&vfs, "/app");
+    let refused = archive(&[
+        Entry::File("same.txt", b"after"),
+        Entry::Symlink("s", "/"),
+        Entry::File("s/pwned", b"x"),
+    ]);
+    assert!(vfs.load_tar_replacing(&refused[..], "/app").is_err());
+    assert_eq!(listing(&vfs, "/app"), before);
+    let cut = &snapshot[..snapshot.len() - 1024];
+    assert!(vfs.load_tar_replacing(cut, "/app").is_err());
+    assert_eq!(listing(&vfs, "/app"), before);
+
+    vfs.load_tar_replacing(&snapshot[..], "/app").unwrap();
+    let after = listing(&vfs, "/app");
+    let expected: BTreeMap<String, String> = [
+        ("/app/same.txt", "after"),
+        ("/app/deep", ""),
+        ("/app/deep/new", "new"),
+        ("/app/link", "-> same.txt"),
+    ]
+    .into_iter()
+    .map(|(p, w)| (p.to_owned(), w.to_owned()))
+    .collect();
+    assert_eq!(after, expected);
+    assert_eq!(
+        vfs.read("/outside/keep").unwrap(),
+        b"not the archive's to touch"
+    );
+
+    // A mount below the target is refused by name, and nothing changes.
+    let mounted = Vfs::builder()
+        .mount("/", MemFs::new())
+        .mount("/app/cache", MemFs::new())
+        .build()
+        .unwrap();
+    mounted.write("/app/file", b"kept").unwrap(); // `/app` made for the mount
+    let refused = mounted
+        .load_tar_replacing(&snapshot[..], "/app")
+        .unwrap_err();
+    assert!(
+        matches!(&refused, Error::OtherMount(p) if p == "/app/cache"),
+        "{refused:?}"
+    );
+    assert_eq!(mounted.read("/app/file").unwrap(), b"kept");
+    assert!(mounted.metadata("/app/same.txt").is_err());
+}

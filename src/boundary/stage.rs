@@ -103,6 +103,8 @@ pub(crate) struct Stage {
     target_attrs: Option<EntryAttrs>,
     /// The staged directories on the way to the last entry, by name.
     last_parents: Vec<(String, Node)>,
+    /// The commit replaces the target's contents rather than merging.
+    replace: bool,
     done: bool,
 }
 
@@ -164,6 +166,7 @@ impl Stage {
             dir_attrs: HashMap::new(),
             target_attrs: None,
             last_parents: Vec::new(),
+            replace: false,
             done: false,
         };
         // From here on, dropping the stage cleans up.
@@ -425,12 +428,32 @@ impl Stage {
         }
     }
 
+    /// Makes the commit replace what the target holds instead of merging
+    /// with it: everything there goes, in the same all-or-nothing commit.
+    pub(crate) fn replacing(mut self) -> Self {
+        self.replace = true;
+        self
+    }
+
     fn move_in(&self, journal: &mut Vec<Step>, merged: &mut HashMap<Node, Node>) -> Result<()> {
         journal.push(Step::Attrs {
             node: self.target,
             before: self.target_before.clone(),
         });
         let mut set_aside = 0u64;
+        if self.replace {
+            // A mount below the target would be moved away with the old
+            // contents and could not be removed with them.
+            if let Some(path) = self.ns.mount_below(self.target)? {
+                return Err(Error::OtherMount(path));
+            }
+            for (name, _) in self.list(self.target)? {
+                if name != self.root_name {
+                    self.set_aside(self.target, &name, &mut set_aside, journal)
+                        .map_err(|e| e.at(name.clone()))?;
+                }
+            }
+        }
         let mut work = vec![(self.data, self.target, String::new())];
         while let Some((from_dir, to_dir, rel_dir)) = work.pop() {
             for (name, kind) in self.list(from_dir)? {

@@ -63,23 +63,54 @@ impl Vfs {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn load_tar(&self, reader: impl Read, vfs_path: &str) -> Result<()> {
-        let mut stage = Stage::new(self, vfs_path)?;
-        let mut archive = tar::Archive::new(EndWatch {
-            inner: reader,
-            ran_out: false,
-        });
-        for entry in archive.entries().map_err(corrupt)? {
-            load_entry(&mut stage, entry.map_err(corrupt)?)?;
-        }
-        // The entries end at the end-of-archive block or where the stream
-        // does; only the block tells a whole archive from a cut one.
-        if archive.into_inner().ran_out {
-            return Err(Error::Archive(
-                "the archive is truncated: it ends without its end-of-archive block".into(),
-            ));
-        }
-        stage.commit()
+        load(Stage::new(self, vfs_path)?, reader)
     }
+
+    /// [`Vfs::load_tar`], replacing what the directory `vfs_path` holds
+    /// instead of merging with it: once the load succeeds, `vfs_path`
+    /// holds exactly the archive's entries, and what was there before is
+    /// gone. All or nothing as a load is: when it fails, the directory
+    /// holds what it held. For restoring a snapshot from
+    /// [`Vfs::save_tar`]. A mount at or below `vfs_path` refuses it with
+    /// [`Error::OtherMount`] naming the mount, as that could not be
+    /// removed.
+    ///
+    /// ```
+    /// use wasi_common_vfs::Vfs;
+    ///
+    /// let vfs = Vfs::new();
+    /// vfs.write("/work/kept.txt", b"v1")?;
+    /// let mut snapshot = Vec::new();
+    /// vfs.save_tar("/work", &mut snapshot)?;
+    /// vfs.write("/work/kept.txt", b"v2")?;
+    /// vfs.write("/work/added.txt", b"new")?;
+    /// vfs.load_tar_replacing(&snapshot[..], "/work")?;
+    /// assert_eq!(vfs.read("/work/kept.txt")?, b"v1");
+    /// assert!(vfs.metadata("/work/added.txt").is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn load_tar_replacing(&self, reader: impl Read, vfs_path: &str) -> Result<()> {
+        load(Stage::new(self, vfs_path)?.replacing(), reader)
+    }
+}
+
+/// Loads the archive read from `reader` into `stage` and commits it.
+fn load(mut stage: Stage, reader: impl Read) -> Result<()> {
+    let mut archive = tar::Archive::new(EndWatch {
+        inner: reader,
+        ran_out: false,
+    });
+    for entry in archive.entries().map_err(corrupt)? {
+        load_entry(&mut stage, entry.map_err(corrupt)?)?;
+    }
+    // The entries end at the end-of-archive block or where the stream
+    // does; only the block tells a whole archive from a cut one.
+    if archive.into_inner().ran_out {
+        return Err(Error::Archive(
+            "the archive is truncated: it ends without its end-of-archive block".into(),
+        ));
+    }
+    stage.commit()
 }
 
 /// A reader that remembers whether its stream ran out.

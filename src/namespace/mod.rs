@@ -233,6 +233,31 @@ impl Namespace {
         }
     }
 
+    /// The path of a mount whose mountpoint is `dir` or lies below it, if
+    /// any: found by walking up from each mountpoint (mounts are few, and
+    /// a walk is as long as the tree is deep).
+    pub(crate) fn mount_below(&self, dir: Node) -> Result<Option<String>> {
+        for mount in &self.mounts {
+            let Some((mut cur, _)) = mount.covers.clone() else {
+                continue;
+            };
+            loop {
+                if cur == dir {
+                    return Ok(Some(mount.path.clone()));
+                }
+                if cur == self.root() {
+                    break;
+                }
+                let (parent, _) = self.lookup(cur, "..")?;
+                if parent == cur {
+                    break;
+                }
+                cur = parent;
+            }
+        }
+        Ok(None)
+    }
+
     /// The directory and name a new mount at `path` covers, creating
     /// missing parent directories.
     fn mountpoint_for(&self, path: &str) -> Result<(Node, String)> {
