@@ -273,6 +273,7 @@ impl Vfs {
     /// use wasi_common_vfs::{Error, Vfs};
     ///
     /// let vfs = Vfs::new();
+    /// vfs.create_dir_all("/shared")?;
     /// vfs.write("/shared/log", b"one")?;
     /// let reader = vfs.read_only()?;
     /// vfs.write("/shared/log", b"two")?;

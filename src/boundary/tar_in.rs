@@ -79,6 +79,7 @@ impl Vfs {
     /// use wasi_common_vfs::Vfs;
     ///
     /// let vfs = Vfs::new();
+    /// vfs.create_dir_all("/work")?;
     /// vfs.write("/work/kept.txt", b"v1")?;
     /// let mut snapshot = Vec::new();
     /// vfs.save_tar("/work", &mut snapshot)?;
