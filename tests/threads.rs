@@ -129,3 +129,12 @@ fn no_thread_of_a_guest_outlives_its_run() {
 fn shared_memory_reads_and_writes_fill_every_iovec() {
     ok("threads", &["iovec-gaps"], &Vfs::new());
 }
+
+/// wasi-libc's buffered `fgetc` in a threaded guest reads the whole file.
+/// The wasi-libc that Rust ships refills the `FILE` buffer with one plain
+/// read; older ones pass an empty first iovec, the case `iovec-gaps`
+/// checks.
+#[test]
+fn wasi_libc_fgetc_reads_a_file_in_a_threaded_guest() {
+    ok("threads", &["stdio-fgetc"], &Vfs::new());
+}

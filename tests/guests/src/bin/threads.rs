@@ -26,6 +26,7 @@ fn main() {
         Some("race-create") => race_create(n),
         Some("race-open") => race_open(n),
         Some("iovec-gaps") => iovec_gaps(),
+        Some("stdio-fgetc") => stdio_fgetc(),
         other => panic!("unknown scenario {other:?}"),
     }
 }
@@ -317,10 +318,8 @@ fn late_worker() {
 /// of directory `a`, which the host keeps swapping with `b`; every create
 /// must succeed, in the directory the descriptor holds.
 fn race_create(n: usize) {
-    let rights = RIGHTS_PATH_OPEN
-        | RIGHTS_PATH_CREATE_FILE
-        | RIGHTS_PATH_UNLINK_FILE
-        | RIGHTS_FD_READDIR;
+    let rights =
+        RIGHTS_PATH_OPEN | RIGHTS_PATH_CREATE_FILE | RIGHTS_PATH_UNLINK_FILE | RIGHTS_FD_READDIR;
     // Between two of the host's renames there is no `a` for a moment.
     let a = loop {
         if let Ok(fd) = open(DIR, "a", OFLAGS_DIRECTORY, rights, 0) {
@@ -329,13 +328,7 @@ fn race_create(n: usize) {
     };
     let mut failures = 0;
     for _ in 0..n {
-        let made = open(
-            a,
-            "f",
-            OFLAGS_CREAT | OFLAGS_EXCL,
-            RIGHTS_FD_WRITE,
-            0,
-        );
+        let made = open(a, "f", OFLAGS_CREAT | OFLAGS_EXCL, RIGHTS_FD_WRITE, 0);
         match made {
             Ok(fd) => {
                 close(fd);
@@ -403,8 +396,14 @@ fn iovec_gaps() {
         },
     ];
     let n = unsafe { fd_read(fd, &iovs) }.unwrap();
-    check(n == body.len(), &format!("readv read {n} of {}", body.len()));
-    check(a[..] == body[..3] && b[..] == body[3..], "readv filled the iovecs in order");
+    check(
+        n == body.len(),
+        &format!("readv read {n} of {}", body.len()),
+    );
+    check(
+        a[..] == body[..3] && b[..] == body[3..],
+        "readv filled the iovecs in order",
+    );
 
     let mut c = [0u8; 4];
     let iovs = [
@@ -415,7 +414,10 @@ fn iovec_gaps() {
         },
     ];
     let n = unsafe { fd_pread(fd, &iovs, 10) }.unwrap();
-    check(n == 4 && c[..] == body[10..14], "preadv skipped the empty iovec");
+    check(
+        n == 4 && c[..] == body[10..14],
+        "preadv skipped the empty iovec",
+    );
 
     let none = Ciovec {
         buf: b"".as_ptr(),
@@ -431,7 +433,44 @@ fn iovec_gaps() {
     let n = unsafe { fd_pwrite(fd, &[none, piece(b"XY")], 100) }.unwrap();
     check(n == 2, "pwritev wrote past the empty iovec");
     let now = get(DIR, "gaps").unwrap();
-    check(&now[..4] == b"abcd" && now[4..100] == body[4..100], "writev in order");
-    check(&now[100..102] == b"XY" && now[102..] == body[102..], "pwritev in place");
+    check(
+        &now[..4] == b"abcd" && now[4..100] == body[4..100],
+        "writev in order",
+    );
+    check(
+        &now[100..102] == b"XY" && now[102..] == body[102..],
+        "pwritev in place",
+    );
+    println!("ok");
+}
+
+extern "C" {
+    fn fopen(path: *const std::ffi::c_char, mode: *const std::ffi::c_char)
+        -> *mut std::ffi::c_void;
+    fn fgetc(file: *mut std::ffi::c_void) -> i32;
+    fn fclose(file: *mut std::ffi::c_void) -> i32;
+}
+
+/// Reads a file byte by byte with wasi-libc's buffered `fgetc`, through
+/// its `FILE` buffer, on a shared memory.
+fn stdio_fgetc() {
+    let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8 + 1).collect();
+    put(DIR, "stdio", &body).unwrap();
+    let file = unsafe { fopen(c"/sandbox/stdio".as_ptr(), c"r".as_ptr()) };
+    check(!file.is_null(), "fopen");
+    let mut read = Vec::new();
+    loop {
+        let c = unsafe { fgetc(file) };
+        if c < 0 {
+            break;
+        }
+        read.push(c as u8);
+    }
+    unsafe { fclose(file) };
+    check(
+        read.len() == body.len(),
+        &format!("fgetc read {} of {} bytes", read.len(), body.len()),
+    );
+    check(read == body, "fgetc read the file's bytes");
     println!("ok");
 }
