@@ -6,6 +6,19 @@
 //! and must not know about WASI types.
 
 /// A filesystem failure, named after the POSIX error a guest would see.
+///
+/// ```
+/// use wasi_common_vfs::{Error, Vfs};
+///
+/// let vfs = Vfs::new();
+/// match vfs.read("/missing") {
+///     Err(Error::NotFound) => {}
+///     other => panic!("{other:?}"),
+/// }
+/// // As an `io::Error` of the matching kind, for `?` in I/O code.
+/// let io: std::io::Error = vfs.read("/missing").unwrap_err().into();
+/// assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

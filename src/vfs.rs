@@ -304,6 +304,16 @@ impl Vfs {
     /// `EPERM`. Once a guest run on `ctx` by [`Guest::run`](crate::runtime::Guest::run)
     /// is over, this descriptor and every one opened through it fail with
     /// `EBADF`, so no thread of the guest left running changes the tree.
+    ///
+    /// ```
+    /// use wasi_common_vfs::Vfs;
+    ///
+    /// let vfs = Vfs::new();
+    /// vfs.create_dir_all("/sandbox/out")?;
+    /// let ctx = wasi_common::sync::WasiCtxBuilder::new().build();
+    /// vfs.preopen(&ctx, "/sandbox", "/")?; // the guest's `/` is `/sandbox`
+    /// # Ok::<(), wasi_common_vfs::Error>(())
+    /// ```
     pub fn preopen(
         &self,
         ctx: &wasi_common::WasiCtx,

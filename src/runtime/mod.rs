@@ -67,6 +67,15 @@ pub fn config() -> Config {
 /// A `WasiCtx` with [`VfsSched`] as its scheduler and `args` as its
 /// arguments; stdio starts empty (use `set_stdin` and friends), and
 /// preopens come from [`Vfs::preopen`](crate::Vfs::preopen).
+///
+/// ```
+/// use wasi_common_vfs::{Vfs, runtime};
+///
+/// let ctx = runtime::context(&["guest.wasm", "--verbose"])?;
+/// ctx.set_stdout(Box::new(wasi_common::sync::stdio::stdout())); // show its output
+/// Vfs::new().preopen(&ctx, "/", "/")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn context(args: &[&str]) -> wasmtime::Result<WasiCtx> {
     let mut ctx = WasiCtx::new(
         wasi_common::sync::random_ctx(),

@@ -10,6 +10,14 @@ use std::io::{IoSlice, IoSliceMut};
 
 /// A read-only view of another store: creating, writing, truncating,
 /// setting times, renaming, linking and removing all fail with `EROFS`.
+///
+/// ```
+/// use wasi_common_vfs::{Error, MemFs, Storage, Vfs};
+///
+/// let vfs = Vfs::builder().mount("/data", MemFs::new().read_only()).build()?;
+/// assert!(matches!(vfs.write("/data/x", b"no"), Err(Error::ReadOnly)));
+/// # Ok::<(), wasi_common_vfs::Error>(())
+/// ```
 pub struct ReadOnly<S> {
     inner: S,
 }

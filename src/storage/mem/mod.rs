@@ -49,6 +49,18 @@ const DIR_SIZE: u64 = 4096;
 ///
 /// Everything lives in the host process's memory; nothing touches the host
 /// disk.
+///
+/// ```
+/// use wasi_common_vfs::{MemFs, Vfs};
+///
+/// let vfs = Vfs::builder()
+///     .mount("/", MemFs::new())
+///     .mount("/tmp", MemFs::new()) // a second tree of its own
+///     .build()?;
+/// vfs.write("/tmp/scratch", b"gone when the tree is")?;
+/// assert_eq!(vfs.read("/tmp/scratch")?, b"gone when the tree is");
+/// # Ok::<(), wasi_common_vfs::Error>(())
+/// ```
 pub struct MemFs {
     /// The root, which lives as long as the store, apart from the table:
     /// the table then holds only what the budget was charged for.

@@ -78,6 +78,25 @@ fn is_work_name(name: &str) -> bool {
 /// upper store (an in-memory [`MemFs`] unless given). Cloning gives another
 /// handle on the same overlay, so the embedder can keep one to ask for
 /// [`Overlay::changes`] after mounting the other.
+///
+/// ```
+/// use std::io::IoSlice;
+/// use wasi_common_vfs::storage::{NewNode, WritePos};
+/// use wasi_common_vfs::{MemFs, Overlay, Storage, Vfs};
+///
+/// let lower = MemFs::new(); // any store: a host directory, say
+/// let file = lower.create(lower.root(), "config", NewNode::File)?;
+/// lower.write(file.ino, WritePos::At(0), &[IoSlice::new(b"original")], u64::MAX)?;
+/// let overlay = Overlay::new(lower);
+/// let vfs = Vfs::builder().mount("/app", overlay.clone()).build()?;
+/// vfs.write("/app/config", b"changed")?; // copied up; the lower store is untouched
+/// vfs.write("/app/new", b"added")?;
+/// let changes = overlay.changes()?;
+/// assert_eq!((changes.modified, changes.added), (vec!["config".to_owned()], vec!["new".to_owned()]));
+/// overlay.reset()?; // back to the lower layer
+/// assert_eq!(vfs.read("/app/config")?, b"original");
+/// # Ok::<(), wasi_common_vfs::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Overlay {
     inner: Arc<Inner>,
