@@ -254,14 +254,21 @@ fn listing_pages_through_store_entries_then_mountpoints() {
     assert_eq!(out[0].split(' ').count(), 2 + 205, "{}", &out[0][..60]);
 }
 
-#[test]
-fn read_only_mount_refuses_every_change_and_leaves_the_host_alone() {
+/// A host directory holding what the `readonly` guest tries to change:
+/// a file, a directory with a file in it, an empty directory, a symlink.
+fn readonly_guest_tree() -> tempfile::TempDir {
     let host = tempfile::tempdir().unwrap();
     std::fs::write(host.path().join("file"), b"ro").unwrap();
     std::fs::create_dir_all(host.path().join("dir")).unwrap();
     std::fs::create_dir_all(host.path().join("empty")).unwrap();
     std::fs::write(host.path().join("dir/inner"), b"i").unwrap();
     std::os::unix::fs::symlink("file", host.path().join("link")).unwrap();
+    host
+}
+
+#[test]
+fn read_only_mount_refuses_every_change_and_leaves_the_host_alone() {
+    let host = readonly_guest_tree();
     let before = snapshot(host.path());
 
     let vfs = Vfs::builder()
@@ -647,12 +654,7 @@ fn preopen_mounts_gives_exactly_the_mounts_made() {
 /// live; the writable tree stays writable, its host directory unsealed.
 #[test]
 fn a_read_only_view_of_a_shared_tree() {
-    let host = tempfile::tempdir().unwrap();
-    std::fs::write(host.path().join("file"), b"ro").unwrap();
-    std::fs::create_dir_all(host.path().join("dir")).unwrap();
-    std::fs::create_dir_all(host.path().join("empty")).unwrap();
-    std::fs::write(host.path().join("dir/inner"), b"i").unwrap();
-    std::os::unix::fs::symlink("file", host.path().join("link")).unwrap();
+    let host = readonly_guest_tree();
     let before = snapshot(host.path());
 
     let vfs = Vfs::builder()

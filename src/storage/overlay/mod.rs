@@ -1075,7 +1075,9 @@ impl Inner {
             && let Some(u) = upper
         {
             if lower.is_some() && !opaque && self.index_upper_only(&node, u)? {
-                self.list_upper_only(&node, dir, cursor, max, &mut out)?;
+                self.list_indexed(dir, cursor, 0, max, &mut out, |at, n| {
+                    Some(node.st.lock().upper_only.as_ref()?.from(at, n))
+                })?;
             } else {
                 self.list_upper(&node, dir, u, cursor, max, &mut out)?;
             }
@@ -1141,43 +1143,6 @@ impl Inner {
         Ok(())
     }
 
-    /// The upper-only names of the merged directory `dir` from position
-    /// `cursor`, in the order of its [`UpperOnly`] index.
-    fn list_upper_only(
-        &self,
-        node: &Node,
-        dir: Ino,
-        cursor: u64,
-        max: usize,
-        out: &mut Vec<DirEntry>,
-    ) -> Result<()> {
-        let mut at = cursor;
-        while out.len() < max {
-            let want = (max - out.len()).min(256);
-            let batch = match &node.st.lock().upper_only {
-                Some(index) => index.from(at, want),
-                None => break,
-            };
-            let done = batch.len() < want;
-            for (position, name) in batch {
-                at = position + 1;
-                // A name removed since it was read is not listed.
-                if let Some((ino, kind)) = found(self.lookup_in(dir, &name))? {
-                    out.push(DirEntry {
-                        name,
-                        ino,
-                        kind,
-                        next: position + 1,
-                    });
-                }
-            }
-            if done {
-                break;
-            }
-        }
-        Ok(())
-    }
-
     /// The visible lower entries of `dir` (lower directory `low`) from the
     /// lower store's cursor `at`, passing over whiteouts one by one.
     fn list_lower(
@@ -1214,6 +1179,45 @@ impl Inner {
         Ok(())
     }
 
+    /// The entries of `dir` that `batch` gives from position `from` on
+    /// (up to a number of names at or after a position, with theirs;
+    /// `None` once its index is gone), each listed with the cursor
+    /// `cursors` plus the position after it. Shared by the two phases a
+    /// merged directory keeps an index for ([`UpperOnly`], [`LowerView`]).
+    fn list_indexed(
+        &self,
+        dir: Ino,
+        from: u64,
+        cursors: u64,
+        max: usize,
+        out: &mut Vec<DirEntry>,
+        batch: impl Fn(u64, usize) -> Option<Vec<(u64, String)>>,
+    ) -> Result<()> {
+        let mut at = from;
+        while out.len() < max {
+            let want = (max - out.len()).min(256);
+            // No index any more: the directory went opaque or away.
+            let Some(batch) = batch(at, want) else { break };
+            let done = batch.len() < want;
+            for (position, name) in batch {
+                at = position + 1;
+                // A name removed since it was read is not listed.
+                if let Some((ino, kind)) = found(self.lookup_in(dir, &name))? {
+                    out.push(DirEntry {
+                        name,
+                        ino,
+                        kind,
+                        next: cursors + position + 1,
+                    });
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     /// The visible lower entries of `dir` from entry number `from` of the
     /// lower listing, through its [`LowerView`].
     fn list_view(
@@ -1224,30 +1228,9 @@ impl Inner {
         max: usize,
         out: &mut Vec<DirEntry>,
     ) -> Result<()> {
-        let mut at = from;
-        while out.len() < max {
-            let want = (max - out.len()).min(256);
-            let batch = match &node.st.lock().whiteouts.view {
-                Some(view) => view.from(at, want),
-                None => break, // the directory went opaque or away
-            };
-            let done = batch.len() < want;
-            for (position, name) in batch {
-                at = position + 1;
-                if let Some((ino, kind)) = found(self.lookup_in(dir, &name))? {
-                    out.push(DirEntry {
-                        name,
-                        ino,
-                        kind,
-                        next: VIEW_CURSORS + position + 1,
-                    });
-                }
-            }
-            if done {
-                break;
-            }
-        }
-        Ok(())
+        self.list_indexed(dir, from, VIEW_CURSORS, max, out, |at, n| {
+            Some(node.st.lock().whiteouts.view.as_ref()?.from(at, n))
+        })
     }
 
     /// The lower store's cursor after the first `n` entries of the lower
