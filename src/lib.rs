@@ -105,12 +105,13 @@ mod wasi;
 pub use error::{Error, Result};
 pub use limits::{Limits, Usage};
 pub use namespace::Metadata;
+pub use storage::DirEntry;
 pub use storage::host::HostDir;
 pub use storage::mem::MemFs;
 pub use storage::overlay::{Changes, Overlay};
 pub use storage::read_only::ReadOnly;
 pub use storage::{FileKind, Storage};
-pub use vfs::{DirEntry, Vfs, VfsBuilder};
+pub use vfs::{Vfs, VfsBuilder};
 pub use wasi::{VfsDir, VfsFile};
 
 /// The code blocks of the README compile as doctests.

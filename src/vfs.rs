@@ -14,7 +14,7 @@ use crate::namespace::ops::{At, OpenOptions};
 use crate::namespace::resolve::Scope;
 use crate::namespace::{Handle, Metadata, Namespace};
 use crate::storage::mem::MemFs;
-use crate::storage::{FileKind, SetAttr, Storage, TimeSet, WritePos};
+use crate::storage::{DirEntry, FileKind, SetAttr, Storage, TimeSet, WritePos};
 use crate::wasi::VfsDir;
 use std::io::{IoSlice, IoSliceMut};
 use std::sync::Arc;
@@ -55,17 +55,6 @@ pub struct Vfs {
     /// mounted there: it only holds mountpoints, and
     /// [`Vfs::preopen_mounts`] leaves it out.
     implicit_root: bool,
-}
-
-/// One entry of [`Vfs::read_dir`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirEntry {
-    /// The entry's name.
-    pub name: String,
-    /// What it is (symlinks are not followed).
-    pub kind: FileKind,
-    /// Its inode number.
-    pub ino: u64,
 }
 
 impl Default for Vfs {
@@ -498,11 +487,7 @@ impl Vfs {
             let batch = self.ns.readdir(node, cookie, 1024)?;
             let Some(last) = batch.last() else { break };
             cookie = last.next;
-            out.extend(batch.into_iter().map(|e| DirEntry {
-                name: e.name,
-                kind: e.kind,
-                ino: e.ino,
-            }));
+            out.extend(batch);
         }
         Ok(out)
     }

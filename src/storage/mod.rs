@@ -109,16 +109,18 @@ pub enum WritePos {
     Append,
 }
 
-/// One entry of a directory listing.
+/// One entry of a directory listing: of a store's
+/// ([`Storage::readdir`]) or of a tree's ([`Vfs::read_dir`](crate::Vfs::read_dir)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
     /// The entry's name.
     pub name: String,
     /// The inode it names.
     pub ino: Ino,
-    /// What that inode is.
+    /// What that inode is (a symlink is not followed).
     pub kind: FileKind,
-    /// The cursor that continues the listing after this entry.
+    /// The cursor that continues the listing after this entry, for the
+    /// store (or tree) that listed it.
     pub next: u64,
 }
 
