@@ -18,6 +18,27 @@ fn files() {
     assert!(out.contains("fd_allocate size: Ok(102)"));
 }
 
+/// The `files` guest built for `wasm32-wasip1-threads` runs on a shared
+/// memory, where every vectored read and write (several buffers, empty
+/// ones among them) takes this crate's shared-memory path: on each store
+/// its transcript is the plain build's, line for line.
+#[test]
+fn files_threaded() {
+    let plain = common::guest("files");
+    for backend in common::BACKENDS {
+        let (vfs, sandbox, _host) = common::seeded_tree(backend, &[]);
+        let want = common::try_run_in(&plain, &[], &vfs, sandbox).unwrap();
+        let (vfs, sandbox, _host) = common::seeded_tree(backend, &[]);
+        let got = common::try_run_threaded_in("files", &[], &vfs, sandbox).unwrap();
+        assert_eq!(want.code, 0, "{backend:?}: {}", want.stderr);
+        assert_eq!(got.code, 0, "{backend:?} threaded: {}", got.stderr);
+        assert_eq!(
+            got.stdout, want.stdout,
+            "{backend:?}: threaded and plain differ"
+        );
+    }
+}
+
 #[test]
 fn dirs() {
     let out = differential(

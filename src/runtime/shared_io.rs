@@ -1,5 +1,5 @@
 //! Preview 1's four data calls on a shared memory (every threaded guest's),
-//! filling and draining every iovec in order.
+//! as they behave on a plain memory.
 //!
 //! wasi-common serves a shared memory through its first iovec alone, and
 //! at most 64 KiB of it: a read whose first iovec is empty (wasi-libc's
@@ -7,7 +7,10 @@
 //! of the file. Here the call runs as wasi-common's own on a private scratch
 //! memory holding one iovec, so the file sees exactly one read or write of
 //! the whole request, and the bytes are copied between the scratch and the
-//! guest's iovecs (empty ones skipped). A request larger than
+//! guest's iovecs (empty ones skipped). The positioned calls take the
+//! first non-empty iovec only, as wasi-common's `fd_pread` and `fd_pwrite`
+//! do on a plain memory (a short read or write, which POSIX allows), so a
+//! program behaves the same built with or without threads. A request larger than
 //! [`MAX_BYTES`] is served in part, as a short read or write the guest
 //! continues. A call whose iovecs or result do not lie inside the guest's
 //! memory goes to wasi-common unchanged, so its errors stay as they are.
@@ -72,7 +75,10 @@ pub(crate) async fn serve(
     iovs_len: i32,
     result: i32,
 ) -> Option<wasmtime::Result<i32>> {
-    let list = iovecs(memory, iovs, iovs_len, result)?;
+    let mut list = iovecs(memory, iovs, iovs_len, result)?;
+    if let Call::Read(Some(_)) | Call::Write(Some(_)) = call {
+        list.truncate(1);
+    }
     let total = list
         .iter()
         .map(|&(_, n)| u64::from(n))

@@ -110,6 +110,31 @@ pub fn run_threaded_in(
     outcome(code, stdout, stderr, left_behind)
 }
 
+/// [`try_run_in`] for guest `name` built for `wasm32-wasip1-threads`, so
+/// that it runs on a shared memory: the tree's `sandbox` preopened as fd 3
+/// and its `sub2` as fd 4.
+pub fn try_run_threaded_in(
+    name: &str,
+    args: &[&str],
+    vfs: &Vfs,
+    sandbox: &str,
+) -> wasmtime::Result<Outcome> {
+    let module = threaded_guest(name);
+    let stdout = WritePipe::new_in_memory();
+    let stderr = WritePipe::new_in_memory();
+    let mut argv = vec!["guest"];
+    argv.extend_from_slice(args);
+    let ctx = wasi_common_vfs::runtime::context(&argv)?;
+    ctx.set_stdout(Box::new(stdout.clone()));
+    ctx.set_stderr(Box::new(stderr.clone()));
+    let dir = if sandbox.is_empty() { "/" } else { sandbox };
+    vfs.preopen(&ctx, dir, "/sandbox").unwrap();
+    vfs.preopen(&ctx, &format!("{sandbox}/sub2"), "/sandbox/sub2")
+        .unwrap();
+    let (code, left_behind) = link_and_run(threads_engine(), &module, ctx)?;
+    outcome(code, stdout, stderr, left_behind)
+}
+
 /// Operations per second of the bench guest's `threads` workload with
 /// `threads` threads on a fresh `Vfs`, best of `rounds` runs.
 pub fn threaded_rate(threads: usize, ops: u64, rounds: usize) -> f64 {
