@@ -97,17 +97,9 @@ pub fn run_threaded_in(
     vfs: &Vfs,
     dir: &str,
 ) -> wasmtime::Result<Outcome> {
-    let module = threaded_guest(name);
-    let stdout = WritePipe::new_in_memory();
-    let stderr = WritePipe::new_in_memory();
-    let mut argv = vec![name];
-    argv.extend_from_slice(args);
-    let ctx = wasi_common_vfs::runtime::context(&argv)?;
-    ctx.set_stdout(Box::new(stdout.clone()));
-    ctx.set_stderr(Box::new(stderr.clone()));
-    vfs.preopen(&ctx, dir, "/sandbox").unwrap();
-    let (code, left_behind) = link_and_run(threads_engine(), &module, ctx)?;
-    outcome(code, stdout, stderr, left_behind)
+    run_threaded_with(name, name, args, |ctx| {
+        vfs.preopen(ctx, dir, "/sandbox").unwrap()
+    })
 }
 
 /// [`try_run_in`] for guest `name` built for `wasm32-wasip1-threads`, so
@@ -119,18 +111,31 @@ pub fn try_run_threaded_in(
     vfs: &Vfs,
     sandbox: &str,
 ) -> wasmtime::Result<Outcome> {
+    run_threaded_with(name, "guest", args, |ctx| {
+        let dir = if sandbox.is_empty() { "/" } else { sandbox };
+        vfs.preopen(ctx, dir, "/sandbox").unwrap();
+        vfs.preopen(ctx, &format!("{sandbox}/sub2"), "/sandbox/sub2")
+            .unwrap();
+    })
+}
+
+/// Runs the threaded build of guest `name` as `argv0` with `args`, its
+/// output captured, after `preopen` gave it its directories.
+fn run_threaded_with(
+    name: &str,
+    argv0: &str,
+    args: &[&str],
+    preopen: impl FnOnce(&WasiCtx),
+) -> wasmtime::Result<Outcome> {
     let module = threaded_guest(name);
     let stdout = WritePipe::new_in_memory();
     let stderr = WritePipe::new_in_memory();
-    let mut argv = vec!["guest"];
+    let mut argv = vec![argv0];
     argv.extend_from_slice(args);
     let ctx = wasi_common_vfs::runtime::context(&argv)?;
     ctx.set_stdout(Box::new(stdout.clone()));
     ctx.set_stderr(Box::new(stderr.clone()));
-    let dir = if sandbox.is_empty() { "/" } else { sandbox };
-    vfs.preopen(&ctx, dir, "/sandbox").unwrap();
-    vfs.preopen(&ctx, &format!("{sandbox}/sub2"), "/sandbox/sub2")
-        .unwrap();
+    preopen(&ctx);
     let (code, left_behind) = link_and_run(threads_engine(), &module, ctx)?;
     outcome(code, stdout, stderr, left_behind)
 }
