@@ -957,6 +957,10 @@ fn a_replacing_load_leaves_exactly_the_archive() {
     vfs.write("/app/same.txt", b"before").unwrap();
     vfs.write("/app/deep/a/b/c", b"deep").unwrap();
     vfs.symlink("/outside", "/app/out").unwrap();
+    // More entries than one page of the listing that empties the target.
+    for i in 0..600 {
+        vfs.write(&format!("/app/f{i}"), b"x").unwrap();
+    }
     let snapshot = archive(&[
         Entry::File("same.txt", b"after"),
         Entry::Dir("deep"),

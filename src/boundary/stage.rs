@@ -72,6 +72,9 @@ enum Step {
     },
     /// A target directory's attributes before the commit touched it.
     Attrs { node: Node, before: SetAttr },
+    /// The target's entries were moved into the trash under their own
+    /// names (a replacing load), as many as got there.
+    Emptied,
 }
 
 /// A staging directory inside a target directory. Dropping it without
@@ -447,9 +450,27 @@ impl Stage {
             if let Some(path) = self.ns.mount_below(self.target)? {
                 return Err(Error::OtherMount(path));
             }
-            for (name, _) in self.list(self.target)? {
-                if name != self.root_name {
-                    self.set_aside(self.target, &name, &mut set_aside, journal)
+            // Into the trash under their own names, a page at a time from
+            // the start as each page moves out: neither the listing nor the
+            // journal holds a directory of a million entries, and undoing
+            // moves back whatever the trash holds.
+            journal.push(Step::Emptied);
+            loop {
+                let page = self.list_page(self.target, 257)?;
+                let names: Vec<String> = page
+                    .into_iter()
+                    .map(|(name, _)| name)
+                    .filter(|name| *name != self.root_name)
+                    .collect();
+                if names.is_empty() {
+                    break;
+                }
+                for name in names {
+                    self.ns
+                        .rename(
+                            one(self.target, &name, self.scope),
+                            one(self.trash, &name, self.scope),
+                        )
                         .map_err(|e| e.at(name.clone()))?;
                 }
             }
@@ -559,9 +580,27 @@ impl Stage {
                     one(from.0, &from.1, self.scope),
                 ),
                 Step::Attrs { node, before } => self.ns.setattr(*node, before),
+                Step::Emptied => self.refill(),
             };
             if let Err(e) = result {
                 tracing::warn!(error = %e, "a failed load could not undo one of its changes");
+            }
+        }
+    }
+
+    /// Moves every entry of the trash back into the target under its own
+    /// name, undoing [`Step::Emptied`].
+    fn refill(&self) -> Result<()> {
+        loop {
+            let page = self.list_page(self.trash, 256)?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            for (name, _) in page {
+                self.ns.rename(
+                    one(self.trash, &name, self.scope),
+                    one(self.target, &name, self.scope),
+                )?;
             }
         }
     }
