@@ -324,29 +324,38 @@ fn main() {
     let resolve = host_stat_depth16(if full { 1_000_000 } else { 1000 });
 
     let mut results: BTreeMap<(usize, String), f64> = BTreeMap::new();
-    for (i, store) in Store::ALL.iter().enumerate() {
-        for args in [
-            vec!["meta", meta],
-            vec!["list", small_list],
-            vec!["list", large_list],
-            vec!["data", mib, random],
-        ] {
-            if only.as_deref().is_some_and(|o| o != args[0]) {
-                continue;
+    // The shared machine drifts within a run, and a store run later can
+    // lose a third for it: the short metadata workloads run in rounds, the
+    // stores in turn, and each keeps its best.
+    let meta_rounds = if full { 3 } else { 1 };
+    let mut turns = Vec::new();
+    for round in 0..meta_rounds {
+        for (i, store) in Store::ALL.iter().enumerate() {
+            turns.push((i, *store, vec!["meta", meta]));
+            if round + 1 == meta_rounds {
+                turns.push((i, *store, vec!["list", small_list]));
+                turns.push((i, *store, vec!["list", large_list]));
+                turns.push((i, *store, vec!["data", mib, random]));
             }
-            for (name, (ops, seconds)) in run(*store, &args, &base) {
-                let key = if let Some(size) = name.strip_prefix("list-") {
-                    if size == small_list {
-                        "list (small dir), per entry"
-                    } else {
-                        "list (large dir), per entry"
-                    }
-                    .to_owned()
+        }
+    }
+    for (i, store, args) in turns {
+        if only.as_deref().is_some_and(|o| o != args[0]) {
+            continue;
+        }
+        for (name, (ops, seconds)) in run(store, &args, &base) {
+            let key = if let Some(size) = name.strip_prefix("list-") {
+                if size == small_list {
+                    "list (small dir), per entry"
                 } else {
-                    name
-                };
-                results.insert((i, key), ops / seconds);
-            }
+                    "list (large dir), per entry"
+                }
+                .to_owned()
+            } else {
+                name
+            };
+            let rate = results.entry((i, key)).or_insert(0.0);
+            *rate = rate.max(ops / seconds);
         }
     }
     // Best of five: thread timings suffer most from a shared machine.

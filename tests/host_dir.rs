@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
 use wasi_common_vfs::storage::FileKind;
@@ -340,4 +341,53 @@ fn a_dot_dot_after_a_one_step_lookup_goes_to_the_true_parent() {
     // And from a guest's confined view, where one `..` too many escapes.
     let view = vfs.subtree("/d0").unwrap();
     assert_eq!(view.read("d1/d2/link").unwrap(), b"right");
+}
+
+/// Mounts of one host filesystem report one device, as rename and link
+/// work between them; a mount of another host filesystem, or of another
+/// store, reports its own. A guest's file in the second mount of a shared
+/// device still reaches its own store (`fd_allocate` finds it by device
+/// and inode): the `files` guest gives the same transcript in `/b` as in
+/// `/a`.
+#[test]
+fn mounts_of_one_host_filesystem_share_a_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    for d in ["a", "a/sub2", "b", "b/sub2", "ro"] {
+        std::fs::create_dir(tmp.path().join(d)).unwrap();
+    }
+    let shm = Path::new("/dev/shm");
+    let other_fs = (shm.is_dir()
+        && std::fs::metadata(shm).unwrap().dev() != std::fs::metadata(tmp.path()).unwrap().dev())
+    .then(|| tempfile::tempdir_in(shm).unwrap());
+    let mut builder = Vfs::builder()
+        .mount("/a", HostDir::open(tmp.path().join("a")).unwrap())
+        .mount("/mem", wasi_common_vfs::MemFs::new())
+        .mount("/b", HostDir::open(tmp.path().join("b")).unwrap())
+        .mount(
+            "/ro",
+            HostDir::open(tmp.path().join("ro")).unwrap().read_only(),
+        );
+    if let Some(other) = &other_fs {
+        builder = builder.mount("/other", HostDir::open(other.path()).unwrap());
+    }
+    let vfs = builder.build().unwrap();
+    let dev = |p: &str| vfs.metadata(p).unwrap().dev;
+    assert_eq!(dev("/a"), dev("/b"));
+    assert_eq!(dev("/a"), dev("/ro"));
+    assert_ne!(dev("/a"), dev("/mem"));
+    assert_ne!(dev("/mem"), dev("/"));
+    if other_fs.is_some() {
+        assert_ne!(dev("/other"), dev("/a"));
+    }
+    let files = common::guest("files");
+    let in_a = common::try_run_in(&files, &[], &vfs, "/a").unwrap();
+    let in_b = common::try_run_in(&files, &[], &vfs, "/b").unwrap();
+    assert_eq!(in_a.code, 0, "{}", in_a.stderr);
+    assert_eq!(in_b.code, 0, "{}", in_b.stderr);
+    assert!(
+        in_b.stdout.contains("fd_allocate size: Ok(102)"),
+        "{}",
+        in_b.stdout
+    );
+    assert_eq!(in_b.stdout, in_a.stdout);
 }

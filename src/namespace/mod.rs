@@ -30,6 +30,21 @@ static NEXT_DEV: AtomicU64 = AtomicU64::new(DEV_BASE);
 /// `runtime`) can reach the store behind it.
 static BY_DEVICE: LazyLock<Mutex<HashMap<u64, Weak<Namespace>>>> = LazyLock::new(Default::default);
 
+/// The device id of a mount of `store` placed after `mounts`: that of an
+/// earlier mount of the same host filesystem, so that guests see one
+/// device where rename and link work, or else a new one.
+fn device_for(mounts: &[Mount], store: &dyn Storage) -> u64 {
+    store
+        .host_device()
+        .and_then(|host| {
+            mounts
+                .iter()
+                .find(|m| m.store.host_device() == Some(host))
+                .map(|m| m.dev)
+        })
+        .unwrap_or_else(|| NEXT_DEV.fetch_add(1, Ordering::Relaxed))
+}
+
 /// Index of a mount in its namespace's table.
 pub(crate) type MountId = usize;
 
@@ -175,7 +190,7 @@ impl Namespace {
                     .push((name.clone(), id));
             }
             ns.mounts.push(Mount {
-                dev: NEXT_DEV.fetch_add(1, Ordering::Relaxed),
+                dev: device_for(&ns.mounts, &*store),
                 store,
                 path,
                 covers,
@@ -198,19 +213,19 @@ impl Namespace {
     /// allocates nothing) and its own count of open files. What is written
     /// through this namespace shows in the view at once.
     pub(crate) fn read_only_view(&self) -> Arc<Self> {
-        let mounts = self
-            .mounts
-            .iter()
-            .map(|m| Mount {
-                dev: NEXT_DEV.fetch_add(1, Ordering::Relaxed),
-                store: Arc::new(crate::storage::read_only::ReadOnly::viewing(
-                    m.store.clone(),
-                )),
+        let mut mounts: Vec<Mount> = Vec::with_capacity(self.mounts.len());
+        for m in &self.mounts {
+            let store: Arc<dyn Storage> = Arc::new(crate::storage::read_only::ReadOnly::viewing(
+                m.store.clone(),
+            ));
+            mounts.push(Mount {
+                dev: device_for(&mounts, &*store),
+                store,
                 path: m.path.clone(),
                 covers: m.covers.clone(),
                 one_step: m.one_step,
-            })
-            .collect();
+            });
+        }
         let ns = Arc::new(Namespace {
             limits: self.limits,
             budget: self.budget.clone(),
@@ -336,11 +351,15 @@ impl Namespace {
         self.store(mount).is_read_only()
     }
 
-    /// The namespace and mount owning device id `dev`, if one is alive.
-    pub(crate) fn by_device(dev: u64) -> Option<(Arc<Namespace>, MountId)> {
+    /// The namespace owning device id `dev`, if one is alive, and its
+    /// mounts with that device: several where they share a host
+    /// filesystem.
+    pub(crate) fn by_device(dev: u64) -> Option<(Arc<Namespace>, Vec<MountId>)> {
         let ns = BY_DEVICE.lock().get(&dev)?.upgrade()?;
-        let mount = ns.mounts.iter().position(|m| m.dev == dev)?;
-        Some((ns, mount))
+        let mounts: Vec<MountId> = (0..ns.mounts.len())
+            .filter(|&id| ns.mounts[id].dev == dev)
+            .collect();
+        (!mounts.is_empty()).then_some((ns, mounts))
     }
 
     pub(crate) fn root(&self) -> Node {

@@ -6,10 +6,10 @@
 //! calls the store; the rules that concern a single store (empty
 //! directories, rename into a subtree, `nlink`) are the store's.
 
-use super::resolve::{PATH_MAX, Resolved, Scope, resolve};
+use super::resolve::{PATH_MAX, Resolved, Scope, resolve, resolve_unlooked};
 use super::{Metadata, Namespace, Node};
 use crate::error::{Error, Result};
-use crate::storage::{FileKind, NewNode, SetAttr, TimeSet};
+use crate::storage::{FileKind, NAME_MAX, NewNode, SetAttr, TimeSet};
 
 /// A path relative to a starting directory, within a scope.
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +84,9 @@ impl Namespace {
         if o.truncate && !o.write {
             return Err(Error::Invalid);
         }
+        if let Some(found) = self.open_in_one_step(at, o)? {
+            return Ok(found);
+        }
         // O_CREAT|O_EXCL never follows: a symlink in the way is EEXIST.
         let follow = o.follow && !(o.create && o.exclusive);
         let r = at.resolve(self, follow)?;
@@ -104,13 +107,7 @@ impl Namespace {
                     return Err(Error::ReadOnly);
                 }
                 if o.truncate {
-                    self.setattr(
-                        node,
-                        &SetAttr {
-                            size: Some(0),
-                            ..SetAttr::default()
-                        },
-                    )?;
+                    self.truncate(node)?;
                 }
                 Ok((node, FileKind::File))
             }
@@ -128,6 +125,56 @@ impl Namespace {
                 ))
             }
         }
+    }
+
+    /// [`open`](Self::open) of a path of plain names to a regular file,
+    /// where the directory's store takes such a path in one step
+    /// ([`Storage::open_path`](crate::storage::Storage::open_path)) and no
+    /// mount lies below it; `None` for the resolver to take it name by name.
+    fn open_in_one_step(&self, at: At<'_>, o: OpenOptions) -> Result<Option<(Node, FileKind)>> {
+        // The host API's absolute paths start at the root.
+        let (dir, path) = match at.path.strip_prefix('/') {
+            Some(rest) if at.scope == Scope::Root => (self.root(), rest),
+            _ => (at.dir, at.path),
+        };
+        if o.directory
+            || path.is_empty()
+            || path.len() > PATH_MAX
+            || path.starts_with('/')
+            || path.ends_with('/')
+            || path.contains('\0')
+            || !self.one_step(dir)
+            || ((o.write || o.create) && self.is_read_only(dir.mount))
+        {
+            return Ok(None);
+        }
+        let names: Vec<&str> = path.split('/').collect();
+        let plain = |n: &&str| !n.is_empty() && *n != "." && *n != ".." && n.len() <= NAME_MAX;
+        if !names.iter().all(plain) {
+            return Ok(None);
+        }
+        let store = self.store(dir.mount);
+        let exclusive = o.create && o.exclusive;
+        let Some(attr) = store.open_path(dir.ino, &names, o.create, exclusive)? else {
+            return Ok(None);
+        };
+        let node = Node {
+            mount: dir.mount,
+            ino: attr.ino,
+        };
+        if o.truncate {
+            self.truncate(node)?;
+        }
+        Ok(Some((node, FileKind::File)))
+    }
+
+    /// `O_TRUNC`.
+    fn truncate(&self, node: Node) -> Result<()> {
+        let empty = SetAttr {
+            size: Some(0),
+            ..SetAttr::default()
+        };
+        self.setattr(node, &empty)
     }
 
     fn create_at(&self, parent: Node, name: &str, node: NewNode<'_>) -> Result<u64> {
@@ -210,15 +257,16 @@ impl Namespace {
 
     /// `unlink`: removes a file or symlink.
     pub(crate) fn unlink(&self, at: At<'_>) -> Result<()> {
-        let r = at.resolve(self, false)?;
+        let r = resolve_unlooked(self, at.dir, at.path, at.scope)?;
         let e = named(r, Error::IsDir)?;
         if self.mount_at(e.parent, &e.name).is_some() {
             return Err(Error::Busy);
         }
         match e.target {
-            None => Err(Error::NotFound),
             Some((_, FileKind::Dir)) => Err(Error::IsDir),
-            Some(_) => self.store(e.parent.mount).unlink(e.parent.ino, &e.name),
+            // Missing or not looked up: the store's unlink answers `ENOENT`
+            // for a missing name and `EISDIR` for a directory.
+            _ => self.store(e.parent.mount).unlink(e.parent.ino, &e.name),
         }
     }
 

@@ -87,6 +87,30 @@ pub(crate) fn resolve(
     follow_last: bool,
     scope: Scope,
 ) -> Result<Resolved> {
+    walk(ns, start, path, follow_last, scope, true)
+}
+
+/// [`resolve`] for a change that the store checks itself (`unlink`): the
+/// last name, not followed, is not looked up where its directory's store
+/// takes paths in one step, and comes back as `target: None` whether it
+/// exists or not. The store's own answer (`ENOENT`, `EISDIR`) then says.
+pub(crate) fn resolve_unlooked(
+    ns: &Namespace,
+    start: Node,
+    path: &str,
+    scope: Scope,
+) -> Result<Resolved> {
+    walk(ns, start, path, false, scope, false)
+}
+
+fn walk(
+    ns: &Namespace,
+    start: Node,
+    path: &str,
+    follow_last: bool,
+    scope: Scope,
+    look_last: bool,
+) -> Result<Resolved> {
     if path.is_empty() {
         return Err(Error::NotFound);
     }
@@ -142,6 +166,15 @@ pub(crate) fn resolve(
                         jumps.push((stack.len() - 1, names));
                         continue;
                     }
+                }
+                if last && !look_last && !dir_required && ns.one_step(cur) {
+                    return Ok(Resolved {
+                        parent: cur,
+                        name: Some(name.to_owned()),
+                        target: None,
+                        meta: None,
+                        dir_required,
+                    });
                 }
                 let (child, kind, meta) = match ns.lookup_attr(cur, name) {
                     Ok(found) => found,

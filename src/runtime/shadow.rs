@@ -43,21 +43,24 @@ fn with_preview1<R>(f: impl AsyncFnOnce(&mut GuestMemory<'_>) -> R) -> wasmtime:
     wiggle::run_in_dummy_executor(f(&mut memory))
 }
 
-/// The namespace node behind `fd`, if it is a file of a live `Vfs`.
-async fn vfs_node(
+/// The namespace nodes that may be behind `fd`, if it is a file of a live
+/// `Vfs`: one, or one per mount of the host filesystem it is on (the same
+/// host inode, reached through each).
+async fn vfs_nodes(
     cx: &mut WasiCtx,
     memory: &mut GuestMemory<'_>,
     fd: types::Fd,
-) -> Result<Option<(std::sync::Arc<Namespace>, Node)>, wasi_common::Error> {
+) -> Result<Option<(std::sync::Arc<Namespace>, Vec<Node>)>, wasi_common::Error> {
     let stat = Preview1::fd_filestat_get(cx, memory, fd).await?;
-    Ok(Namespace::by_device(stat.dev).map(|(ns, mount)| {
-        (
-            ns,
-            Node {
+    Ok(Namespace::by_device(stat.dev).map(|(ns, mounts)| {
+        let nodes = mounts
+            .into_iter()
+            .map(|mount| Node {
                 mount,
                 ino: stat.ino,
-            },
-        )
+            })
+            .collect();
+        (ns, nodes)
     }))
 }
 
@@ -73,14 +76,22 @@ pub(crate) fn fd_allocate(
         if fdstat.fs_filetype == types::Filetype::Directory {
             return Err(Errno::Badf.into());
         }
-        let Some((ns, node)) = vfs_node(cx, memory, fd).await? else {
+        let Some((ns, nodes)) = vfs_nodes(cx, memory, fd).await? else {
             return Preview1::fd_allocate(cx, memory, fd, offset, len).await;
         };
         if !fdstat.fs_rights_base.contains(types::Rights::FD_WRITE) {
             return Err(Errno::Badf.into());
         }
-        ns.allocate(node, offset, len)?;
-        Ok(())
+        // A mount that does not know the inode, or may not write, passes
+        // it on to the next of its host filesystem.
+        let mut last = crate::Error::NotFound;
+        for node in nodes {
+            match ns.allocate(node, offset, len) {
+                Err(e @ (crate::Error::NotFound | crate::Error::ReadOnly)) => last = e,
+                done => return Ok(done?),
+            }
+        }
+        Err(last.into())
     })?)
 }
 
@@ -93,7 +104,7 @@ pub(crate) fn fd_fdstat_set_flags(cx: &mut WasiCtx, fd: u32, flags: u16) -> wasm
         if !shared_refusal {
             return own;
         }
-        if vfs_node(cx, memory, fd).await?.is_none() {
+        if vfs_nodes(cx, memory, fd).await?.is_none() {
             return own;
         }
         // The context is shared between threads: hand the flags to the file

@@ -87,9 +87,9 @@ pub struct HostDir {
     writable: AtomicBool,
     /// Directory handles kept open, at most.
     max_open_dirs: usize,
-    /// The file the last `create` made, opened read-write, for the `open`
+    /// The file the last `create` or `open_path` opened, for the `open`
     /// that nearly always follows; a call that changes the tree closes it.
-    created: Mutex<Option<(Ino, Arc<std::fs::File>)>>,
+    ready: Mutex<Option<(Ino, Arc<std::fs::File>)>>,
 }
 
 /// The names an inode was last seen under, and its directory handle if one
@@ -245,8 +245,13 @@ fn base_flags() -> OFlags {
 /// crossing into no other filesystem on the way, as the one-name `openat`
 /// follows none either.
 fn open_below(dir: &OwnedFd, name: &str, flags: OFlags) -> Result<OwnedFd> {
+    open_below_as(dir, name, flags, Mode::empty())
+}
+
+/// [`open_below`], with the permissions a created file gets.
+fn open_below_as(dir: &OwnedFd, name: &str, flags: OFlags, mode: Mode) -> Result<OwnedFd> {
     if !name.contains('/') {
-        return rustix::fs::openat(dir, name, flags | base_flags(), Mode::empty()).map_err(io);
+        return rustix::fs::openat(dir, name, flags | base_flags(), mode).map_err(io);
     }
     let resolve = ResolveFlags::BENEATH
         | ResolveFlags::NO_SYMLINKS
@@ -258,7 +263,7 @@ fn open_below(dir: &OwnedFd, name: &str, flags: OFlags) -> Result<OwnedFd> {
     } else {
         flags | base_flags()
     };
-    rustix::fs::openat2(dir, name, flags, Mode::empty(), resolve).map_err(io)
+    rustix::fs::openat2(dir, name, flags, mode, resolve).map_err(io)
 }
 
 impl HostDir {
@@ -296,7 +301,7 @@ impl HostDir {
             cookies: Mutex::new(Cookies::default()),
             writable: AtomicBool::new(true),
             max_open_dirs: DEFAULT_OPEN_DIRS,
-            created: Mutex::new(None),
+            ready: Mutex::new(None),
         })
     }
 
@@ -343,9 +348,18 @@ impl HostDir {
         }
     }
 
-    /// Closes the file kept from the last `create`.
+    /// Closes the file kept from the last `create` or `open_path`.
     fn begin(&self) {
-        self.created.lock().take();
+        self.ready.lock().take();
+    }
+
+    /// [`begin`](Self::begin) for a change to `ino` alone, which keeps its
+    /// own ready file (an `O_TRUNC` truncates the file it is opening).
+    fn begin_on(&self, ino: Ino) {
+        let mut ready = self.ready.lock();
+        if ready.as_ref().is_some_and(|(of, _)| *of != ino) {
+            *ready = None;
+        }
     }
 
     fn held(&self, ino: Ino) -> Option<Held> {
@@ -616,6 +630,9 @@ impl HostDir {
         if let Some(Held::File(f)) = self.held(ino) {
             return Ok(f);
         }
+        if let Some((_, f)) = self.ready.lock().as_ref().filter(|(of, _)| *of == ino) {
+            return Ok(f.clone());
+        }
         let flags = if write { OFlags::RDWR } else { OFlags::RDONLY };
         Ok(Arc::new(self.open_file(ino, flags)?))
     }
@@ -731,13 +748,61 @@ impl Storage for HostDir {
         Some(ino)
     }
 
+    fn open_path(
+        &self,
+        dir: Ino,
+        names: &[&str],
+        create: bool,
+        exclusive: bool,
+    ) -> Result<Option<Attr>> {
+        let writable = self.writable.load(Ordering::Acquire);
+        if names.is_empty() || names.iter().any(|n| plain(n).is_err()) || (create && !writable) {
+            return Ok(None);
+        }
+        let Ok(base) = self.dir_fd(dir) else {
+            return Ok(None);
+        };
+        // Read-write where the store may write, as `open` keeps one handle
+        // for every descriptor of the file.
+        let mut flags = if writable {
+            OFlags::RDWR
+        } else {
+            OFlags::RDONLY
+        };
+        // `openat2` refuses permissions without `O_CREAT`.
+        let mut mode = Mode::empty();
+        if create {
+            mode = Mode::from_raw_mode(0o666);
+            self.begin();
+            flags |= OFlags::CREATE;
+            if exclusive {
+                flags |= OFlags::EXCL;
+            }
+        }
+        // The open is the lookup, so what is opened is what was looked up.
+        // A refusal (a symlink, another filesystem, a missing directory, no
+        // permission to write) happens before anything is made.
+        let path = names.join("/");
+        let Ok(fd) = open_below_as(&base, &path, flags, mode) else {
+            return Ok(None);
+        };
+        let st = rustix::fs::fstat(&fd).map_err(io)?;
+        if kind_of(st.st_mode as u32) != FileKind::File {
+            return Ok(None);
+        }
+        let ino = self.ino_of(&st);
+        self.remember(ino, dir, &path, FileKind::File);
+        *self.ready.lock() = Some((ino, Arc::new(std::fs::File::from(fd))));
+        Ok(Some(self.attr(ino, &st)))
+    }
+
     fn getattr(&self, ino: Ino) -> Result<Attr> {
         let st = self.stat(ino)?;
         Ok(self.attr(ino, &st))
     }
 
     fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
-        self.begin();
+        self.begin_on(ino);
         if let Some(size) = set.size {
             let file = self.file(ino, true)?;
             rustix::fs::ftruncate(&*file, size).map_err(io)?;
@@ -854,7 +919,7 @@ impl Storage for HostDir {
         let attr = self.attr(ino, &st);
         self.remember(ino, dir, name, attr.kind);
         if let Some(file) = made {
-            *self.created.lock() = Some((ino, Arc::new(std::fs::File::from(file))));
+            *self.ready.lock() = Some((ino, Arc::new(std::fs::File::from(file))));
         }
         Ok(attr)
     }
@@ -975,7 +1040,7 @@ impl Storage for HostDir {
     }
 
     fn open(&self, ino: Ino) -> Result<()> {
-        let created = self.created.lock().take().filter(|(made, _)| *made == ino);
+        let ready = self.ready.lock().take().filter(|(made, _)| *made == ino);
         let mut open = self.open.lock();
         if let Some((_, count)) = open.get_mut(&ino) {
             *count += 1;
@@ -985,13 +1050,13 @@ impl Storage for HostDir {
         // The kind the lookup just saw; a regular file is checked to be one
         // when opened, anything else asked of the host again.
         let known = self.nodes.lock().map.get(&ino).map(|n| n.kind);
-        let kind = match (&created, known) {
+        let kind = match (&ready, known) {
             (Some(_), _) | (None, Some(FileKind::File)) => FileKind::File,
             _ => kind_of(self.stat(ino)?.st_mode as u32),
         };
         let held = match kind {
             FileKind::File => {
-                let file = match created {
+                let file = match ready {
                     Some((_, file)) => file,
                     None if self.writable.load(Ordering::Acquire) => Arc::new(
                         self.open_regular(ino, OFlags::RDWR)
@@ -1017,6 +1082,10 @@ impl Storage for HostDir {
                 open.remove(&ino);
             }
         }
+    }
+
+    fn host_device(&self) -> Option<u64> {
+        Some(self.root_dev)
     }
 
     fn host_dir(&self, dir: Ino) -> Option<Arc<OwnedFd>> {

@@ -184,6 +184,14 @@ pub trait Storage: Send + Sync + 'static {
         None
     }
 
+    /// The host filesystem (its device number) this store is a window
+    /// onto, for a host directory; `None` (the default) for every other
+    /// store. Mounts of one host filesystem report one device to guests,
+    /// as rename and link work between them.
+    fn host_device(&self) -> Option<u64> {
+        None
+    }
+
     /// True when every change is refused with `EROFS`; the namespace then
     /// refuses to open files for writing, as a read-only mount does.
     fn is_read_only(&self) -> bool {
@@ -214,6 +222,30 @@ pub trait Storage: Send + Sync + 'static {
     fn lookup_dirs(&self, dir: Ino, names: &[&str]) -> Option<Ino> {
         let _ = (dir, names);
         None
+    }
+
+    /// Looks up the path `names` (plain names: directories of this store,
+    /// none a symlink, then a regular file) from `dir` in one step, and
+    /// readies that file for the [`open`](Self::open) of it that follows,
+    /// for a store where that is cheaper than a lookup per name and an open
+    /// (a host directory's one `openat2`). With `create`, a missing last
+    /// name is created as an empty file first; with `exclusive` as well, an
+    /// existing one is not opened.
+    ///
+    /// `Ok(None)` when the store cannot, or the path is anything else (a
+    /// symlink on the way, a missing directory, a directory at the end): it
+    /// has then changed nothing, and the caller resolves the path name by
+    /// name, which gives the exact answer. `Err` only for a failure after
+    /// the file was made. The default is `Ok(None)`.
+    fn open_path(
+        &self,
+        dir: Ino,
+        names: &[&str],
+        create: bool,
+        exclusive: bool,
+    ) -> Result<Option<Attr>> {
+        let _ = (dir, names, create, exclusive);
+        Ok(None)
     }
 
     /// The inode's attributes.
@@ -253,7 +285,9 @@ pub trait Storage: Send + Sync + 'static {
     /// The target of a symlink; `EINVAL` for any other kind.
     fn readlink(&self, ino: Ino) -> Result<String>;
 
-    /// Removes the non-directory `name` from `dir`.
+    /// Removes the non-directory `name` from `dir`: `ENOENT` when there is
+    /// no such name and `EISDIR` for a directory, since the namespace may
+    /// call it without looking the name up first.
     fn unlink(&self, dir: Ino, name: &str) -> Result<()>;
 
     /// Removes the empty directory `name` from `dir`.
@@ -347,6 +381,9 @@ macro_rules! forward_storage {
             ) -> Result<()> {
                 (**self).link_to(ino, dst, dst_dir, dst_name)
             }
+            fn host_device(&self) -> Option<u64> {
+                (**self).host_device()
+            }
             fn host_dir(&self, dir: Ino) -> Option<std::sync::Arc<std::os::fd::OwnedFd>> {
                 (**self).host_dir(dir)
             }
@@ -361,6 +398,15 @@ macro_rules! forward_storage {
             }
             fn lookup_dirs(&self, dir: Ino, names: &[&str]) -> Option<Ino> {
                 (**self).lookup_dirs(dir, names)
+            }
+            fn open_path(
+                &self,
+                dir: Ino,
+                names: &[&str],
+                create: bool,
+                exclusive: bool,
+            ) -> Result<Option<Attr>> {
+                (**self).open_path(dir, names, create, exclusive)
             }
             fn getattr(&self, ino: Ino) -> Result<Attr> {
                 (**self).getattr(ino)

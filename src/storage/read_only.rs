@@ -50,6 +50,10 @@ impl<S: Storage> Storage for ReadOnly<S> {
         self.inner.root()
     }
 
+    fn host_device(&self) -> Option<u64> {
+        self.inner.host_device()
+    }
+
     fn is_read_only(&self) -> bool {
         true
     }
@@ -68,6 +72,20 @@ impl<S: Storage> Storage for ReadOnly<S> {
 
     fn lookup_dirs(&self, dir: Ino, names: &[&str]) -> Option<Ino> {
         self.inner.lookup_dirs(dir, names)
+    }
+
+    fn open_path(
+        &self,
+        dir: Ino,
+        names: &[&str],
+        create: bool,
+        exclusive: bool,
+    ) -> Result<Option<Attr>> {
+        // A create is a change: left to `create`, which refuses it.
+        if create {
+            return Ok(None);
+        }
+        self.inner.open_path(dir, names, false, exclusive)
     }
 
     fn getattr(&self, ino: Ino) -> Result<Attr> {
