@@ -56,7 +56,9 @@
 //! resolver, which confines guests to the directory they were given and
 //! crosses mountpoints: stores are mounted at absolute paths with
 //! [`Vfs::builder`], each mount is its own device (rename or link between
-//! mounts is `EXDEV`, removing a mountpoint `EBUSY`), and
+//! mounts is `EXDEV`, removing a mountpoint `EBUSY`; host directories on
+//! one host filesystem share a device, and rename and link between them
+//! work), and
 //! [`Vfs::preopen_mounts`] hands a guest one preopen per mount.
 //!
 //! ```

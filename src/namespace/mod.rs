@@ -93,7 +93,9 @@ pub(crate) struct Namespace {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Metadata {
-    /// Device id of the mount holding the node; unique per mount.
+    /// Device id of the mount holding the node: one per mount, except
+    /// that mounts of one host filesystem share theirs (rename and link
+    /// work between them).
     pub dev: u64,
     /// Inode number, unique within the mount.
     pub ino: Ino,
