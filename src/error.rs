@@ -7,11 +7,19 @@
 
 /// A filesystem failure, named after the POSIX error a guest would see.
 ///
+/// The host API's calls on a path name it: their errors are
+/// [`Error::AtPath`] around the cause, and read `/missing: no such file or
+/// directory`. Match on [`innermost`](Error::innermost) (or
+/// [`into_innermost`](Error::into_innermost)) for the cause itself.
+///
 /// ```
 /// use wasi_common_vfs::{Error, Vfs};
 ///
 /// let vfs = Vfs::new();
-/// match vfs.read("/missing") {
+/// let e = vfs.read("/missing").unwrap_err();
+/// assert_eq!(e.to_string(), "/missing: no such file or directory");
+/// assert!(matches!(e.innermost(), Error::NotFound));
+/// match vfs.read("/missing").map_err(Error::into_innermost) {
 ///     Err(Error::NotFound) => {}
 ///     other => panic!("{other:?}"),
 /// }
@@ -105,12 +113,13 @@ pub enum Error {
     /// its target directory; names the entry, relative to the target.
     #[error("{0}: another store is mounted there, and a load never writes into another mount")]
     OtherMount(String),
-    /// An operation on one entry of a larger job (a save, a load, a copy)
-    /// failed: names the entry, relative to the job's directory, and keeps
+    /// A host-API call on a path failed, or an operation on one entry of a
+    /// larger job (a save, a load, a copy): names the path as the caller
+    /// gave it, or the entry relative to the job's directory, and keeps
     /// the cause.
     #[error("{path}: {source}")]
     AtPath {
-        /// The entry, relative to the directory the job works in.
+        /// The path given, or the entry relative to the job's directory.
         path: String,
         /// What went wrong there.
         #[source]
@@ -177,6 +186,16 @@ impl Error {
         let mut e = self;
         while let Error::AtPath { source, .. } = e {
             e = source;
+        }
+        e
+    }
+
+    /// [`innermost`](Error::innermost), by value: for
+    /// `.map_err(Error::into_innermost)` before matching on the cause.
+    pub fn into_innermost(self) -> Error {
+        let mut e = self;
+        while let Error::AtPath { source, .. } = e {
+            e = *source;
         }
         e
     }

@@ -229,20 +229,28 @@ impl Vfs {
     /// vfs.symlink("../secret/key", "/sandbox/result.txt")?;
     ///
     /// let sandbox = vfs.subtree("/sandbox")?;
-    /// assert!(matches!(sandbox.read("result.txt"), Err(Error::Escape)));
-    /// assert!(matches!(sandbox.write("result.txt", b"x"), Err(Error::Escape)));
+    /// assert!(matches!(
+    ///     sandbox.read("result.txt").map_err(Error::into_innermost),
+    ///     Err(Error::Escape)
+    /// ));
+    /// assert!(matches!(
+    ///     sandbox.write("result.txt", b"x").map_err(Error::into_innermost),
+    ///     Err(Error::Escape)
+    /// ));
     /// assert_eq!(vfs.read("/secret/key")?, b"hunter2");
     /// # Ok::<(), wasi_common_vfs::Error>(())
     /// ```
     pub fn subtree(&self, path: &str) -> Result<Vfs> {
-        let (node, kind) = self.ns.find(self.at(path))?;
-        if kind != FileKind::Dir {
-            return Err(Error::NotDir);
-        }
-        Ok(Vfs {
-            ns: self.ns.clone(),
-            view: Some(Arc::new(self.ns.open_handle(node)?)),
-            implicit_root: self.implicit_root,
+        naming(path, || {
+            let (node, kind) = self.ns.find(self.at(path))?;
+            if kind != FileKind::Dir {
+                return Err(Error::NotDir);
+            }
+            Ok(Vfs {
+                ns: self.ns.clone(),
+                view: Some(Arc::new(self.ns.open_handle(node)?)),
+                implicit_root: self.implicit_root,
+            })
         })
     }
 
@@ -267,7 +275,10 @@ impl Vfs {
     /// let reader = vfs.read_only()?;
     /// vfs.write("/shared/log", b"two")?;
     /// assert_eq!(reader.read("/shared/log")?, b"two");
-    /// assert!(matches!(reader.write("/shared/log", b"x"), Err(Error::ReadOnly)));
+    /// assert!(matches!(
+    ///     reader.write("/shared/log", b"x").map_err(Error::into_innermost),
+    ///     Err(Error::ReadOnly)
+    /// ));
     /// let ctx = wasi_common::sync::WasiCtxBuilder::new().build();
     /// reader.preopen(&ctx, "/shared", "/shared")?; // a guest that only reads
     /// # Ok::<(), wasi_common_vfs::Error>(())
@@ -309,11 +320,13 @@ impl Vfs {
         vfs_path: &str,
         guest_name: &str,
     ) -> Result<()> {
-        let dir = self
-            .wasi_dir(vfs_path)?
-            .of_guest(crate::wasi::life::GuestLife::of(ctx));
-        ctx.push_preopened_dir(Box::new(dir), guest_name)
-            .map_err(|_| Error::TooManyOpen)
+        naming(vfs_path, || {
+            let dir = self
+                .dir_at(vfs_path)?
+                .of_guest(crate::wasi::life::GuestLife::of(ctx));
+            ctx.push_preopened_dir(Box::new(dir), guest_name)
+                .map_err(|_| Error::TooManyOpen)
+        })
     }
 
     /// The directory `vfs_path` of this tree as a `WasiDir`, for an
@@ -322,6 +335,10 @@ impl Vfs {
     /// against [`Limits::open_files`](crate::Limits::open_files) until it
     /// is dropped.
     pub fn wasi_dir(&self, vfs_path: &str) -> Result<VfsDir> {
+        naming(vfs_path, || self.dir_at(vfs_path))
+    }
+
+    fn dir_at(&self, vfs_path: &str) -> Result<VfsDir> {
         let (node, kind) = self.ns.find(self.at(vfs_path))?;
         if kind != FileKind::Dir {
             return Err(Error::NotDir);
@@ -377,13 +394,13 @@ impl Vfs {
     /// sparse file of any size, so read such files with
     /// [`Vfs::save_tar`] or in parts.
     pub fn read(&self, path: &str) -> Result<Vec<u8>> {
-        self.read_with(path, true)
+        naming(path, || self.read_with(path, true))
     }
 
     /// [`Vfs::read`] without following a final symlink: `path` naming one
     /// fails with [`Error::Loop`], as `open(O_NOFOLLOW)` does.
     pub fn read_nofollow(&self, path: &str) -> Result<Vec<u8>> {
-        self.read_with(path, false)
+        naming(path, || self.read_with(path, false))
     }
 
     fn read_with(&self, path: &str, follow: bool) -> Result<Vec<u8>> {
@@ -410,14 +427,14 @@ impl Vfs {
     /// symlinks (see [Authority](Vfs#authority)). The parent directory
     /// must exist.
     pub fn write(&self, path: &str, contents: impl AsRef<[u8]>) -> Result<()> {
-        self.write_with(path, true, contents.as_ref())
+        naming(path, || self.write_with(path, true, contents.as_ref()))
     }
 
     /// [`Vfs::write`] without following a final symlink: `path` naming one
     /// fails with [`Error::Loop`] and nothing is written, as
     /// `open(O_NOFOLLOW)` does.
     pub fn write_nofollow(&self, path: &str, contents: impl AsRef<[u8]>) -> Result<()> {
-        self.write_with(path, false, contents.as_ref())
+        naming(path, || self.write_with(path, false, contents.as_ref()))
     }
 
     fn write_with(&self, path: &str, follow: bool, contents: &[u8]) -> Result<()> {
@@ -438,13 +455,13 @@ impl Vfs {
 
     /// Creates the directory `path`; its parent must exist.
     pub fn create_dir(&self, path: &str) -> Result<()> {
-        self.ns.mkdir(self.at(path)).map(drop)
+        naming(path, || self.ns.mkdir(self.at(path)).map(drop))
     }
 
     /// Creates `path` and any missing parents. Succeeds if it is already a
     /// directory.
     pub fn create_dir_all(&self, path: &str) -> Result<()> {
-        self.create_dir_all_recorded(path).map(drop)
+        naming(path, || self.create_dir_all_recorded(path).map(drop))
     }
 
     /// [`Vfs::create_dir_all`], returning the directories it made, parents
@@ -477,27 +494,29 @@ impl Vfs {
     /// The entries of the directory at `path`, without `.` and `..`, in
     /// creation order.
     pub fn read_dir(&self, path: &str) -> Result<Vec<DirEntry>> {
-        let (node, kind) = self.ns.find(self.at(path))?;
-        if kind != FileKind::Dir {
-            return Err(Error::NotDir);
-        }
-        let mut out = Vec::new();
-        let mut cookie = 2;
-        loop {
-            let batch = self.ns.readdir(node, cookie, 1024)?;
-            let Some(last) = batch.last() else { break };
-            cookie = last.next;
-            out.extend(batch);
-        }
-        Ok(out)
+        naming(path, || {
+            let (node, kind) = self.ns.find(self.at(path))?;
+            if kind != FileKind::Dir {
+                return Err(Error::NotDir);
+            }
+            let mut out = Vec::new();
+            let mut cookie = 2;
+            loop {
+                let batch = self.ns.readdir(node, cookie, 1024)?;
+                let Some(last) = batch.last() else { break };
+                cookie = last.next;
+                out.extend(batch);
+            }
+            Ok(out)
+        })
     }
 
     /// Removes a file, a symlink or an empty directory.
     pub fn remove(&self, path: &str) -> Result<()> {
-        match self.ns.unlink(self.at(path)) {
+        naming(path, || match self.ns.unlink(self.at(path)) {
             Err(Error::IsDir) => self.ns.rmdir(self.at(path)),
             other => other,
-        }
+        })
     }
 
     /// Removes `path` and everything below it, as `rm -r` does: a
@@ -520,38 +539,44 @@ impl Vfs {
     /// # Ok::<(), wasi_common_vfs::Error>(())
     /// ```
     pub fn remove_dir_all(&self, path: &str) -> Result<()> {
-        let (parent, name) = self.ns.entry(self.at(path))?;
-        crate::boundary::stage::remove_tree(&self.ns, parent, &name, self.scope())
+        naming(path, || {
+            let (parent, name) = self.ns.entry(self.at(path))?;
+            crate::boundary::stage::remove_tree(&self.ns, parent, &name, self.scope())
+        })
     }
 
     /// Metadata of what `path` names, following symlinks.
     pub fn metadata(&self, path: &str) -> Result<Metadata> {
-        self.ns.stat(self.at(path), true)
+        naming(path, || self.ns.stat(self.at(path), true))
     }
 
     /// Metadata of `path` itself, not following a final symlink.
     pub fn symlink_metadata(&self, path: &str) -> Result<Metadata> {
-        self.ns.stat(self.at(path), false)
+        naming(path, || self.ns.stat(self.at(path), false))
     }
 
     /// Creates a symlink at `path` pointing to `target` (stored verbatim).
     pub fn symlink(&self, target: &str, path: &str) -> Result<()> {
-        self.ns.symlink(target, self.at(path))
+        naming(path, || self.ns.symlink(target, self.at(path)))
     }
 
     /// The target of the symlink at `path`.
     pub fn read_link(&self, path: &str) -> Result<String> {
-        self.ns.read_link(self.at(path))
+        naming(path, || self.ns.read_link(self.at(path)))
     }
 
     /// Adds the name `to` for the file at `from`.
     pub fn hard_link(&self, from: &str, to: &str) -> Result<()> {
-        self.ns.link(self.at(from), self.at(to))
+        naming(&format!("{from} -> {to}"), || {
+            self.ns.link(self.at(from), self.at(to))
+        })
     }
 
     /// Moves `from` to `to`, replacing `to` as `rename(2)` does.
     pub fn rename(&self, from: &str, to: &str) -> Result<()> {
-        self.ns.rename(self.at(from), self.at(to))
+        naming(&format!("{from} -> {to}"), || {
+            self.ns.rename(self.at(from), self.at(to))
+        })
     }
 
     /// Sets the access and modification times of `path` (following
@@ -562,7 +587,7 @@ impl Vfs {
         atime: Option<SystemTime>,
         mtime: Option<SystemTime>,
     ) -> Result<()> {
-        self.set_times_at(path, true, atime, mtime)
+        naming(path, || self.set_times_at(path, true, atime, mtime))
     }
 
     /// [`Vfs::set_times`], following a final symlink or not.
@@ -583,22 +608,31 @@ impl Vfs {
 
     /// Sets the permission bits of `path` (following symlinks).
     pub fn set_mode(&self, path: &str, mode: u32) -> Result<()> {
-        let (node, _) = self.ns.find(self.at(path))?;
         let set = SetAttr {
             mode: Some(mode),
             ..SetAttr::default()
         };
-        self.ns.setattr(node, &set)
+        naming(path, || self.set_attr(path, &set))
     }
 
     /// Sets the size of the file at `path`, truncating or extending it with
     /// zeros.
     pub fn set_len(&self, path: &str, size: u64) -> Result<()> {
-        let (node, _) = self.ns.find(self.at(path))?;
         let set = SetAttr {
             size: Some(size),
             ..SetAttr::default()
         };
-        self.ns.setattr(node, &set)
+        naming(path, || self.set_attr(path, &set))
     }
+
+    fn set_attr(&self, path: &str, set: &SetAttr) -> Result<()> {
+        let (node, _) = self.ns.find(self.at(path))?;
+        self.ns.setattr(node, set)
+    }
+}
+
+/// Runs a host-API call on `path`, its error naming the path as the
+/// caller gave it; the cause stays inside ([`Error::innermost`]).
+fn naming<T>(path: &str, call: impl FnOnce() -> Result<T>) -> Result<T> {
+    call().map_err(|e| e.at(path))
 }

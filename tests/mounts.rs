@@ -219,13 +219,18 @@ fn mountpoints_are_busy_and_mounts_are_separate_devices() {
             "mkdir /data/new: ",
         ]
     );
-    assert!(matches!(vfs.remove("/data"), Err(Error::Busy)));
     assert!(matches!(
-        vfs.rename("/data/inner", "/data/x"),
+        vfs.remove("/data").map_err(Error::into_innermost),
         Err(Error::Busy)
     ));
     assert!(matches!(
-        vfs.hard_link("/g", "/data/g"),
+        vfs.rename("/data/inner", "/data/x")
+            .map_err(Error::into_innermost),
+        Err(Error::Busy)
+    ));
+    assert!(matches!(
+        vfs.hard_link("/g", "/data/g")
+            .map_err(Error::into_innermost),
         Err(Error::CrossDevice)
     ));
     assert!(vfs.read_dir("/").unwrap().iter().any(|e| e.name == "data"));
@@ -281,11 +286,26 @@ fn read_only_mount_refuses_every_change_and_leaves_the_host_alone() {
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("create: EROFS"));
 
-    assert!(matches!(vfs.write("/ro/file", b"x"), Err(Error::ReadOnly)));
-    assert!(matches!(vfs.write("/ro/new", b"x"), Err(Error::ReadOnly)));
-    assert!(matches!(vfs.remove("/ro/file"), Err(Error::ReadOnly)));
-    assert!(matches!(vfs.set_len("/ro/file", 0), Err(Error::ReadOnly)));
-    assert!(matches!(vfs.create_dir("/ro/d"), Err(Error::ReadOnly)));
+    assert!(matches!(
+        vfs.write("/ro/file", b"x").map_err(Error::into_innermost),
+        Err(Error::ReadOnly)
+    ));
+    assert!(matches!(
+        vfs.write("/ro/new", b"x").map_err(Error::into_innermost),
+        Err(Error::ReadOnly)
+    ));
+    assert!(matches!(
+        vfs.remove("/ro/file").map_err(Error::into_innermost),
+        Err(Error::ReadOnly)
+    ));
+    assert!(matches!(
+        vfs.set_len("/ro/file", 0).map_err(Error::into_innermost),
+        Err(Error::ReadOnly)
+    ));
+    assert!(matches!(
+        vfs.create_dir("/ro/d").map_err(Error::into_innermost),
+        Err(Error::ReadOnly)
+    ));
     assert_eq!(vfs.read("/ro/file").unwrap(), b"ro");
     assert_eq!(snapshot(host.path()), before, "the host directory changed");
 }
@@ -367,7 +387,10 @@ fn host_changes_by_other_processes_are_seen() {
     std::fs::write(host.path().join("later"), b"version 2").unwrap();
     assert_eq!(vfs.read("/h/later").unwrap(), b"version 2");
     std::fs::rename(host.path().join("later"), host.path().join("renamed")).unwrap();
-    assert!(matches!(vfs.read("/h/later"), Err(Error::NotFound)));
+    assert!(matches!(
+        vfs.read("/h/later").map_err(Error::into_innermost),
+        Err(Error::NotFound)
+    ));
     assert_eq!(vfs.read("/h/renamed").unwrap(), b"version 2");
     let out = shell(&vfs, false, &["ls /h", "cat /h/renamed"]);
     assert_eq!(out, ["ls /h: renamed", "cat /h/renamed: version 2"]);
@@ -462,8 +485,14 @@ fn overlay_copies_up_whites_out_and_never_touches_the_lower_dir() {
     // Whiteouts: deleted lower entries stay deleted and are not listed.
     vfs.remove("/gone.txt").unwrap();
     vfs.remove("/empty").unwrap();
-    assert!(matches!(vfs.metadata("/gone.txt"), Err(Error::NotFound)));
-    assert!(matches!(vfs.remove("/docs"), Err(Error::NotEmpty)));
+    assert!(matches!(
+        vfs.metadata("/gone.txt").map_err(Error::into_innermost),
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        vfs.remove("/docs").map_err(Error::into_innermost),
+        Err(Error::NotEmpty)
+    ));
     let names: Vec<String> = vfs
         .read_dir("/")
         .unwrap()
@@ -486,11 +515,17 @@ fn overlay_copies_up_whites_out_and_never_touches_the_lower_dir() {
     // Rename of a lower file and of a lower directory.
     vfs.rename("/mv.txt", "/docs/moved.txt").unwrap();
     vfs.rename("/docs", "/papers").unwrap();
-    assert!(matches!(vfs.metadata("/docs"), Err(Error::NotFound)));
+    assert!(matches!(
+        vfs.metadata("/docs").map_err(Error::into_innermost),
+        Err(Error::NotFound)
+    ));
     assert_eq!(vfs.read("/papers/a.txt").unwrap(), b"alpha");
     assert_eq!(vfs.read("/papers/deep/b.txt").unwrap(), b"beta");
     assert_eq!(vfs.read("/papers/moved.txt").unwrap(), b"mv.txt");
-    assert!(matches!(vfs.metadata("/mv.txt"), Err(Error::NotFound)));
+    assert!(matches!(
+        vfs.metadata("/mv.txt").map_err(Error::into_innermost),
+        Err(Error::NotFound)
+    ));
 
     let changes = overlay.changes().unwrap();
     assert_eq!(
@@ -553,7 +588,10 @@ fn overlay_whiteouts_made_by_a_guest() {
             "ls /docs/deep: ",
         ]
     );
-    assert!(matches!(vfs.read("/keep.txt"), Err(Error::NotFound)));
+    assert!(matches!(
+        vfs.read("/keep.txt").map_err(Error::into_innermost),
+        Err(Error::NotFound)
+    ));
     let changes = overlay.changes().unwrap();
     assert_eq!(
         changes.deleted,
@@ -633,7 +671,7 @@ fn preopen_mounts_gives_exactly_the_mounts_made() {
     assert_eq!(out[1], "write /tmp/ok x: ");
     assert!(out[2].starts_with("write /data/no x: errno"), "{out:?}");
     assert!(matches!(
-        vfs.metadata("/surprise.txt"),
+        vfs.metadata("/surprise.txt").map_err(Error::into_innermost),
         Err(Error::NotFound)
     ));
     assert_eq!(vfs.read("/tmp/ok").unwrap(), b"x\n");
@@ -674,12 +712,25 @@ fn a_read_only_view_of_a_shared_tree() {
         "the guest of the view changed the host"
     );
 
-    assert!(matches!(view.write("/ro/file", b"x"), Err(Error::ReadOnly)));
-    assert!(matches!(view.write("/scratch", b"x"), Err(Error::ReadOnly)));
-    assert!(matches!(view.remove("/ro/file"), Err(Error::ReadOnly)));
-    assert!(matches!(view.create_dir("/d"), Err(Error::ReadOnly)));
     assert!(matches!(
-        view.rename("/ro/file", "/ro/moved"),
+        view.write("/ro/file", b"x").map_err(Error::into_innermost),
+        Err(Error::ReadOnly)
+    ));
+    assert!(matches!(
+        view.write("/scratch", b"x").map_err(Error::into_innermost),
+        Err(Error::ReadOnly)
+    ));
+    assert!(matches!(
+        view.remove("/ro/file").map_err(Error::into_innermost),
+        Err(Error::ReadOnly)
+    ));
+    assert!(matches!(
+        view.create_dir("/d").map_err(Error::into_innermost),
+        Err(Error::ReadOnly)
+    ));
+    assert!(matches!(
+        view.rename("/ro/file", "/ro/moved")
+            .map_err(Error::into_innermost),
         Err(Error::ReadOnly)
     ));
 
@@ -693,6 +744,12 @@ fn a_read_only_view_of_a_shared_tree() {
     // A view of a subtree is confined and read-only alike.
     let sub = vfs.subtree("/ro/dir").unwrap().read_only().unwrap();
     assert_eq!(sub.read("inner").unwrap(), b"i");
-    assert!(matches!(sub.write("inner", b"x"), Err(Error::ReadOnly)));
-    assert!(matches!(sub.read("../file"), Err(Error::Escape)));
+    assert!(matches!(
+        sub.write("inner", b"x").map_err(Error::into_innermost),
+        Err(Error::ReadOnly)
+    ));
+    assert!(matches!(
+        sub.read("../file").map_err(Error::into_innermost),
+        Err(Error::Escape)
+    ));
 }

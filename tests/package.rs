@@ -89,3 +89,73 @@ fn the_package_holds_what_its_code_needs_and_nothing_that_needs_more() {
         }
     }
 }
+
+/// The target directory this test run builds in, which the unpacked
+/// package's build shares, so that only the crate itself is compiled.
+fn target_dir() -> PathBuf {
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = String::from_utf8_lossy(&out.stdout);
+    let key = "\"target_directory\":\"";
+    let start = json
+        .find(key)
+        .expect("cargo metadata names the target directory")
+        + key.len();
+    let len = json[start..].find('"').expect("a quoted path");
+    PathBuf::from(&json[start..start + len])
+}
+
+/// What `cargo package` makes builds on its own: the archive, unpacked
+/// outside the source tree (with the manifest as `cargo package` rewrote
+/// it), compiles its library and command with the packaged lock file.
+#[test]
+fn the_unpacked_package_builds() {
+    let target = target_dir();
+    let out = Command::new(env!("CARGO"))
+        .args(["package", "--no-verify", "--allow-dirty", "--offline"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let name = format!("{}-{}", env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
+    let archive = target.join("package").join(format!("{name}.crate"));
+    let unpacked = tempfile::tempdir().unwrap();
+    let status = Command::new("tar")
+        .arg("-xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(unpacked.path())
+        .status()
+        .expect("tar runs");
+    assert!(status.success(), "cannot unpack {}", archive.display());
+    let out = Command::new(env!("CARGO"))
+        .args(["build", "--offline", "--locked", "--all-targets"])
+        .current_dir(unpacked.path().join(&name))
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "the unpacked package does not build:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

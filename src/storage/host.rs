@@ -33,7 +33,12 @@ use crate::storage::{Attr, DirEntry, FileKind, Ino, NewNode, SetAttr, Storage, T
 use parking_lot::Mutex;
 use rustix::fd::OwnedFd;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps};
-use std::collections::HashMap;
+use std::collections::HashMap as StdHashMap;
+
+/// The store's maps are keyed by host inode numbers and cursors, which no
+/// guest chooses; foldhash (randomly seeded) costs a fraction of SipHash on
+/// every lookup, and a path's `stat` makes one per directory on the way.
+type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -280,7 +285,7 @@ impl HostDir {
         let st = rustix::fs::fstat(&root_fd).map_err(named)?;
         let root = st.st_ino;
         let nodes = Nodes {
-            map: HashMap::from([(
+            map: HashMap::from_iter([(
                 root,
                 Node {
                     names: vec![(root, "".into())],
@@ -296,7 +301,7 @@ impl HostDir {
             root_dev: st.st_dev,
             root_fd: Arc::new(root_fd),
             nodes: Mutex::new(nodes),
-            open: Mutex::new(HashMap::new()),
+            open: Mutex::new(HashMap::default()),
             append: Mutex::new(()),
             cookies: Mutex::new(Cookies::default()),
             writable: AtomicBool::new(true),

@@ -15,7 +15,10 @@ use std::io::{IoSlice, IoSliceMut};
 /// use wasi_common_vfs::{Error, MemFs, Storage, Vfs};
 ///
 /// let vfs = Vfs::builder().mount("/data", MemFs::new().read_only()).build()?;
-/// assert!(matches!(vfs.write("/data/x", b"no"), Err(Error::ReadOnly)));
+/// assert!(matches!(
+///     vfs.write("/data/x", b"no").map_err(Error::into_innermost),
+///     Err(Error::ReadOnly)
+/// ));
 /// # Ok::<(), wasi_common_vfs::Error>(())
 /// ```
 pub struct ReadOnly<S> {

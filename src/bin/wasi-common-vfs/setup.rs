@@ -68,7 +68,7 @@ impl Trees {
                 .build()
                 .map_err(|e| Failure::usage(e.to_string()))?;
             vfs.create_dir("/tmp")
-                .map_err(|e| Failure::runtime(format!("/tmp: {e}")))?;
+                .map_err(|e| Failure::runtime(e.to_string()))?;
             return Ok(Trees {
                 main: Some((vfs, vec!["/".to_owned()])),
                 plain: Vec::new(),
@@ -114,12 +114,12 @@ impl Trees {
         if let Some((vfs, paths)) = &self.main {
             for path in paths {
                 vfs.preopen(ctx, path, path)
-                    .map_err(|e| Failure::runtime(format!("{path}: {e}")))?;
+                    .map_err(|e| Failure::runtime(e.to_string()))?;
             }
         }
         for (name, vfs) in &self.plain {
             vfs.preopen(ctx, "/", name)
-                .map_err(|e| Failure::runtime(format!("{name}: {e}")))?;
+                .map_err(|e| Failure::runtime(format!("{name}: {}", e.innermost())))?;
         }
         Ok(())
     }
