@@ -8,21 +8,35 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn packaged() -> BTreeSet<String> {
-    let out = Command::new(env!("CARGO"))
-        .args(["package", "--list", "--allow-dirty", "--offline"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("cargo runs");
+/// Runs cargo with `args` in `dir` (this package's by default), sharing
+/// `target` when given; its standard output, once it succeeded.
+fn cargo(args: &[&str], dir: Option<&Path>, target: Option<&Path>) -> String {
+    let mut command = Command::new(env!("CARGO"));
+    command
+        .args(args)
+        .current_dir(dir.unwrap_or(Path::new(env!("CARGO_MANIFEST_DIR"))));
+    if let Some(target) = target {
+        command.env("CARGO_TARGET_DIR", target);
+    }
+    let out = command.output().expect("cargo runs");
     assert!(
         out.status.success(),
-        "{}",
+        "cargo {}:\n{}",
+        args.join(" "),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn packaged() -> BTreeSet<String> {
+    cargo(
+        &["package", "--list", "--allow-dirty", "--offline"],
+        None,
+        None,
+    )
+    .lines()
+    .map(str::to_owned)
+    .collect()
 }
 
 /// `path` with its `..` components applied.
@@ -93,23 +107,14 @@ fn the_package_holds_what_its_code_needs_and_nothing_that_needs_more() {
 /// The target directory this test run builds in, which the unpacked
 /// package's build shares, so that only the crate itself is compiled.
 fn target_dir() -> PathBuf {
-    let out = Command::new(env!("CARGO"))
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("cargo runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json = String::from_utf8_lossy(&out.stdout);
+    let args = [
+        "metadata",
+        "--format-version",
+        "1",
+        "--no-deps",
+        "--offline",
+    ];
+    let json = cargo(&args, None, None);
     let key = "\"target_directory\":\"";
     let start = json
         .find(key)
@@ -121,21 +126,13 @@ fn target_dir() -> PathBuf {
 
 /// What `cargo package` makes builds on its own: the archive, unpacked
 /// outside the source tree (with the manifest as `cargo package` rewrote
-/// it), compiles its library and command with the packaged lock file.
+/// it), compiles its library, command and unit tests with the packaged
+/// lock file.
 #[test]
 fn the_unpacked_package_builds() {
     let target = target_dir();
-    let out = Command::new(env!("CARGO"))
-        .args(["package", "--no-verify", "--allow-dirty", "--offline"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .expect("cargo runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args = ["package", "--no-verify", "--allow-dirty", "--offline"];
+    cargo(&args, None, Some(&target));
     let name = format!("{}-{}", env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
     let archive = target.join("package").join(format!("{name}.crate"));
     let unpacked = tempfile::tempdir().unwrap();
@@ -147,15 +144,6 @@ fn the_unpacked_package_builds() {
         .status()
         .expect("tar runs");
     assert!(status.success(), "cannot unpack {}", archive.display());
-    let out = Command::new(env!("CARGO"))
-        .args(["build", "--offline", "--locked", "--all-targets"])
-        .current_dir(unpacked.path().join(&name))
-        .env("CARGO_TARGET_DIR", &target)
-        .output()
-        .expect("cargo runs");
-    assert!(
-        out.status.success(),
-        "the unpacked package does not build:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let args = ["build", "--offline", "--locked", "--all-targets"];
+    cargo(&args, Some(&unpacked.path().join(&name)), Some(&target));
 }

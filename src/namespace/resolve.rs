@@ -167,17 +167,16 @@ fn walk(
                         continue;
                     }
                 }
-                if last && !look_last && !dir_required && ns.one_step(cur) {
-                    return Ok(Resolved {
-                        parent: cur,
-                        name: Some(name.to_owned()),
-                        target: None,
-                        meta: None,
-                        dir_required,
-                    });
-                }
-                let (child, kind, meta) = match ns.lookup_attr(cur, name) {
+                let unlooked = last && !look_last && !dir_required && ns.one_step(cur);
+                let found = if unlooked {
+                    Err(Error::NotFound)
+                } else {
+                    ns.lookup_attr(cur, name)
+                };
+                let (child, kind, meta) = match found {
                     Ok(found) => found,
+                    // Missing, or not looked up: the caller creates it, or
+                    // its store says.
                     Err(Error::NotFound) if last => {
                         return Ok(Resolved {
                             parent: cur,
