@@ -6,10 +6,10 @@
 //! calls the store; the rules that concern a single store (empty
 //! directories, rename into a subtree, `nlink`) are the store's.
 
-use super::resolve::{PATH_MAX, Resolved, Scope, resolve, resolve_unlooked};
+use super::resolve::{PATH_MAX, Resolved, Scope, plain_path, resolve, resolve_unlooked};
 use super::{Metadata, Namespace, Node};
 use crate::error::{Error, Result};
-use crate::storage::{FileKind, NAME_MAX, NewNode, SetAttr, TimeSet};
+use crate::storage::{FileKind, NewNode, SetAttr, TimeSet};
 
 /// A path relative to a starting directory, within a scope.
 #[derive(Debug, Clone, Copy)]
@@ -132,25 +132,13 @@ impl Namespace {
     /// ([`Storage::open_path`](crate::storage::Storage::open_path)) and no
     /// mount lies below it; `None` for the resolver to take it name by name.
     fn open_in_one_step(&self, at: At<'_>, o: OpenOptions) -> Result<Option<(Node, FileKind)>> {
-        // The host API's absolute paths start at the root.
-        let (dir, path) = match at.path.strip_prefix('/') {
-            Some(rest) if at.scope == Scope::Root => (self.root(), rest),
-            _ => (at.dir, at.path),
-        };
-        if o.directory
-            || path.is_empty()
-            || path.len() > PATH_MAX
-            || path.starts_with('/')
-            || path.ends_with('/')
-            || path.contains('\0')
-            || !self.one_step(dir)
-            || ((o.write || o.create) && self.is_read_only(dir.mount))
-        {
+        if o.directory {
             return Ok(None);
         }
-        let names: Vec<&str> = path.split('/').collect();
-        let plain = |n: &&str| !n.is_empty() && *n != "." && *n != ".." && n.len() <= NAME_MAX;
-        if !names.iter().all(plain) {
+        let Some((dir, names)) = plain_path(self, at.dir, at.path, at.scope) else {
+            return Ok(None);
+        };
+        if (o.write || o.create) && self.is_read_only(dir.mount) {
             return Ok(None);
         }
         let store = self.store(dir.mount);

@@ -232,11 +232,44 @@ fn walk(
     Ok(Resolved::directory(dir))
 }
 
+/// Where `path` starts and its names, when it is nothing but plain names
+/// (no `.`, `..`, empty component or trailing slash) below a directory
+/// whose store takes such a run in one step and holds no mount: a store
+/// can then look it up, or open it, beneath that directory at once. `None`
+/// for any other path, which [`resolve`] takes name by name.
+pub(crate) fn plain_path<'a>(
+    ns: &Namespace,
+    start: Node,
+    path: &'a str,
+    scope: Scope,
+) -> Option<(Node, Vec<&'a str>)> {
+    // The host API's absolute paths start at the root.
+    let (dir, path) = match path.strip_prefix('/') {
+        Some(rest) if scope == Scope::Root => (ns.root(), rest),
+        _ => (start, path),
+    };
+    if path.is_empty()
+        || path.len() > PATH_MAX
+        || path.starts_with('/')
+        || path.ends_with('/')
+        || path.contains('\0')
+        || !ns.one_step(dir)
+    {
+        return None;
+    }
+    let names: Vec<&str> = path.split('/').collect();
+    names.iter().all(|n| plain(n)).then_some((dir, names))
+}
+
+/// A name that stands for itself: not empty, `.` or `..`, and not too long.
+fn plain(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && name.len() <= NAME_MAX
+}
+
 /// The directory `names` lead to from `dir` in one step: `name`, then
 /// every component of `pending` but the last (the path's last name), when
 /// all are plain names and the store of `dir` can take them at once.
 fn jump(ns: &Namespace, dir: Node, name: &str, pending: &[Cow<'_, str>]) -> Option<Node> {
-    let plain = |c: &str| c != "." && c != ".." && c.len() <= NAME_MAX;
     if !pending.iter().all(|c| plain(c)) {
         return None;
     }

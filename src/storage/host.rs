@@ -34,17 +34,17 @@ use parking_lot::Mutex;
 use rustix::fd::OwnedFd;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps};
 use std::collections::HashMap as StdHashMap;
-
-/// The store's maps are keyed by host inode numbers and cursors, which no
-/// guest chooses; foldhash (randomly seeded) costs a fraction of SipHash on
-/// every lookup, and a path's `stat` makes one per directory on the way.
-type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
+
+/// The store's maps are keyed by host inode numbers and cursors, which no
+/// guest chooses; foldhash (randomly seeded) costs a fraction of SipHash on
+/// every lookup, and a path's `stat` makes one per directory on the way.
+type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 
 /// Host cookies kept for listing cursors, at most: the newest, so a listing
 /// in progress keeps its place unless this many entries were listed (in
