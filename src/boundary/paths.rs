@@ -100,14 +100,7 @@ pub(crate) fn shown(path: &str) -> String {
     }
 }
 
-/// `name` in the directory whose path is `dir` (`""` for the root).
-pub(crate) fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{dir}/{name}")
-    }
-}
+pub(crate) use crate::storage::join_path as join;
 
 #[cfg(test)]
 mod tests {

@@ -32,6 +32,16 @@ pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 /// The longest name of one directory entry, in bytes.
 pub const NAME_MAX: usize = 255;
 
+/// `name` in the directory whose path is `dir` (`""` for the root): the
+/// relative paths an overlay's changes and the savers report.
+pub(crate) fn join_path(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
 /// What an inode is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileKind {

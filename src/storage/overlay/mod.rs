@@ -33,6 +33,7 @@ use crate::storage::mem::MemFs;
 use crate::storage::read_only::ReadOnly;
 use crate::storage::{
     Attr, DirEntry, FileKind, Ino, MAX_FILE_SIZE, NewNode, SetAttr, Storage, TimeSet, WritePos,
+    join_path,
 };
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
@@ -421,7 +422,7 @@ impl Overlay {
             }
             let dir = self.inner.path_of(parent, &name)?;
             for gone in whiteouts {
-                let path = join(&dir, &gone);
+                let path = join_path(&dir, &gone);
                 room.take(&path)?;
                 changes.deleted.push(path);
             }
@@ -528,14 +529,6 @@ fn empty_dir(store: &dyn Storage, dir: Ino) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_owned()
-    } else {
-        format!("{dir}/{name}")
-    }
 }
 
 /// What copy-up carries over from a lower node besides its contents.
@@ -1400,7 +1393,7 @@ impl Inner {
                 if is_work_name(&e.name) {
                     continue;
                 }
-                let child_path = join(&path, &e.name);
+                let child_path = join_path(&path, &e.name);
                 let below = match low {
                     Some(l) => found(self.lower.lookup(l, &e.name))?,
                     None => None,
@@ -1464,7 +1457,7 @@ impl Inner {
                 continue;
             }
             for e in self.list_all(dir)? {
-                let child = join(&path, &e.name);
+                let child = join_path(&path, &e.name);
                 if e.kind == FileKind::Dir {
                     pending.push((e.ino, child));
                     continue;
