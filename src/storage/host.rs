@@ -4,7 +4,11 @@
 //! Every directory the store knows is held (or reopened when needed) as an
 //! open host directory handle, and every operation is one `*at` system call
 //! on the handle of its parent and one name the namespace looked up, with
-//! symlinks never followed: no path is ever resolved from the mount's root,
+//! symlinks never followed. A run of plain names (`lookup_dirs`,
+//! `open_path`) is one `openat2` beneath a handle that follows no symlink,
+//! `..` or magic link and crosses into no other filesystem, so it reaches
+//! exactly what the names one by one would. No path is ever resolved from
+//! the mount's root,
 //! so no `..` or symlink, including one another host process swaps in at
 //! any moment, takes an operation outside the mount, and a rename on the
 //! host between a lookup and its use cannot make an operation act on some
