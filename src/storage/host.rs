@@ -70,6 +70,12 @@ const NODES_KEPT: usize = 1 << 16;
 /// Names remembered for one inode with hard links, at most.
 const NAMES_KEPT: usize = 4;
 
+/// The longest run of names (joined by `/`) taken in one step: the store
+/// remembers the run as the node's name, so a record holds no more than a
+/// single name may, however deep the paths a guest makes. A longer run is
+/// looked up name by name.
+const RUN_MAX: usize = crate::storage::NAME_MAX;
+
 /// A host directory, reached only through handles below it.
 ///
 /// ```no_run
@@ -745,6 +751,9 @@ impl Storage for HostDir {
         // `statat` each; any refusal (a symlink on the way, another
         // filesystem, a missing name) leaves it to those lookups.
         let path = names.join("/");
+        if path.len() > RUN_MAX {
+            return None;
+        }
         let base = self.dir_fd(dir).ok()?;
         let fd = open_below(&base, &path, OFlags::PATH | OFlags::DIRECTORY).ok()?;
         let st = rustix::fs::fstat(&fd).ok()?;
@@ -766,6 +775,10 @@ impl Storage for HostDir {
     ) -> Result<Option<Attr>> {
         let writable = self.writable.load(Ordering::Acquire);
         if names.is_empty() || names.iter().any(|n| plain(n).is_err()) || (create && !writable) {
+            return Ok(None);
+        }
+        let path = names.join("/");
+        if path.len() > RUN_MAX {
             return Ok(None);
         }
         let Ok(base) = self.dir_fd(dir) else {
@@ -791,7 +804,6 @@ impl Storage for HostDir {
         // The open is the lookup, so what is opened is what was looked up.
         // A refusal (a symlink, another filesystem, a missing directory, no
         // permission to write) happens before anything is made.
-        let path = names.join("/");
         let Ok(fd) = open_below_as(&base, &path, flags, mode) else {
             return Ok(None);
         };
@@ -1213,5 +1225,59 @@ mod tests {
         }
         assert_eq!(store.getattr(file).unwrap().size, 4);
         assert!(store.nodes.lock().dirs <= 4);
+    }
+
+    /// A guest can make paths of 4,000 bytes; the store remembers what it
+    /// took in one step under the run of names it took, so a run longer
+    /// than one name may be is taken name by name instead, and no record
+    /// holds more than a name's worth, however many such paths are opened.
+    #[test]
+    fn runs_taken_in_one_step_are_no_longer_than_a_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let long: Vec<String> = (0..16)
+            .map(|i| format!("{i:02}{}", "d".repeat(240)))
+            .collect();
+        let names: Vec<&str> = long.iter().map(String::as_str).collect();
+        std::fs::create_dir_all(tmp.path().join(long.join("/"))).unwrap();
+        let file = format!("{}/f", long.join("/"));
+        std::fs::write(tmp.path().join(&file), b"deep").unwrap();
+        let short = ["a", "b", "c"];
+        std::fs::create_dir_all(tmp.path().join("a/b/c")).unwrap();
+        std::fs::write(tmp.path().join("a/b/c/f"), b"near").unwrap();
+        let store = HostDir::open(tmp.path()).unwrap();
+        let root = store.root();
+
+        let mut with_leaf = names.clone();
+        with_leaf.push("f");
+        assert!(store.lookup_dirs(root, &names).is_none());
+        assert!(
+            store
+                .open_path(root, &with_leaf, false, false)
+                .unwrap()
+                .is_none()
+        );
+        // The short run still goes in one step.
+        assert!(store.lookup_dirs(root, &short).is_some());
+        let near = store
+            .open_path(root, &["a", "b", "c", "f"], false, false)
+            .unwrap();
+        assert_eq!(near.map(|a| a.size), Some(4));
+        // Name by name, the long path is reached all the same.
+        let mut dir = root;
+        for name in &names {
+            dir = store.lookup(dir, name).unwrap().0;
+        }
+        let (f, _) = store.lookup(dir, "f").unwrap();
+        assert_eq!(store.getattr(f).unwrap().size, 4);
+        let nodes = store.nodes.lock();
+        let longest = nodes
+            .map
+            .values()
+            .flat_map(|n| n.names.iter().map(|(_, name)| name.len()))
+            .max();
+        assert!(
+            longest.is_some_and(|l| l <= crate::storage::NAME_MAX),
+            "{longest:?}"
+        );
     }
 }
