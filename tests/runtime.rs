@@ -53,6 +53,61 @@ fn poll_oneoff_answers_virtual_files_and_os_descriptors_in_one_call() {
     assert!(out.stdout.contains(want), "{}", out.stdout);
 }
 
+/// The same guest on wasi-common's tokio context, whose scheduler awaits
+/// each file's `readable()`/`writable()` and a tokio timer for the clock:
+/// a virtual file is ready at once there too, for reading (with the bytes
+/// left to read) and for writing.
+#[test]
+fn poll_oneoff_answers_virtual_files_through_wasi_commons_tokio_context() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let out = rt.block_on(async {
+        let engine = Engine::default();
+        let module = Module::from_file(&engine, common::guest_path("poll")).unwrap();
+        let stdout = wasi_common::pipe::WritePipe::new_in_memory();
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        writer.write_all(b"hi").unwrap();
+        let stdin = cap_std::fs::File::from_std(std::fs::File::from(OwnedFd::from(reader)));
+        let ctx = wasi_common::tokio::WasiCtxBuilder::new()
+            .stdin(Box::new(wasi_common::tokio::File::from_cap_std(stdin)))
+            .stdout(Box::new(stdout.clone()))
+            .build();
+        let vfs = Vfs::new();
+        vfs.write("/data", b"12345").unwrap();
+        vfs.preopen(&ctx, "/", "/").unwrap();
+        let mut linker = Linker::new(&engine);
+        wasi_common::tokio::add_to_linker(&mut linker, |cx: &mut WasiCtx| cx).unwrap();
+        let mut store = Store::new(&engine, ctx);
+        let instance = linker.instantiate_async(&mut store, &module).await.unwrap();
+        let start = instance
+            .get_typed_func::<(), ()>(&mut store, "_start")
+            .unwrap();
+        if let Err(e) = start.call_async(&mut store, ()).await {
+            assert!(
+                e.downcast_ref::<wasi_common::I32Exit>().is_some(),
+                "the guest trapped: {e:?}"
+            );
+        }
+        drop(store);
+        drop(writer);
+        String::from_utf8(stdout.try_into_inner().unwrap().into_inner()).unwrap()
+    });
+    // tokio reports a pipe ready only once its reactor has seen it, so the
+    // first call may return with the virtual file alone (a poll returns
+    // when one subscription is ready); the guest counts that as a failed
+    // check, hence no claim on its exit status.
+    for want in [
+        "virtual file and stdin in one call: Ok([(1, 0, 1, 5)",
+        "virtual file for writing: Ok([(4, 0, 2, 0)])",
+        "clock alone: Ok([(7, 0, 0, 0)])",
+    ] {
+        assert!(out.contains(want), "{want:?} in:\n{out}");
+    }
+}
+
 /// `runtime::link` finds the module's memory by its export index; a linker
 /// linked for one module still serves another, whose memory is then found
 /// by name.
