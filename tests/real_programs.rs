@@ -12,8 +12,10 @@
 //!   `libsqlite3-sys` 0.30.1, built for `wasm32-wasi` with our driver
 //!   (`real_programs/sqlite_workload.c`) by Debian's `clang`, `lld` and
 //!   `wasi-libc` (`scripts/test.sh` installs them).
-//! - ripgrep 14.1.1 from crates.io, built for `wasm32-wasip1-threads` and
-//!   searching with two threads.
+//! - ripgrep 14.1.1 from crates.io, built for `wasm32-wasip1-threads`, so
+//!   on a shared memory. It searches on one thread: its parallel search
+//!   stops at once on any WASI host ("unsupported platform", from the
+//!   `same-file` crate, which has no WASI support).
 //!
 //! Downloads are checked against pinned SHA-256 sums. What is fetched and
 //! built is kept under the target directory, and so is the compile cache
@@ -103,16 +105,21 @@ fn extract(archive: &Path, into: &Path, members: &[&str]) {
     );
 }
 
-/// CPython's `python.wasm`.
+/// CPython's `python.wasm`, unpacked beside and moved into place, so an
+/// interrupted run leaves no partial module behind.
 static PYTHON: LazyLock<PathBuf> = LazyLock::new(|| {
     let dir = tier().join("python");
     let wasm = dir.join("package/dist/python.wasm");
     if !wasm.exists() {
+        let unpacking = tier().join("python.part");
+        let _ = std::fs::remove_dir_all(&unpacking);
         extract(
             &fetched(PYTHON_URL, PYTHON_SHA256),
-            &dir,
+            &unpacking,
             &["package/dist/python.wasm"],
         );
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::rename(&unpacking, &dir).unwrap();
     }
     wasm
 });
@@ -278,24 +285,27 @@ fn seed(root: &Path) {
     .unwrap();
 }
 
-/// Each entry under `dir` with its size (symlinks as their target), in
+/// Each entry under `dir` with what it holds (a symlink its target), in
 /// order: what the overlay's lower layer must still be after a run.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, String)> {
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let mut found = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(at) = pending.pop() {
         for entry in std::fs::read_dir(&at).unwrap() {
             let path = entry.unwrap().path();
             let meta = std::fs::symlink_metadata(&path).unwrap();
-            let what = if meta.is_symlink() {
-                format!("-> {}", std::fs::read_link(&path).unwrap().display())
+            let holds = if meta.is_symlink() {
+                std::fs::read_link(&path)
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes()
             } else if meta.is_dir() {
                 pending.push(path.clone());
-                "dir".to_owned()
+                b"a directory".to_vec()
             } else {
-                meta.len().to_string()
+                std::fs::read(&path).unwrap()
             };
-            found.push((path, what));
+            found.push((path, holds));
         }
     }
     found.sort();
@@ -364,12 +374,13 @@ struct Run {
 /// at `/work`. Its time includes starting the command and loading the
 /// compiled module from the cache.
 fn on_store(ground: &Ground, store: &str, wasm: &Path, argv0: &str, args: &[&str]) -> Run {
+    let mount = ground.mount(store);
     let started = Instant::now();
     let out = Command::new(BIN)
         .arg("run")
         .arg("-C")
         .arg(format!("cache-config={}", cache_config().display()))
-        .args(["--argv0", argv0, "--mount", &ground.mount(store)])
+        .args(["--argv0", argv0, "--mount", &mount])
         .arg(wasm)
         .args(args)
         .stdin(Stdio::null())

@@ -1,8 +1,10 @@
 //! An ordinary preview-1 program: it uses `std::fs` and has no idea that its
 //! filesystem lives in the memory of the process that runs it.
 //!
-//! With no argument it builds a few files under `/tmp/demo`; with a
-//! directory argument it lists that directory and tries to write into it.
+//! With no argument it builds a few files under `/tmp/demo`, and answers a
+//! `/input.txt` it finds (the README's embedding example writes one) with
+//! `/output.txt`; with a directory argument it lists that directory and
+//! tries to write into it.
 
 use std::fs;
 use std::io::Write;
@@ -25,11 +27,22 @@ fn demo() -> std::io::Result<()> {
         text.len(),
         text
     );
+    // Where it has threads (built for `wasm32-wasip1-threads`), a second
+    // thread writes a file too.
+    if let Ok(thread) =
+        std::thread::Builder::new().spawn(|| fs::write("/tmp/demo/from-a-thread", "hi"))
+    {
+        thread.join().expect("the thread ran")?;
+    }
     let mut names: Vec<String> = fs::read_dir("/tmp/demo")?
         .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect::<Result<_, _>>()?;
     names.sort();
     println!("guest: /tmp/demo holds {names:?}");
+    if let Ok(input) = fs::read_to_string("/input.txt") {
+        fs::write("/output.txt", input.to_uppercase())?;
+        println!("guest: answered /input.txt in /output.txt");
+    }
     Ok(())
 }
 
