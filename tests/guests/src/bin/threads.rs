@@ -27,6 +27,7 @@ fn main() {
         Some("race-open") => race_open(n),
         Some("iovec-gaps") => iovec_gaps(),
         Some("stdio-fgetc") => stdio_fgetc(),
+        Some("large-io") => large_io(),
         other => panic!("unknown scenario {other:?}"),
     }
 }
@@ -440,6 +441,67 @@ fn iovec_gaps() {
     check(
         &now[100..102] == b"XY" && now[102..] == body[102..],
         "pwritev in place",
+    );
+    println!("ok");
+}
+
+/// A read, a write and their positioned forms of 20 MiB each, in one call
+/// apiece: more than the host's scratch for one call holds, and each must
+/// move every byte, as on a plain memory.
+fn large_io() {
+    const LEN: usize = 20 << 20;
+    let body: Vec<u8> = (0..LEN as u32).map(|i| (i % 251) as u8).collect();
+    let fd = open(DIR, "large", OFLAGS_CREAT | OFLAGS_TRUNC, RW, 0).unwrap();
+    let pieces = [
+        Ciovec {
+            buf: body.as_ptr(),
+            buf_len: 1,
+        },
+        Ciovec {
+            buf: body[1..].as_ptr(),
+            buf_len: LEN - 1,
+        },
+    ];
+    let n = unsafe { fd_write(fd, &pieces) }.unwrap();
+    check(n == LEN, &format!("writev wrote {n} of {LEN}"));
+
+    unsafe { fd_seek(fd, 0, WHENCE_SET) }.unwrap();
+    let mut a = [0u8; 1];
+    // Room for more than the file holds: the read stops at its end.
+    let mut b = vec![0u8; LEN + 4];
+    let iovs = [
+        Iovec {
+            buf: a.as_mut_ptr(),
+            buf_len: a.len(),
+        },
+        Iovec {
+            buf: b.as_mut_ptr(),
+            buf_len: b.len(),
+        },
+    ];
+    let n = unsafe { fd_read(fd, &iovs) }.unwrap();
+    check(n == LEN, &format!("readv read {n} of {LEN}"));
+    check(
+        a[0] == body[0] && b[..LEN - 1] == body[1..],
+        "readv read the file in order",
+    );
+
+    let mut c = vec![0u8; LEN];
+    let iovs = [Iovec {
+        buf: c.as_mut_ptr(),
+        buf_len: c.len(),
+    }];
+    let n = unsafe { fd_pread(fd, &iovs, 7) }.unwrap();
+    check(n == LEN - 7, &format!("pread read {n} of {}", LEN - 7));
+    check(c[..LEN - 7] == body[7..], "pread read from its offset");
+
+    let n = unsafe { fd_pwrite(fd, &[pieces[1]], LEN as u64) }.unwrap();
+    check(n == LEN - 1, &format!("pwrite wrote {n} of {}", LEN - 1));
+    close(fd);
+    let now = get(DIR, "large").unwrap();
+    check(
+        now.len() == 2 * LEN - 1 && now[..LEN] == body[..] && now[LEN..] == body[1..],
+        "pwrite wrote at its offset",
     );
     println!("ok");
 }
