@@ -1,6 +1,8 @@
 //! The README's commands work as written: this runs them, copied from the
 //! README itself, with `sh`.
 
+mod common;
+
 use std::process::Command;
 
 const README: &str = include_str!("../README.md");
@@ -84,7 +86,7 @@ fn the_readme_shows_the_example_programs_as_they_are() {
 /// The demo guest built for `target`, as the README's main job builds it.
 fn demo_guest(target: &str) -> std::path::PathBuf {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new(env!("CARGO"))
+    let status = common::cargo()
         .args([
             "build",
             "-q",
@@ -96,10 +98,6 @@ fn demo_guest(target: &str) -> std::path::PathBuf {
         .arg(root.join("examples/demo-guest/Cargo.toml"))
         .arg("--target-dir")
         .arg(root.join("target/demo-guest"))
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .status()
         .expect("cargo runs");
     assert!(status.success(), "building the demo guest for {target}");

@@ -23,6 +23,8 @@
 //! builds and compiles nothing. Each run's time is printed (`--nocapture`
 //! shows it); timing is never asserted.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::LazyLock;
@@ -195,7 +197,7 @@ static RIPGREP: LazyLock<PathBuf> = LazyLock::new(|| {
     let wasm = dir.join("bin/rg.wasm");
     if !wasm.exists() {
         checked(
-            Command::new(env!("CARGO"))
+            common::cargo()
                 .args([
                     "install",
                     "ripgrep",
@@ -206,11 +208,7 @@ static RIPGREP: LazyLock<PathBuf> = LazyLock::new(|| {
                 .args(["--target", "wasm32-wasip1-threads", "--root"])
                 .arg(&dir)
                 .arg("--target-dir")
-                .arg(tier().join("ripgrep-build"))
-                .env_remove("CARGO_TARGET_DIR")
-                .env_remove("CARGO_BUILD_TARGET")
-                .env_remove("RUSTFLAGS")
-                .env_remove("CARGO_ENCODED_RUSTFLAGS"),
+                .arg(tier().join("ripgrep-build")),
             "building ripgrep for wasm32-wasip1-threads",
         );
     }

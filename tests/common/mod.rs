@@ -20,13 +20,25 @@ fn guest_target_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("guests")
 }
 
+/// A nested `cargo`, without the settings of the one running the tests
+/// that would aim its build at this build's target directory or flags.
+pub fn cargo() -> Command {
+    let mut command = Command::new(env!("CARGO"));
+    command
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    command
+}
+
 /// Builds every guest once per test process (cargo's own lock serialises
 /// concurrent test processes).
 fn build_guests() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
         let target_dir = guest_target_dir();
-        let status = Command::new(env!("CARGO"))
+        let status = cargo()
             .args([
                 "build",
                 "--release",
@@ -40,10 +52,6 @@ fn build_guests() -> &'static Path {
             .arg(format!("{GUESTS}/Cargo.toml"))
             .arg("--target-dir")
             .arg(&target_dir)
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("CARGO_BUILD_TARGET")
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building the test guests failed");
