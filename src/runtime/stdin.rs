@@ -32,7 +32,7 @@ static TURNS: Mutex<()> = Mutex::new(());
 /// wasi-common's `stdin()`. Reads outside a guest run by this crate's
 /// runtime block as plain reads do.
 ///
-/// ```no_run
+/// ```
 /// # fn main() -> wasmtime::Result<()> {
 /// let ctx = wasi_common_vfs::runtime::context(&["app.wasm"])?;
 /// ctx.set_stdin(Box::new(wasi_common_vfs::runtime::stdin()));

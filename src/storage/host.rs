@@ -78,12 +78,15 @@ const RUN_MAX: usize = crate::storage::NAME_MAX;
 
 /// A host directory, reached only through handles below it.
 ///
-/// ```no_run
-/// use wasi_common_vfs::{HostDir, Vfs};
+/// ```
+/// use wasi_common_vfs::{Error, HostDir, Vfs};
 ///
+/// // The host's temporary directory, for guests to read and not change.
 /// let vfs = Vfs::builder()
-///     .mount("/mnt/data", HostDir::open("/srv/data")?.read_only())
+///     .mount("/mnt/data", HostDir::open(std::env::temp_dir())?.read_only())
 ///     .build()?;
+/// let refused = vfs.write("/mnt/data/note.txt", b"hi").map_err(Error::into_innermost);
+/// assert!(matches!(refused, Err(Error::ReadOnly)));
 /// # Ok::<(), wasi_common_vfs::Error>(())
 /// ```
 pub struct HostDir {
