@@ -149,7 +149,7 @@ fn the_readme_examples_run_with_a_real_guest() {
         "{out}"
     );
     assert!(
-        out.contains("written-by-guest.txt"),
+        out.contains(r#"added: ["written-by-guest.txt"]"#),
         "the change is listed: {out}"
     );
     assert_eq!(std::fs::read(at("session/hello.txt")).unwrap(), b"hi");

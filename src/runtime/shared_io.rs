@@ -5,9 +5,9 @@
 //! at most 64 KiB of it: a read whose first iovec is empty (wasi-libc's
 //! buffered `getc` passes one) returns 0, which the guest takes for the end
 //! of the file. Here the call runs as wasi-common's own on a private scratch
-//! memory holding one iovec, so the file sees one read or write of the
-//! whole request, and the bytes are copied between the scratch and the
-//! guest's iovecs (empty ones skipped). The positioned calls take the
+//! memory holding one iovec, so the file sees one read or write for the
+//! whole request (up to the scratch's size, see below), and the bytes are
+//! copied between the scratch and the guest's iovecs (empty ones skipped). The positioned calls take the
 //! first non-empty iovec only, as wasi-common's `fd_pread` and `fd_pwrite`
 //! do on a plain memory (a short read or write, which POSIX allows), so a
 //! program behaves the same built with or without threads.
@@ -152,7 +152,15 @@ pub(crate) async fn serve(
         if let Call::Write(_) = call {
             let mut at = DATA_AT as usize;
             for (buf, n) in cursor.pieces(want) {
-                let bytes = memory.to_vec(GuestPtr::<[u8]>::new((buf, n))).ok()?;
+                let Ok(bytes) = memory.to_vec(GuestPtr::<[u8]>::new((buf, n))) else {
+                    // Left to wasi-common only while nothing was written:
+                    // it would write the whole request again.
+                    return if moved == 0 {
+                        None
+                    } else {
+                        Some(finish(memory, result, moved))
+                    };
+                };
                 scratch[at..at + n as usize].copy_from_slice(&bytes);
                 at += n as usize;
             }
@@ -200,10 +208,13 @@ pub(crate) async fn serve(
             break;
         }
     }
-    Some(
-        memory
-            .write(GuestPtr::<u32>::new(result as u32), moved)
-            .map(|()| 0)
-            .map_err(Into::into),
-    )
+    Some(finish(memory, result, moved))
+}
+
+/// Stores the bytes moved in the guest's result word; errno 0.
+fn finish(memory: &mut GuestMemory<'_>, result: i32, moved: u32) -> wasmtime::Result<i32> {
+    memory
+        .write(GuestPtr::<u32>::new(result as u32), moved)
+        .map(|()| 0)
+        .map_err(Into::into)
 }
