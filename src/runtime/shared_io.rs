@@ -14,7 +14,8 @@
 //!
 //! The scratch holds at most [`MAX_BYTES`]: a larger request is served by
 //! as many calls on the file as it takes, so the host holds no more than
-//! that for any call, however much memory the guest offers. A call whose
+//! that for any call, however much memory the guest offers; and at most
+//! [`MAX_IOVECS`] iovecs of a call are served. A call whose
 //! iovecs or result do not lie inside the guest's memory goes to
 //! wasi-common unchanged, so its errors stay as they are.
 //! This module must not change what a call does otherwise.
@@ -41,8 +42,14 @@ pub(crate) enum Call {
     Write(Option<i64>),
 }
 
-/// The guest's iovecs (address and length), if all of them and the result
-/// word lie inside the memory.
+/// The most iovecs of one call that are served (Linux's `IOV_MAX`): a
+/// longer list is served up to there, a short read or write. A guest's list
+/// could otherwise hold hundreds of millions of entries, which the host
+/// would copy and walk within one call.
+pub(crate) const MAX_IOVECS: u32 = 1024;
+
+/// The guest's non-empty iovecs among the first [`MAX_IOVECS`] (address
+/// and length), if all of those and the result word lie inside the memory.
 fn iovecs(memory: &GuestMemory<'_>, iovs: i32, len: i32, result: i32) -> Option<Vec<(u32, u32)>> {
     let size = match memory {
         GuestMemory::Shared(cells) => cells.len(),
@@ -53,8 +60,8 @@ fn iovecs(memory: &GuestMemory<'_>, iovs: i32, len: i32, result: i32) -> Option<
     if !inside(result, 4) || !inside(iovs, u64::from(len) * 8) {
         return None;
     }
-    let list = GuestPtr::<[types::Iovec]>::new((iovs, len));
-    let mut out = Vec::with_capacity(len.min(1024) as usize);
+    let list = GuestPtr::<[types::Iovec]>::new((iovs, len.min(MAX_IOVECS)));
+    let mut out = Vec::with_capacity(len.min(MAX_IOVECS) as usize);
     for iov in list.iter() {
         let iov = memory.read(iov.ok()?).ok()?;
         let at = iov.buf.offset();

@@ -28,6 +28,7 @@ fn main() {
         Some("iovec-gaps") => iovec_gaps(),
         Some("stdio-fgetc") => stdio_fgetc(),
         Some("large-io") => large_io(),
+        Some("many-iovecs") => many_iovecs(),
         other => panic!("unknown scenario {other:?}"),
     }
 }
@@ -502,6 +503,50 @@ fn large_io() {
     check(
         now.len() == 2 * LEN - 1 && now[..LEN] == body[..] && now[LEN..] == body[1..],
         "pwrite wrote at its offset",
+    );
+    println!("ok");
+}
+
+/// A `readv` and a `writev` of 200,000 one-byte iovecs: each is served up
+/// to the 1,024th (Linux's `IOV_MAX`), a short read or write, in order.
+fn many_iovecs() {
+    const COUNT: usize = 200_000;
+    let body: Vec<u8> = (0..COUNT as u32).map(|i| (i % 251) as u8).collect();
+    put(DIR, "many", &body).unwrap();
+    let fd = open(DIR, "many", 0, RW, 0).unwrap();
+    let mut buf = vec![0u8; COUNT];
+    let iovs: Vec<Iovec> = buf
+        .iter_mut()
+        .map(|b| Iovec {
+            buf: b as *mut u8,
+            buf_len: 1,
+        })
+        .collect();
+    let n = unsafe { fd_read(fd, &iovs) }.unwrap();
+    check(n == 1024, &format!("readv read {n} bytes, not 1024"));
+    check(buf[..n] == body[..n], "readv filled the iovecs in order");
+    check(
+        buf[n..].iter().all(|&b| b == 0),
+        "readv stopped at its 1024th iovec",
+    );
+
+    let ciovs: Vec<Ciovec> = body
+        .iter()
+        .map(|b| Ciovec {
+            buf: b as *const u8,
+            buf_len: 1,
+        })
+        .collect();
+    let n = unsafe { fd_pwrite(fd, &ciovs[..1], 0) }.unwrap();
+    check(n == 1, "pwrite of one iovec");
+    unsafe { fd_seek(fd, 0, WHENCE_END) }.unwrap();
+    let n = unsafe { fd_write(fd, &ciovs) }.unwrap();
+    check(n == 1024, &format!("writev wrote {n} bytes, not 1024"));
+    close(fd);
+    let now = get(DIR, "many").unwrap();
+    check(
+        now.len() == COUNT + 1024 && now[COUNT..] == body[..1024],
+        "writev appended its first 1024 iovecs",
     );
     println!("ok");
 }
