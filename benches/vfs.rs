@@ -307,6 +307,10 @@ fn main() {
     // `cargo bench --bench vfs -- data` runs only the guest workloads whose
     // first argument matches.
     let only: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    // `--store=HostDir` runs only the store of that name (to
+    // trace or profile one store alone).
+    let only_store: Option<String> =
+        std::env::args().find_map(|a| a.strip_prefix("--store=").map(str::to_owned));
     let (files, meta, small_list, large_list, mib, random) = if full {
         (1_000_000, "20000", "5000", "100000", "256", "200000")
     } else {
@@ -314,14 +318,11 @@ fn main() {
     };
     let (base, base_name) = scratch();
 
-    let (per_alloc, per_rss) = if only.is_some() {
+    let (per_alloc, per_rss) = if only.is_some() || only_store.is_some() {
         (f64::NAN, f64::NAN)
     } else {
         memory_per_empty_file_apart(files)
     };
-    let memcpy = memcpy_bandwidth(if full { 256 << 20 } else { 1 << 20 });
-    let fresh = fresh_memory_bandwidth(if full { 256 << 20 } else { 1 << 20 });
-    let resolve = host_stat_depth16(if full { 1_000_000 } else { 1000 });
 
     let mut results: BTreeMap<(usize, String), f64> = BTreeMap::new();
     // The shared machine drifts within a run, and a store run later can
@@ -340,7 +341,9 @@ fn main() {
         }
     }
     for (i, store, args) in turns {
-        if only.as_deref().is_some_and(|o| o != args[0]) {
+        if only.as_deref().is_some_and(|o| o != args[0])
+            || only_store.as_deref().is_some_and(|o| store.name() != o)
+        {
             continue;
         }
         for (name, (ops, seconds)) in run(store, &args, &base) {
@@ -358,10 +361,6 @@ fn main() {
             *rate = rate.max(ops / seconds);
         }
     }
-    // Best of five: thread timings suffer most from a shared machine.
-    let rounds = if full { 5 } else { 1 };
-    let ops = if full { 200_000 } else { 100 };
-    let threads = [1, 2].map(|t| common::threaded_rate(t, ops, rounds));
 
     println!(
         "host directories on {base_name}; sizes: metadata x{meta}, lists of {small_list} and {large_list}, {mib} MiB, {random} random reads"
@@ -371,14 +370,14 @@ fn main() {
         print!(" {:>21}", store.name());
     }
     println!();
-    let workloads: Vec<String> = results
-        .keys()
-        .filter(|(i, _)| *i == 0)
-        .map(|(_, w)| w.clone())
-        .collect();
+    let workloads: std::collections::BTreeSet<String> =
+        results.keys().map(|(_, w)| w.clone()).collect();
     for workload in &workloads {
         print!("{workload:<30}");
-        let reference = results[&(0, workload.clone())];
+        let reference = results
+            .get(&(0, workload.clone()))
+            .copied()
+            .unwrap_or(f64::NAN);
         for (i, _) in Store::ALL.iter().enumerate() {
             let v = results.get(&(i, workload.clone())).copied().unwrap_or(0.0);
             if i == 0 {
@@ -389,6 +388,16 @@ fn main() {
         }
         println!();
     }
+    if only.is_some() || only_store.is_some() {
+        return;
+    }
+    let memcpy = memcpy_bandwidth(if full { 256 << 20 } else { 1 << 20 });
+    let fresh = fresh_memory_bandwidth(if full { 256 << 20 } else { 1 << 20 });
+    let resolve = host_stat_depth16(if full { 1_000_000 } else { 1000 });
+    // Best of five: thread timings suffer most from a shared machine.
+    let rounds = if full { 5 } else { 1 };
+    let ops = if full { 200_000 } else { 100 };
+    let threads = [1, 2].map(|t| common::threaded_rate(t, ops, rounds));
     let get = |w: &str| results.get(&(1, w.to_owned())).copied().unwrap_or(f64::NAN);
     println!();
     println!(

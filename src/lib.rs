@@ -8,12 +8,35 @@
 //!
 //! # Example
 //!
-//! ```no_run
+//! ```
 //! use wasi_common::sync::WasiCtxBuilder;
 //! use wasi_common_vfs::{Vfs, runtime};
 //! use wasmtime::{Engine, Linker, Module, Store};
 //!
 //! # fn main() -> wasmtime::Result<()> {
+//! # // The guest: copies `data/input.txt` of its first preopen to
+//! # // `data/output.txt` (Wasmtime reads the text format too).
+//! # let here = tempfile::tempdir()?;
+//! # std::env::set_current_dir(here.path())?;
+//! # std::fs::write("guest.wasm", r#"(module
+//! #   (import "wasi_snapshot_preview1" "path_open"
+//! #     (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+//! #   (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+//! #   (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+//! #   (memory (export "memory") 1)
+//! #   (data (i32.const 0) "data/input.txt")
+//! #   (data (i32.const 16) "data/output.txt")
+//! #   (func $ok (param i32) (if (local.get 0) (then unreachable)))
+//! #   (func (export "_start")
+//! #     (call $ok (call $open (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 14)
+//! #       (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 100)))
+//! #     (i32.store (i32.const 200) (i32.const 300))
+//! #     (i32.store (i32.const 204) (i32.const 64))
+//! #     (call $ok (call $read (i32.load (i32.const 100)) (i32.const 200) (i32.const 1) (i32.const 208)))
+//! #     (i32.store (i32.const 204) (i32.load (i32.const 208)))
+//! #     (call $ok (call $open (i32.const 3) (i32.const 0) (i32.const 16) (i32.const 15)
+//! #       (i32.const 9) (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 104)))
+//! #     (call $ok (call $write (i32.load (i32.const 104)) (i32.const 200) (i32.const 1) (i32.const 208)))))"#)?;
 //! let vfs = Vfs::new();
 //! vfs.create_dir_all("/data")?;
 //! vfs.write("/data/input.txt", b"hello")?;
@@ -28,6 +51,7 @@
 //! let mut store = Store::new(&engine, ctx);
 //! let status = runtime::run_command(&mut store, &linker, &module)?;
 //! println!("exit {status}, output {:?}", vfs.read("/data/output.txt"));
+//! # assert_eq!((status, vfs.read("/data/output.txt")?), (0, b"hello".to_vec()));
 //! # Ok(())
 //! # }
 //! ```

@@ -6,11 +6,34 @@
 //! the trap to the caller. This layer reaches files only through
 //! wasi-common's calls and the namespace, never the store.
 //!
-//! ```no_run
+//! ```
 //! use wasi_common_vfs::{Vfs, runtime};
 //! use wasmtime::{Engine, Linker, Module, Store};
 //!
 //! # fn main() -> wasmtime::Result<()> {
+//! # // The guest: on a shared memory, spawns a thread that creates
+//! # // `from-a-thread` in its first preopen, and waits for it.
+//! # let here = tempfile::tempdir()?;
+//! # std::env::set_current_dir(here.path())?;
+//! # std::fs::write("threaded.wasm", r#"(module
+//! #   (import "env" "memory" (memory 1 1 shared))
+//! #   (export "memory" (memory 0))
+//! #   (import "wasi" "thread-spawn" (func $spawn (param i32) (result i32)))
+//! #   (import "wasi_snapshot_preview1" "path_open"
+//! #     (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+//! #   (data (i32.const 0) "from-a-thread")
+//! #   (func (export "wasi_thread_start") (param i32 i32)
+//! #     (if (call $open (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 13)
+//! #           (i32.const 1) (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 100))
+//! #       (then unreachable))
+//! #     (i32.atomic.store (i32.const 64) (i32.const 1))
+//! #     (drop (memory.atomic.notify (i32.const 64) (i32.const 1))))
+//! #   (func (export "_start")
+//! #     (if (i32.lt_s (call $spawn (i32.const 0)) (i32.const 0)) (then unreachable))
+//! #     (block $done (loop $wait
+//! #       (br_if $done (i32.atomic.load (i32.const 64)))
+//! #       (drop (memory.atomic.wait32 (i32.const 64) (i32.const 0) (i64.const -1)))
+//! #       (br $wait)))))"#)?;
 //! let engine = Engine::new(&runtime::config())?;
 //! let module = Module::from_file(&engine, "threaded.wasm")?;
 //! let vfs = Vfs::new();
@@ -20,7 +43,8 @@
 //! let mut linker = Linker::new(&engine);
 //! let guest = runtime::link(&mut linker, &mut store, &module, |cx| cx)?;
 //! let status = guest.run(store, &linker)?;
-//! # let _ = status;
+//! # assert_eq!(status, 0);
+//! # assert!(vfs.metadata("/from-a-thread").is_ok());
 //! # Ok(())
 //! # }
 //! ```
@@ -183,7 +207,7 @@ pub fn link<T: Clone + Send + 'static>(
 /// maximum that fits the memory limit, and [`Guest::run`] ends the guest
 /// once its time is up.
 ///
-/// ```no_run
+/// ```
 /// use std::time::Duration;
 /// use wasi_common::WasiCtx;
 /// use wasi_common_vfs::runtime::{self, GuestLimiter, RunLimits};
@@ -196,6 +220,18 @@ pub fn link<T: Clone + Send + 'static>(
 /// }
 ///
 /// # fn main() -> wasmtime::Result<()> {
+/// # // The guest: grows its memory by 64 KiB pages until one is refused,
+/// # // and exits with 1 if that was within 512 MiB (else 2).
+/// # let here = tempfile::tempdir()?;
+/// # std::env::set_current_dir(here.path())?;
+/// # std::fs::write("guest.wasm", r#"(module
+/// #   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+/// #   (memory (export "memory") 1)
+/// #   (func (export "_start")
+/// #     (loop $grow
+/// #       (br_if $grow (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
+/// #     (call $exit (select (i32.const 1) (i32.const 2)
+/// #       (i32.le_u (memory.size) (i32.const 8192))))))"#)?;
 /// let limits = RunLimits::default()
 ///     .memory(512 << 20)
 ///     .timeout(Duration::from_secs(60));
@@ -208,7 +244,7 @@ pub fn link<T: Clone + Send + 'static>(
 ///     &mut linker, &mut store, &module, |d| &mut d.ctx, &limits, |d| &mut d.limiter,
 /// )?;
 /// let status = guest.run(store, &linker)?; // a timeout is an error
-/// # let _ = status;
+/// # assert_eq!(status, 1);
 /// # Ok(())
 /// # }
 /// ```
@@ -381,11 +417,16 @@ impl<T: Clone + Send + 'static> Guest<T> {
     /// wasmtime function does; a missing export, or `params` that do not
     /// match its type, is an error before anything runs.
     ///
-    /// ```no_run
+    /// ```
     /// use wasi_common_vfs::runtime;
     /// use wasmtime::{Engine, Linker, Module, Store, Val};
     ///
     /// # fn main() -> wasmtime::Result<()> {
+    /// # let here = tempfile::tempdir()?;
+    /// # std::env::set_current_dir(here.path())?;
+    /// # std::fs::write("library.wasm", r#"(module
+    /// #   (func (export "add") (param i32 i32) (result i32)
+    /// #     (i32.add (local.get 0) (local.get 1))))"#)?;
     /// let engine = Engine::new(&runtime::config())?;
     /// let module = Module::from_file(&engine, "library.wasm")?;
     /// let mut store = Store::new(&engine, runtime::context(&["library.wasm"])?);

@@ -122,12 +122,25 @@ impl Control {
 /// outcome stands). Stopping a guest that has not started yet makes its
 /// run end at once; stopping twice does nothing more.
 ///
-/// ```no_run
+/// ```
 /// use std::time::Duration;
 /// use wasi_common_vfs::{Vfs, runtime};
 /// use wasmtime::{Engine, Linker, Module, Store};
 ///
 /// # fn main() -> wasmtime::Result<()> {
+/// # // The guest: sleeps an hour at a time, for ever.
+/// # let here = tempfile::tempdir()?;
+/// # std::env::set_current_dir(here.path())?;
+/// # std::fs::write("server.wasm", r#"(module
+/// #   (import "wasi_snapshot_preview1" "poll_oneoff"
+/// #     (func $poll (param i32 i32 i32 i32) (result i32)))
+/// #   (memory (export "memory") 1)
+/// #   (func (export "_start")
+/// #     (i32.store (i32.const 16) (i32.const 1))
+/// #     (i64.store (i32.const 24) (i64.const 3600000000000))
+/// #     (loop $sleep
+/// #       (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))
+/// #       (br $sleep))))"#)?;
 /// let engine = Engine::new(&runtime::config())?;
 /// let module = Module::from_file(&engine, "server.wasm")?;
 /// let ctx = runtime::context(&["server.wasm"])?;
@@ -138,14 +151,16 @@ impl Control {
 ///
 /// let stop = guest.stop_handle();
 /// std::thread::spawn(move || {
-///     std::thread::sleep(Duration::from_secs(10)); // or: the user pressed cancel
+///     std::thread::sleep(Duration::from_millis(500)); // or: the user pressed cancel
 ///     stop.stop();
 /// });
-/// match guest.run(store, &linker) {
-///     Ok(status) => println!("exited with {status}"),
-///     Err(e) if e.is::<runtime::Stopped>() => println!("stopped"),
+/// let outcome = match guest.run(store, &linker) {
+///     Ok(status) => format!("exited with {status}"),
+///     Err(e) if e.is::<runtime::Stopped>() => "stopped".to_owned(),
 ///     Err(e) => return Err(e),
-/// }
+/// };
+/// println!("{outcome}");
+/// # assert_eq!(outcome, "stopped");
 /// # Ok(())
 /// # }
 /// ```
