@@ -124,6 +124,44 @@ pub fn context(args: &[&str]) -> wasmtime::Result<WasiCtx> {
 /// calls served from a copy made once per guest, since wasi-common's build
 /// an error value for every string, a backtrace each under
 /// `RUST_BACKTRACE=1`.
+///
+/// It defines every WASI name, so it replaces wasi-common's
+/// `add_to_linker` rather than joining it: a linker given both refuses
+/// the second with "defined twice".
+///
+/// ```
+/// use wasi_common::pipe::WritePipe;
+/// use wasi_common::sync::WasiCtxBuilder;
+/// use wasi_common_vfs::runtime;
+/// use wasmtime::{Engine, Linker, Module, Store};
+///
+/// # fn main() -> wasmtime::Result<()> {
+/// # // The guest: writes "hi" and a newline to its standard output.
+/// # let here = tempfile::tempdir()?;
+/// # std::env::set_current_dir(here.path())?;
+/// # std::fs::write("hello.wasm", r#"(module
+/// #   (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+/// #   (memory (export "memory") 1)
+/// #   (data (i32.const 16) "hi\n")
+/// #   (func (export "_start")
+/// #     (i32.store (i32.const 0) (i32.const 16))
+/// #     (i32.store (i32.const 4) (i32.const 3))
+/// #     (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#)?;
+/// let engine = Engine::default();
+/// let mut linker = Linker::new(&engine);
+/// runtime::add_to_linker(&mut linker, |cx| cx)?;
+///
+/// let stdout = WritePipe::new_in_memory();
+/// let ctx = WasiCtxBuilder::new().stdout(Box::new(stdout.clone())).build();
+/// let mut store = Store::new(&engine, ctx);
+/// let module = Module::from_file(&engine, "hello.wasm")?;
+/// let status = runtime::run_command(&mut store, &linker, &module)?;
+/// drop(store); // the context holds the pipe's other end
+/// let printed = stdout.try_into_inner().expect("no other end").into_inner();
+/// assert_eq!((status, printed), (0, b"hi\n".to_vec()));
+/// # Ok(())
+/// # }
+/// ```
 pub fn add_to_linker<T: 'static>(
     linker: &mut Linker<T>,
     get_cx: impl Fn(&mut T) -> &mut WasiCtx + Send + Sync + Copy + 'static,
@@ -164,6 +202,31 @@ pub fn add_to_linker<T: 'static>(
 }
 
 /// A guest linked by [`link`], ready to [`run`](Guest::run).
+///
+/// A trap in the guest ends its run with an error, never the host
+/// process:
+///
+/// ```
+/// use wasi_common_vfs::runtime;
+/// use wasmtime::{Engine, Linker, Module, Store};
+///
+/// # fn main() -> wasmtime::Result<()> {
+/// # let here = tempfile::tempdir()?;
+/// # std::env::set_current_dir(here.path())?;
+/// # std::fs::write("crashes.wasm", r#"(module
+/// #   (memory (export "memory") 1)
+/// #   (func (export "_start") unreachable))"#)?;
+/// let engine = Engine::new(&runtime::config())?;
+/// let module = Module::from_file(&engine, "crashes.wasm")?;
+/// let mut store = Store::new(&engine, runtime::context(&["crashes.wasm"])?);
+/// let mut linker = Linker::new(&engine);
+/// let guest = runtime::link(&mut linker, &mut store, &module, |cx| cx)?;
+/// let trap = guest.run(store, &linker).expect_err("the guest traps");
+/// assert_eq!(trap.downcast_ref(), Some(&wasmtime::Trap::UnreachableCodeReached));
+/// assert_eq!(guest.left_behind(), 0);
+/// # Ok(())
+/// # }
+/// ```
 pub struct Guest<T: 'static> {
     threads: Arc<Threads<T>>,
     timeout: Option<std::time::Duration>,
@@ -191,6 +254,31 @@ pub fn is_threaded(module: &Module) -> bool {
 /// the descriptor table).
 ///
 /// A threaded guest needs an engine with [`config`]'s settings.
+///
+/// ```
+/// use wasi_common_vfs::{Vfs, runtime};
+/// use wasmtime::{Engine, Linker, Module, Store};
+///
+/// # fn main() -> wasmtime::Result<()> {
+/// # // The guest: exits with 7.
+/// # let here = tempfile::tempdir()?;
+/// # std::env::set_current_dir(here.path())?;
+/// # std::fs::write("guest.wasm", r#"(module
+/// #   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+/// #   (memory (export "memory") 1)
+/// #   (func (export "_start") (call $exit (i32.const 7))))"#)?;
+/// let engine = Engine::new(&runtime::config())?;
+/// let module = Module::from_file(&engine, "guest.wasm")?;
+/// let ctx = runtime::context(&["guest.wasm"])?;
+/// Vfs::new().preopen(&ctx, "/", "/")?;
+/// let mut store = Store::new(&engine, ctx);
+/// let mut linker = Linker::new(&engine);
+/// let guest = runtime::link(&mut linker, &mut store, &module, |cx| cx)?;
+/// assert!(!runtime::is_threaded(&module)); // both kinds run the same way
+/// assert_eq!(guest.run(store, &linker)?, 7);
+/// # Ok(())
+/// # }
+/// ```
 pub fn link<T: Clone + Send + 'static>(
     linker: &mut Linker<T>,
     store: &mut Store<T>,
@@ -508,6 +596,31 @@ fn types(list: &[ValType]) -> String {
 /// none: a store starts at deadline 0, so the guest's first epoch check
 /// would interrupt it. [`Guest::run`] sets its own. An interrupt is
 /// reported with that advice, its trap as the cause.
+///
+/// ```
+/// use wasi_common_vfs::{Vfs, runtime};
+/// use wasmtime::{Engine, Linker, Module, Store};
+///
+/// # fn main() -> wasmtime::Result<()> {
+/// # // The guest: exits with 3.
+/// # let here = tempfile::tempdir()?;
+/// # std::env::set_current_dir(here.path())?;
+/// # std::fs::write("guest.wasm", r#"(module
+/// #   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+/// #   (memory (export "memory") 1)
+/// #   (func (export "_start") (call $exit (i32.const 3))))"#)?;
+/// let engine = Engine::new(&runtime::config())?; // epoch interruption on
+/// let mut linker = Linker::new(&engine);
+/// runtime::add_to_linker(&mut linker, |cx| cx)?;
+/// let ctx = runtime::context(&["guest.wasm"])?;
+/// Vfs::new().preopen(&ctx, "/", "/")?;
+/// let mut store = Store::new(&engine, ctx);
+/// store.set_epoch_deadline(u64::MAX);
+/// let module = Module::from_file(&engine, "guest.wasm")?;
+/// assert_eq!(runtime::run_command(&mut store, &linker, &module)?, 3);
+/// # Ok(())
+/// # }
+/// ```
 pub fn run_command<T: 'static>(
     store: &mut Store<T>,
     linker: &Linker<T>,

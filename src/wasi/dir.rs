@@ -29,6 +29,44 @@ const READDIR_BATCH: usize = 64;
 /// One type serves every store, so `path_rename` and `path_link` work between
 /// two preopens of the same [`Vfs`](crate::Vfs); between different `Vfs`
 /// trees they fail with `EXDEV`.
+///
+/// [`Vfs::preopen`](crate::Vfs::preopen) places one in a context; an
+/// embedder that builds its own gets one from
+/// [`Vfs::wasi_dir`](crate::Vfs::wasi_dir):
+///
+/// ```
+/// use wasi_common::sync::WasiCtxBuilder;
+/// use wasi_common_vfs::{Vfs, runtime};
+/// use wasmtime::{Engine, Linker, Module, Store};
+///
+/// # fn main() -> wasmtime::Result<()> {
+/// # // The guest: creates `note.txt` in its first preopen.
+/// # let here = tempfile::tempdir()?;
+/// # std::env::set_current_dir(here.path())?;
+/// # std::fs::write("guest.wasm", r#"(module
+/// #   (import "wasi_snapshot_preview1" "path_open"
+/// #     (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+/// #   (memory (export "memory") 1)
+/// #   (data (i32.const 0) "note.txt")
+/// #   (func (export "_start")
+/// #     (if (call $open (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 8)
+/// #           (i32.const 1) (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 100))
+/// #       (then unreachable))))"#)?;
+/// let vfs = Vfs::new();
+/// vfs.create_dir_all("/srv/data")?;
+/// let ctx = WasiCtxBuilder::new().build();
+/// ctx.push_preopened_dir(Box::new(vfs.wasi_dir("/srv/data")?), "/data")?;
+///
+/// let engine = Engine::default();
+/// let mut linker = Linker::new(&engine);
+/// runtime::add_to_linker(&mut linker, |cx| cx)?;
+/// let mut store = Store::new(&engine, ctx);
+/// let module = Module::from_file(&engine, "guest.wasm")?;
+/// runtime::run_command(&mut store, &linker, &module)?;
+/// assert!(vfs.metadata("/srv/data/note.txt")?.is_file());
+/// # Ok(())
+/// # }
+/// ```
 pub struct VfsDir {
     handle: Handle,
     /// The guest this descriptor belongs to, if it was preopened for one.
