@@ -311,6 +311,14 @@ fn main() {
     // trace or profile one store alone).
     let only_store: Option<String> =
         std::env::args().find_map(|a| a.strip_prefix("--store=").map(str::to_owned));
+    if let Some(name) = &only_store
+        && !Store::ALL.iter().any(|s| s.name() == name)
+    {
+        let names: Vec<&str> = Store::ALL.iter().map(|s| s.name()).collect();
+        eprintln!("--store={name}: no such store; the stores are {names:?}");
+        std::process::exit(2);
+    }
+    let shown = |store: Store| only_store.as_deref().is_none_or(|o| store.name() == o);
     let (files, meta, small_list, large_list, mib, random) = if full {
         (1_000_000, "20000", "5000", "100000", "256", "200000")
     } else {
@@ -341,9 +349,7 @@ fn main() {
         }
     }
     for (i, store, args) in turns {
-        if only.as_deref().is_some_and(|o| o != args[0])
-            || only_store.as_deref().is_some_and(|o| store.name() != o)
-        {
+        if only.as_deref().is_some_and(|o| o != args[0]) || !shown(store) {
             continue;
         }
         for (name, (ops, seconds)) in run(store, &args, &base) {
@@ -366,7 +372,7 @@ fn main() {
         "host directories on {base_name}; sizes: metadata x{meta}, lists of {small_list} and {large_list}, {mib} MiB, {random} random reads"
     );
     print!("{:<30}", "workload (ops/s, bytes/s)");
-    for store in Store::ALL {
+    for store in Store::ALL.into_iter().filter(|s| shown(*s)) {
         print!(" {:>21}", store.name());
     }
     println!();
@@ -378,7 +384,7 @@ fn main() {
             .get(&(0, workload.clone()))
             .copied()
             .unwrap_or(f64::NAN);
-        for (i, _) in Store::ALL.iter().enumerate() {
+        for (i, _) in Store::ALL.iter().enumerate().filter(|(_, s)| shown(**s)) {
             let v = results.get(&(i, workload.clone())).copied().unwrap_or(0.0);
             if i == 0 {
                 print!(" {v:>21.0}");
