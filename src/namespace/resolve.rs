@@ -257,7 +257,9 @@ pub(crate) fn plain_path<'a>(
     {
         return None;
     }
-    let names: Vec<&str> = path.split('/').collect();
+    // Sized at once: a deep path would otherwise grow the list a few times.
+    let mut names = Vec::with_capacity(1 + path.bytes().filter(|&b| b == b'/').count());
+    names.extend(path.split('/'));
     names.iter().all(|n| plain(n)).then_some((dir, names))
 }
 

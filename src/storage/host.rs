@@ -427,7 +427,14 @@ impl HostDir {
             node.names.clear();
             dropped_handle = node.dir.take().is_some();
         }
-        node.names.retain(|(p, n)| *p != parent || **n != *name);
+        // A run taken in one step (`m/f`) that ends in this name is, all
+        // but surely, the same link now seen from its own directory: the
+        // shorter way replaces it rather than joining it.
+        let same_link = |n: &str| {
+            !name.contains('/') && n.strip_suffix(name).is_some_and(|head| head.ends_with('/'))
+        };
+        node.names
+            .retain(|(p, n)| (*p != parent || **n != *name) && !same_link(n));
         node.names.insert(0, (parent, name.into()));
         // A directory has one name; a file keeps a few.
         let keep = if node.kind == FileKind::Dir {
@@ -1282,5 +1289,32 @@ mod tests {
             longest.is_some_and(|l| l <= crate::storage::NAME_MAX),
             "{longest:?}"
         );
+    }
+
+    /// A file opened in one step (`m/f`) and then looked up from its own
+    /// directory keeps one name, the shorter; a second hard link is kept
+    /// beside it.
+    #[test]
+    fn a_file_seen_from_its_own_directory_keeps_one_name_for_each_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("m")).unwrap();
+        std::fs::write(tmp.path().join("m/f"), b"x").unwrap();
+        std::fs::hard_link(tmp.path().join("m/f"), tmp.path().join("g")).unwrap();
+        let store = HostDir::open(tmp.path()).unwrap();
+        let root = store.root();
+        let ino = store
+            .open_path(root, &["m", "f"], false, false)
+            .unwrap()
+            .unwrap()
+            .ino;
+        let (m, _) = store.lookup(root, "m").unwrap();
+        assert_eq!(store.lookup(m, "f").unwrap().0, ino);
+        let names = |store: &HostDir| store.names(ino).unwrap();
+        assert_eq!(names(&store), vec![(m, "f".into())]);
+        assert_eq!(store.lookup(root, "g").unwrap().0, ino);
+        assert_eq!(names(&store), vec![(root, "g".into()), (m, "f".into())]);
+        // Either name reaches the file once the other is gone.
+        std::fs::remove_file(tmp.path().join("g")).unwrap();
+        assert_eq!(store.getattr(ino).unwrap().size, 1);
     }
 }
