@@ -128,7 +128,12 @@ impl Control {
 /// use wasmtime::{Engine, Linker, Module, Store};
 ///
 /// # fn main() -> wasmtime::Result<()> {
-/// # // The guest: sleeps an hour at a time, for ever.
+/// # // The guest: sleeps an hour at a time, for ever. Should stopping
+/// # // fail, the doctest fails after a minute instead of hanging.
+/// # std::thread::spawn(|| {
+/// #     std::thread::sleep(Duration::from_secs(60));
+/// #     std::process::exit(1);
+/// # });
 /// # let here = tempfile::tempdir()?;
 /// # std::env::set_current_dir(here.path())?;
 /// # std::fs::write("server.wasm", r#"(module
