@@ -7,7 +7,8 @@
 //! of the file. Here the call runs as wasi-common's own on a private scratch
 //! memory holding one iovec, so the file sees one read or write for the
 //! whole request (up to the scratch's size, see below), and the bytes are
-//! copied between the scratch and the guest's iovecs (empty ones skipped). The positioned calls take the
+//! copied between the scratch and the guest's iovecs (empty ones skipped).
+//! The positioned calls take the
 //! first non-empty iovec only, as wasi-common's `fd_pread` and `fd_pwrite`
 //! do on a plain memory (a short read or write, which POSIX allows), so a
 //! program behaves the same built with or without threads.
