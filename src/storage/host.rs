@@ -518,6 +518,13 @@ impl HostDir {
                 if cur == self.root {
                     break self.root_fd.clone();
                 }
+                // A directory held open serves even once its kept handle
+                // and the records above it were dropped.
+                if cur != dir
+                    && let Some((Held::Dir(fd), _)) = self.open.lock().get(&cur)
+                {
+                    break fd.clone();
+                }
                 let node = nodes.touch(cur).ok_or(Error::NotFound)?;
                 if node.kind != FileKind::Dir {
                     return Err(Error::NotDir);
@@ -1289,6 +1296,42 @@ mod tests {
             longest.is_some_and(|l| l <= crate::storage::NAME_MAX),
             "{longest:?}"
         );
+    }
+
+    /// Below a directory held open, what the store reaches does not depend
+    /// on the records of the directories above it, which are dropped when
+    /// many other inodes are seen.
+    #[test]
+    fn a_directory_held_open_reaches_below_it_without_the_records_above() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("a/b/c/x")).unwrap();
+        std::fs::write(tmp.path().join("a/b/c/x/f"), b"below").unwrap();
+        let store = HostDir::open(tmp.path()).unwrap().max_open_dirs(1);
+        let mut c = store.root();
+        for name in ["a", "b", "c"] {
+            c = store.lookup(c, name).unwrap().0;
+        }
+        store.open(c).unwrap();
+        let (x, _) = store.lookup(c, "x").unwrap();
+        // What shedding does after many other inodes: the kept handles
+        // closed and the records of `a` and `b` dropped.
+        {
+            let mut nodes = store.nodes.lock();
+            nodes.map.values_mut().for_each(|n| n.dir = None);
+            nodes.dirs = 0;
+            nodes.map.retain(|_, n| {
+                !n.names
+                    .iter()
+                    .any(|(_, name)| &**name == "a" || &**name == "b")
+            });
+        }
+        let (f, _) = store.lookup(x, "f").unwrap();
+        assert_eq!(store.getattr(f).unwrap().size, 5);
+        store
+            .create(x, "g", NewNode::File)
+            .expect("created below the open directory");
+        assert!(tmp.path().join("a/b/c/x/g").exists());
+        store.release(c);
     }
 
     /// A file opened in one step (`m/f`) and then looked up from its own
