@@ -394,6 +394,17 @@ impl Namespace {
         dir: Node,
         name: &str,
     ) -> Result<(Node, FileKind, Option<Metadata>)> {
+        self.lookup_attr_as(dir, name, false)
+    }
+
+    /// [`lookup_attr`](Self::lookup_attr); with `peek`, for the metadata
+    /// alone ([`Storage::peek_attr`]).
+    pub(crate) fn lookup_attr_as(
+        &self,
+        dir: Node,
+        name: &str,
+        peek: bool,
+    ) -> Result<(Node, FileKind, Option<Metadata>)> {
         if let Some(mount) = self.mount_at(dir, name) {
             return Ok((self.mount_root(mount), FileKind::Dir, None));
         }
@@ -403,7 +414,12 @@ impl Namespace {
         {
             return Ok((*parent, FileKind::Dir, None));
         }
-        let (ino, kind, attr) = self.store(dir.mount).lookup_attr(dir.ino, name)?;
+        let store = self.store(dir.mount);
+        let (ino, kind, attr) = if peek {
+            store.peek_attr(dir.ino, name)?
+        } else {
+            store.lookup_attr(dir.ino, name)?
+        };
         let meta = attr.map(|a| Metadata::new(self.dev(dir.mount), a));
         Ok((
             Node {

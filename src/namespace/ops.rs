@@ -6,7 +6,9 @@
 //! calls the store; the rules that concern a single store (empty
 //! directories, rename into a subtree, `nlink`) are the store's.
 
-use super::resolve::{PATH_MAX, Resolved, Scope, plain_path, resolve, resolve_unlooked};
+use super::resolve::{
+    PATH_MAX, Resolved, Scope, plain_path, resolve, resolve_for_stat, resolve_unlooked,
+};
 use super::{Metadata, Namespace, Node};
 use crate::error::{Error, Result};
 use crate::storage::{FileKind, NewNode, SetAttr, TimeSet};
@@ -135,7 +137,7 @@ impl Namespace {
         if o.directory {
             return Ok(None);
         }
-        let Some((dir, names)) = plain_path(self, at.dir, at.path, at.scope) else {
+        let Some((dir, path)) = plain_path(self, at.dir, at.path, at.scope) else {
             return Ok(None);
         };
         if (o.write || o.create) && self.is_read_only(dir.mount) {
@@ -143,7 +145,7 @@ impl Namespace {
         }
         let store = self.store(dir.mount);
         let exclusive = o.create && o.exclusive;
-        let Some(attr) = store.open_path(dir.ino, &names, o.create, exclusive)? else {
+        let Some(attr) = store.open_path(dir.ino, path, o.create, exclusive)? else {
             return Ok(None);
         };
         let node = Node {
@@ -171,7 +173,7 @@ impl Namespace {
 
     /// `stat` (following the last symlink) or `lstat`.
     pub(crate) fn stat(&self, at: At<'_>, follow: bool) -> Result<Metadata> {
-        let r = at.resolve(self, follow)?;
+        let r = resolve_for_stat(self, at.dir, at.path, follow, at.scope)?;
         let (node, _) = r.target.ok_or(Error::NotFound)?;
         match r.meta {
             Some(meta) => Ok(meta),

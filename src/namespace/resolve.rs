@@ -10,7 +10,7 @@
 
 use super::{Metadata, Namespace, Node};
 use crate::error::{Error, Result};
-use crate::storage::{FileKind, NAME_MAX};
+use crate::storage::{FileKind, NAME_MAX, PlainPath};
 use std::borrow::Cow;
 
 /// The longest path accepted, in bytes, as Linux's `PATH_MAX` (which
@@ -87,7 +87,20 @@ pub(crate) fn resolve(
     follow_last: bool,
     scope: Scope,
 ) -> Result<Resolved> {
-    walk(ns, start, path, follow_last, scope, true)
+    walk(ns, start, path, follow_last, scope, Last::Look)
+}
+
+/// [`resolve`] for the metadata of what the path names and nothing more
+/// (`stat`): its store is asked for the last name's attributes alone
+/// ([`Storage::peek_attr`](crate::storage::Storage::peek_attr)).
+pub(crate) fn resolve_for_stat(
+    ns: &Namespace,
+    start: Node,
+    path: &str,
+    follow_last: bool,
+    scope: Scope,
+) -> Result<Resolved> {
+    walk(ns, start, path, follow_last, scope, Last::Peek)
 }
 
 /// [`resolve`] for a change that the store checks itself (`unlink`): the
@@ -100,7 +113,18 @@ pub(crate) fn resolve_unlooked(
     path: &str,
     scope: Scope,
 ) -> Result<Resolved> {
-    walk(ns, start, path, false, scope, false)
+    walk(ns, start, path, false, scope, Last::Unlooked)
+}
+
+/// What the walk asks of the path's last name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Last {
+    /// A lookup, for whatever the caller does with the node next.
+    Look,
+    /// Its attributes alone.
+    Peek,
+    /// Nothing, where its store checks the change itself.
+    Unlooked,
 }
 
 fn walk(
@@ -109,7 +133,7 @@ fn walk(
     path: &str,
     follow_last: bool,
     scope: Scope,
-    look_last: bool,
+    ask_last: Last,
 ) -> Result<Resolved> {
     if path.is_empty() {
         return Err(Error::NotFound);
@@ -167,11 +191,12 @@ fn walk(
                         continue;
                     }
                 }
-                let unlooked = last && !look_last && !dir_required && ns.one_step(cur);
+                let unlooked =
+                    last && ask_last == Last::Unlooked && !dir_required && ns.one_step(cur);
                 let found = if unlooked {
                     Err(Error::NotFound)
                 } else {
-                    ns.lookup_attr(cur, name)
+                    ns.lookup_attr_as(cur, name, last && ask_last == Last::Peek)
                 };
                 let (child, kind, meta) = match found {
                     Ok(found) => found,
@@ -232,35 +257,26 @@ fn walk(
     Ok(Resolved::directory(dir))
 }
 
-/// Where `path` starts and its names, when it is nothing but plain names
-/// (no `.`, `..`, empty component or trailing slash) below a directory
-/// whose store takes such a run in one step and holds no mount: a store
-/// can then look it up, or open it, beneath that directory at once. `None`
-/// for any other path, which [`resolve`] takes name by name.
+/// Where `path` starts and the rest of it, when that is nothing but plain
+/// names (no `.`, `..`, empty component or trailing slash) below a
+/// directory whose store takes such a run in one step and holds no mount:
+/// a store can then open it beneath that directory at once. `None` for any
+/// other path, which [`resolve`] takes name by name.
 pub(crate) fn plain_path<'a>(
     ns: &Namespace,
     start: Node,
     path: &'a str,
     scope: Scope,
-) -> Option<(Node, Vec<&'a str>)> {
+) -> Option<(Node, PlainPath<'a>)> {
     // The host API's absolute paths start at the root.
     let (dir, path) = match path.strip_prefix('/') {
         Some(rest) if scope == Scope::Root => (ns.root(), rest),
         _ => (start, path),
     };
-    if path.is_empty()
-        || path.len() > PATH_MAX
-        || path.starts_with('/')
-        || path.ends_with('/')
-        || path.contains('\0')
-        || !ns.one_step(dir)
-    {
+    if path.len() > PATH_MAX || !ns.one_step(dir) {
         return None;
     }
-    // Sized at once: a deep path would otherwise grow the list a few times.
-    let mut names = Vec::with_capacity(1 + path.bytes().filter(|&b| b == b'/').count());
-    names.extend(path.split('/'));
-    names.iter().all(|n| plain(n)).then_some((dir, names))
+    Some((dir, PlainPath::new(path)?))
 }
 
 /// A name that stands for itself: not empty, `.` or `..`, and not too long.

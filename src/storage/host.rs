@@ -33,7 +33,9 @@
 
 use crate::error::{Error, Result};
 use crate::storage::read_only::ReadOnly;
-use crate::storage::{Attr, DirEntry, FileKind, Ino, NewNode, SetAttr, Storage, TimeSet, WritePos};
+use crate::storage::{
+    Attr, DirEntry, FileKind, Ino, NewNode, PlainPath, SetAttr, Storage, TimeSet, WritePos,
+};
 use parking_lot::Mutex;
 use rustix::fd::OwnedFd;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps};
@@ -107,7 +109,17 @@ pub struct HostDir {
     max_open_dirs: usize,
     /// The file the last `create` or `open_path` opened, for the `open`
     /// that nearly always follows; a call that changes the tree closes it.
-    ready: Mutex<Option<(Ino, Arc<std::fs::File>)>>,
+    ready: Mutex<Option<Ready>>,
+}
+
+/// A file opened by `create` or `open_path`, waiting for its `open`.
+struct Ready {
+    ino: Ino,
+    file: Arc<std::fs::File>,
+    /// The name it was opened by, not recorded yet: `open_path` leaves the
+    /// record to whatever takes the file's place before its `open` does,
+    /// so the usual open-then-close of a file records nothing.
+    unrecorded: Option<(Ino, Box<str>)>,
 }
 
 /// The names an inode was last seen under, and its directory handle if one
@@ -368,16 +380,57 @@ impl HostDir {
 
     /// Closes the file kept from the last `create` or `open_path`.
     fn begin(&self) {
-        self.ready.lock().take();
+        let gone = self.ready.lock().take();
+        self.unready(gone);
     }
 
     /// [`begin`](Self::begin) for a change to `ino` alone, which keeps its
     /// own ready file (an `O_TRUNC` truncates the file it is opening).
     fn begin_on(&self, ino: Ino) {
-        let mut ready = self.ready.lock();
-        if ready.as_ref().is_some_and(|(of, _)| *of != ino) {
-            *ready = None;
+        let gone = {
+            let mut ready = self.ready.lock();
+            if ready.as_ref().is_some_and(|r| r.ino != ino) {
+                ready.take()
+            } else {
+                None
+            }
+        };
+        self.unready(gone);
+    }
+
+    /// Makes `ready` the file waiting for its `open`.
+    fn set_ready(&self, ready: Ready) {
+        let gone = self.ready.lock().replace(ready);
+        self.unready(gone);
+    }
+
+    /// Closes a ready file that its `open` did not take, recording the
+    /// name it was opened by: that `open` may still come (another thread
+    /// took the file's place first), and then reopens it by that name.
+    fn unready(&self, gone: Option<Ready>) {
+        if let Some(Ready {
+            ino,
+            unrecorded: Some((dir, name)),
+            ..
+        }) = gone
+        {
+            self.remember(ino, dir, &name, FileKind::File);
         }
+    }
+
+    /// The ready file, if it is `ino`'s.
+    fn ready_file(&self, ino: Ino) -> Option<Arc<std::fs::File>> {
+        let ready = self.ready.lock();
+        ready
+            .as_ref()
+            .filter(|r| r.ino == ino)
+            .map(|r| r.file.clone())
+    }
+
+    /// What serves `ino` without a name: its open handle, or its ready file.
+    fn handle(&self, ino: Ino) -> Option<Held> {
+        self.held(ino)
+            .or_else(|| self.ready_file(ino).map(Held::File))
     }
 
     fn held(&self, ino: Ino) -> Option<Held> {
@@ -605,7 +658,7 @@ impl HostDir {
     /// one (so it answers once its name is gone), else through a name
     /// checked to still lead to it.
     fn stat(&self, ino: Ino) -> Result<Stat> {
-        match self.held(ino) {
+        match self.handle(ino) {
             Some(Held::File(f)) => return rustix::fs::fstat(&*f).map_err(io),
             Some(Held::Dir(d)) => return rustix::fs::fstat(&*d).map_err(io),
             _ => {}
@@ -659,11 +712,8 @@ impl HostDir {
         if write && !self.writable.load(Ordering::Acquire) {
             return Err(Error::ReadOnly);
         }
-        if let Some(Held::File(f)) = self.held(ino) {
+        if let Some(Held::File(f)) = self.handle(ino) {
             return Ok(f);
-        }
-        if let Some((_, f)) = self.ready.lock().as_ref().filter(|(of, _)| *of == ino) {
-            return Ok(f.clone());
         }
         let flags = if write { OFlags::RDWR } else { OFlags::RDONLY };
         Ok(Arc::new(self.open_file(ino, flags)?))
@@ -757,6 +807,17 @@ impl Storage for HostDir {
         Ok((ino, kind, Some(self.attr(ino, &st))))
     }
 
+    fn peek_attr(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind, Option<Attr>)> {
+        let fd = self.dir_fd(dir)?;
+        let st = self.stat_at(&fd, name)?;
+        let (ino, kind) = (self.ino_of(&st), kind_of(st.st_mode as u32));
+        // A symlink is read next, and a directory may be walked into.
+        if kind != FileKind::File {
+            self.remember(ino, dir, name, kind);
+        }
+        Ok((ino, kind, Some(self.attr(ino, &st))))
+    }
+
     fn lookup_dirs(&self, dir: Ino, names: &[&str]) -> Option<Ino> {
         if names.is_empty() {
             return Some(dir);
@@ -786,16 +847,13 @@ impl Storage for HostDir {
     fn open_path(
         &self,
         dir: Ino,
-        names: &[&str],
+        path: PlainPath<'_>,
         create: bool,
         exclusive: bool,
     ) -> Result<Option<Attr>> {
         let writable = self.writable.load(Ordering::Acquire);
-        if names.is_empty() || names.iter().any(|n| plain(n).is_err()) || (create && !writable) {
-            return Ok(None);
-        }
-        let path = names.join("/");
-        if path.len() > RUN_MAX {
+        let path = path.as_str();
+        if (create && !writable) || path.len() > RUN_MAX {
             return Ok(None);
         }
         let Ok(base) = self.dir_fd(dir) else {
@@ -821,7 +879,7 @@ impl Storage for HostDir {
         // The open is the lookup, so what is opened is what was looked up.
         // A refusal (a symlink, another filesystem, a missing directory, no
         // permission to write) happens before anything is made.
-        let Ok(fd) = open_below_as(&base, &path, flags, mode) else {
+        let Ok(fd) = open_below_as(&base, path, flags, mode) else {
             return Ok(None);
         };
         let st = rustix::fs::fstat(&fd).map_err(io)?;
@@ -829,8 +887,11 @@ impl Storage for HostDir {
             return Ok(None);
         }
         let ino = self.ino_of(&st);
-        self.remember(ino, dir, &path, FileKind::File);
-        *self.ready.lock() = Some((ino, Arc::new(std::fs::File::from(fd))));
+        self.set_ready(Ready {
+            ino,
+            file: Arc::new(std::fs::File::from(fd)),
+            unrecorded: Some((dir, path.into())),
+        });
         Ok(Some(self.attr(ino, &st)))
     }
 
@@ -855,7 +916,7 @@ impl Storage for HostDir {
             last_access: timespec(set.atime),
             last_modification: timespec(set.mtime),
         };
-        let fd = match self.held(ino) {
+        let fd = match self.handle(ino) {
             Some(Held::File(f)) => Some(OwnedFd::from(f.try_clone().map_err(Error::from_host)?)),
             _ => match self.open_node(ino, OFlags::RDONLY) {
                 Ok(fd) => Some(fd),
@@ -957,7 +1018,11 @@ impl Storage for HostDir {
         let attr = self.attr(ino, &st);
         self.remember(ino, dir, name, attr.kind);
         if let Some(file) = made {
-            *self.ready.lock() = Some((ino, Arc::new(std::fs::File::from(file))));
+            self.set_ready(Ready {
+                ino,
+                file: Arc::new(std::fs::File::from(file)),
+                unrecorded: None,
+            });
         }
         Ok(attr)
     }
@@ -1078,7 +1143,17 @@ impl Storage for HostDir {
     }
 
     fn open(&self, ino: Ino) -> Result<()> {
-        let ready = self.ready.lock().take().filter(|(made, _)| *made == ino);
+        let ready = {
+            let mut slot = self.ready.lock();
+            match slot.take() {
+                Some(r) if r.ino == ino => Some(r.file),
+                other => {
+                    drop(slot);
+                    self.unready(other);
+                    None
+                }
+            }
+        };
         let mut open = self.open.lock();
         if let Some((_, count)) = open.get_mut(&ino) {
             *count += 1;
@@ -1087,15 +1162,18 @@ impl Storage for HostDir {
         drop(open);
         // The kind the lookup just saw; a regular file is checked to be one
         // when opened, anything else asked of the host again.
-        let known = self.nodes.lock().map.get(&ino).map(|n| n.kind);
-        let kind = match (&ready, known) {
-            (Some(_), _) | (None, Some(FileKind::File)) => FileKind::File,
+        let known = match ready {
+            Some(_) => Some(FileKind::File),
+            None => self.nodes.lock().map.get(&ino).map(|n| n.kind),
+        };
+        let kind = match known {
+            Some(FileKind::File) => FileKind::File,
             _ => kind_of(self.stat(ino)?.st_mode as u32),
         };
         let held = match kind {
             FileKind::File => {
                 let file = match ready {
-                    Some((_, file)) => file,
+                    Some(file) => file,
                     None if self.writable.load(Ordering::Acquire) => Arc::new(
                         self.open_regular(ino, OFlags::RDWR)
                             .or_else(|_| self.open_regular(ino, OFlags::RDONLY))?,
@@ -1264,19 +1342,18 @@ mod tests {
         let store = HostDir::open(tmp.path()).unwrap();
         let root = store.root();
 
-        let mut with_leaf = names.clone();
-        with_leaf.push("f");
+        let with_leaf = PlainPath::new(&file).unwrap();
         assert!(store.lookup_dirs(root, &names).is_none());
         assert!(
             store
-                .open_path(root, &with_leaf, false, false)
+                .open_path(root, with_leaf, false, false)
                 .unwrap()
                 .is_none()
         );
         // The short run still goes in one step.
         assert!(store.lookup_dirs(root, &short).is_some());
         let near = store
-            .open_path(root, &["a", "b", "c", "f"], false, false)
+            .open_path(root, PlainPath::new("a/b/c/f").unwrap(), false, false)
             .unwrap();
         assert_eq!(near.map(|a| a.size), Some(4));
         // Name by name, the long path is reached all the same.
@@ -1334,6 +1411,64 @@ mod tests {
         store.release(c);
     }
 
+    /// A `stat` through the tree asks the store for the file's attributes
+    /// alone, and an open and close of the file go through the handle the
+    /// one-step open made: neither leaves a record of the file behind. A
+    /// lookup made to act on the file keeps one.
+    #[test]
+    fn stat_and_open_leave_no_record_of_a_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("m")).unwrap();
+        std::fs::write(tmp.path().join("m/f"), b"body").unwrap();
+        let store = Arc::new(HostDir::open(tmp.path()).unwrap());
+        let shared: Arc<dyn Storage> = store.clone();
+        let vfs = crate::Vfs::builder().mount("/", shared).build().unwrap();
+        let recorded = |ino| store.nodes.lock().map.contains_key(&ino);
+        let meta = vfs.metadata("/m/f").unwrap();
+        assert_eq!(meta.size, 4);
+        assert!(!recorded(meta.ino), "a stat keeps no record");
+        assert_eq!(vfs.read("/m/f").unwrap(), b"body");
+        assert!(!recorded(meta.ino), "an open and close keep no record");
+        let (m, _) = store.lookup(store.root(), "m").unwrap();
+        assert!(recorded(m), "a directory on the way is remembered");
+        assert_eq!(store.lookup(m, "f").unwrap().0, meta.ino);
+        assert!(recorded(meta.ino));
+    }
+
+    /// When something takes a one-step open's place before its `open`
+    /// comes (another thread's change), that `open` reopens the file by
+    /// the name it was found under.
+    #[test]
+    fn an_open_whose_ready_file_was_displaced_reopens_it_by_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("m")).unwrap();
+        std::fs::write(tmp.path().join("m/f"), b"body").unwrap();
+        std::fs::write(tmp.path().join("g"), b"other").unwrap();
+        let store = HostDir::open(tmp.path()).unwrap();
+        let root = store.root();
+        let f = store
+            .open_path(root, PlainPath::new("m/f").unwrap(), false, false)
+            .unwrap()
+            .unwrap()
+            .ino;
+        // Another open in one step, then a change, each in its turn.
+        let g = store
+            .open_path(root, PlainPath::new("g").unwrap(), false, false)
+            .unwrap()
+            .unwrap()
+            .ino;
+        store.begin();
+        for (ino, body) in [(f, &b"body"[..]), (g, b"other")] {
+            store.open(ino).unwrap();
+            let mut buf = [0u8; 8];
+            let n = store
+                .read(ino, 0, &mut [IoSliceMut::new(&mut buf)])
+                .unwrap();
+            assert_eq!(&buf[..n], body);
+            store.release(ino);
+        }
+    }
+
     /// A file opened in one step (`m/f`) and then looked up from its own
     /// directory keeps one name, the shorter; a second hard link is kept
     /// beside it.
@@ -1346,10 +1481,13 @@ mod tests {
         let store = HostDir::open(tmp.path()).unwrap();
         let root = store.root();
         let ino = store
-            .open_path(root, &["m", "f"], false, false)
+            .open_path(root, PlainPath::new("m/f").unwrap(), false, false)
             .unwrap()
             .unwrap()
             .ino;
+        // Not opened after all: its name is recorded as the file makes way.
+        store.begin();
+        assert_eq!(store.names(ino).unwrap(), vec![(root, "m/f".into())]);
         let (m, _) = store.lookup(root, "m").unwrap();
         assert_eq!(store.lookup(m, "f").unwrap().0, ino);
         let names = |store: &HostDir| store.names(ino).unwrap();

@@ -16,7 +16,10 @@ pub mod budget;
 pub mod host;
 pub mod mem;
 pub mod overlay;
+mod plain_path;
 pub mod read_only;
+
+pub use plain_path::PlainPath;
 
 use crate::error::{Error, Result};
 use std::io::{IoSlice, IoSliceMut};
@@ -220,6 +223,15 @@ pub trait Storage: Send + Sync + 'static {
         Ok((ino, kind, None))
     }
 
+    /// [`lookup_attr`](Storage::lookup_attr) for a caller that wants the
+    /// entry's attributes and nothing more (a `stat`): no call on the
+    /// inode follows, unless it is a symlink the caller reads, so a store
+    /// that keeps a record of how to reach each inode it was asked about
+    /// may keep none of a file. Never `..`. The default is `lookup_attr`.
+    fn peek_attr(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind, Option<Attr>)> {
+        self.lookup_attr(dir, name)
+    }
+
     /// The directory reached from `dir` through the directories `names`
     /// (plain names, each a directory of this store, none a symlink), in
     /// one step, for a store where that is cheaper than one lookup per
@@ -234,8 +246,8 @@ pub trait Storage: Send + Sync + 'static {
         None
     }
 
-    /// Looks up the path `names` (plain names: directories of this store,
-    /// none a symlink, then a regular file) from `dir` in one step, and
+    /// Looks up `path` (plain names: directories of this store, none a
+    /// symlink, then a regular file) from `dir` in one step, and
     /// readies that file for the [`open`](Self::open) of it that follows,
     /// for a store where that is cheaper than a lookup per name and an open
     /// (a host directory's one `openat2`). With `create`, a missing last
@@ -250,11 +262,11 @@ pub trait Storage: Send + Sync + 'static {
     fn open_path(
         &self,
         dir: Ino,
-        names: &[&str],
+        path: PlainPath<'_>,
         create: bool,
         exclusive: bool,
     ) -> Result<Option<Attr>> {
-        let _ = (dir, names, create, exclusive);
+        let _ = (dir, path, create, exclusive);
         Ok(None)
     }
 
@@ -406,17 +418,20 @@ macro_rules! forward_storage {
             fn lookup_attr(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind, Option<Attr>)> {
                 (**self).lookup_attr(dir, name)
             }
+            fn peek_attr(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind, Option<Attr>)> {
+                (**self).peek_attr(dir, name)
+            }
             fn lookup_dirs(&self, dir: Ino, names: &[&str]) -> Option<Ino> {
                 (**self).lookup_dirs(dir, names)
             }
             fn open_path(
                 &self,
                 dir: Ino,
-                names: &[&str],
+                path: PlainPath<'_>,
                 create: bool,
                 exclusive: bool,
             ) -> Result<Option<Attr>> {
-                (**self).open_path(dir, names, create, exclusive)
+                (**self).open_path(dir, path, create, exclusive)
             }
             fn getattr(&self, ino: Ino) -> Result<Attr> {
                 (**self).getattr(ino)

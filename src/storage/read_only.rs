@@ -5,7 +5,9 @@
 //! is never modified through this wrapper.
 
 use crate::error::{Error, Result};
-use crate::storage::{Attr, DirEntry, FileKind, Ino, NewNode, SetAttr, Storage, WritePos};
+use crate::storage::{
+    Attr, DirEntry, FileKind, Ino, NewNode, PlainPath, SetAttr, Storage, WritePos,
+};
 use std::io::{IoSlice, IoSliceMut};
 
 /// A read-only view of another store: creating, writing, truncating,
@@ -73,6 +75,10 @@ impl<S: Storage> Storage for ReadOnly<S> {
         self.inner.lookup_attr(dir, name)
     }
 
+    fn peek_attr(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind, Option<Attr>)> {
+        self.inner.peek_attr(dir, name)
+    }
+
     fn lookup_dirs(&self, dir: Ino, names: &[&str]) -> Option<Ino> {
         self.inner.lookup_dirs(dir, names)
     }
@@ -80,7 +86,7 @@ impl<S: Storage> Storage for ReadOnly<S> {
     fn open_path(
         &self,
         dir: Ino,
-        names: &[&str],
+        path: PlainPath<'_>,
         create: bool,
         exclusive: bool,
     ) -> Result<Option<Attr>> {
@@ -88,7 +94,7 @@ impl<S: Storage> Storage for ReadOnly<S> {
         if create {
             return Ok(None);
         }
-        self.inner.open_path(dir, names, false, exclusive)
+        self.inner.open_path(dir, path, false, exclusive)
     }
 
     fn getattr(&self, ino: Ino) -> Result<Attr> {
