@@ -380,16 +380,13 @@ fn main() {
         results.keys().map(|(_, w)| w.clone()).collect();
     for workload in &workloads {
         print!("{workload:<30}");
-        let reference = results
-            .get(&(0, workload.clone()))
-            .copied()
-            .unwrap_or(f64::NAN);
+        // No ratio where the reference did not run (`--store`).
+        let reference = results.get(&(0, workload.clone())).copied();
         for (i, _) in Store::ALL.iter().enumerate().filter(|(_, s)| shown(**s)) {
             let v = results.get(&(i, workload.clone())).copied().unwrap_or(0.0);
-            if i == 0 {
-                print!(" {v:>21.0}");
-            } else {
-                print!(" {:>12.0} ({:>5.1}x)", v, v / reference);
+            match reference {
+                Some(r) if i > 0 => print!(" {:>12.0} ({:>5.1}x)", v, v / r),
+                _ => print!(" {v:>21.0}"),
             }
         }
         println!();
