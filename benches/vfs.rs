@@ -336,7 +336,7 @@ fn main() {
     // The shared machine drifts within a run, and a store run later can
     // lose a third for it: the short metadata workloads run in rounds, the
     // stores in turn, and each keeps its best.
-    let meta_rounds = if full { 3 } else { 1 };
+    let meta_rounds = if full { 5 } else { 1 };
     let mut turns = Vec::new();
     for round in 0..meta_rounds {
         for (i, store) in Store::ALL.iter().enumerate() {

@@ -8,19 +8,20 @@
 //! `open_path`) is one `openat2` beneath a handle that follows no symlink,
 //! `..` or magic link and crosses into no other filesystem, so it reaches
 //! exactly what the names one by one would. No path is ever resolved from
-//! the mount's root,
-//! so no `..` or symlink, including one another host process swaps in at
-//! any moment, takes an operation outside the mount, and a rename on the
-//! host between a lookup and its use cannot make an operation act on some
-//! other file. What was opened is checked to be what was looked up (device
-//! and inode number); a name that now leads elsewhere answers `ENOENT`
-//! until it is looked up again.
+//! the mount's root, so no `..` or symlink, including one another host
+//! process swaps in at any moment, takes an operation outside the mount,
+//! and a rename on the host between a lookup and its use cannot make an
+//! operation act on some other file. What was opened is checked to be what
+//! was looked up (device and inode number); a name that now leads elsewhere
+//! answers `ENOENT` until it is looked up again.
 //!
-//! Inode numbers are the host's. The store remembers, for each inode it has
-//! seen, its parent and name (not a path), so a rename costs O(1); it keeps
-//! at most a bounded number of these, dropping the least recently used,
-//! and of directory handles, closing the oldest (an open file or directory
-//! is never dropped).
+//! Inode numbers are the host's. The store remembers, for each inode a
+//! later call may name by number, its parent and name (not a path), so a
+//! rename costs O(1); a file that was only `stat`-ed, or opened in one step
+//! and then through the handle that step made, needs no such record. It
+//! keeps at most a bounded number of records, dropping the least recently
+//! used, and of directory handles, closing the oldest (an open file or
+//! directory is never dropped).
 //! Open files are held as host file handles, so unlink and rename of an
 //! open file behave as on the host. Listings are read from the host on
 //! every call, continuing from the host's own cookie. This module must not
@@ -1155,6 +1156,11 @@ impl Storage for HostDir {
             }
         };
         let mut open = self.open.lock();
+        // The file a one-step open just made: held at once, one probe.
+        if let Some(file) = ready {
+            open.entry(ino).or_insert((Held::File(file), 0)).1 += 1;
+            return Ok(());
+        }
         if let Some((_, count)) = open.get_mut(&ino) {
             *count += 1;
             return Ok(());
@@ -1162,25 +1168,20 @@ impl Storage for HostDir {
         drop(open);
         // The kind the lookup just saw; a regular file is checked to be one
         // when opened, anything else asked of the host again.
-        let known = match ready {
-            Some(_) => Some(FileKind::File),
-            None => self.nodes.lock().map.get(&ino).map(|n| n.kind),
-        };
+        let known = self.nodes.lock().map.get(&ino).map(|n| n.kind);
         let kind = match known {
             Some(FileKind::File) => FileKind::File,
             _ => kind_of(self.stat(ino)?.st_mode as u32),
         };
         let held = match kind {
             FileKind::File => {
-                let file = match ready {
-                    Some(file) => file,
-                    None if self.writable.load(Ordering::Acquire) => Arc::new(
-                        self.open_regular(ino, OFlags::RDWR)
-                            .or_else(|_| self.open_regular(ino, OFlags::RDONLY))?,
-                    ),
-                    None => Arc::new(self.open_regular(ino, OFlags::RDONLY)?),
+                let file = if self.writable.load(Ordering::Acquire) {
+                    self.open_regular(ino, OFlags::RDWR)
+                        .or_else(|_| self.open_regular(ino, OFlags::RDONLY))?
+                } else {
+                    self.open_regular(ino, OFlags::RDONLY)?
                 };
-                Held::File(file)
+                Held::File(Arc::new(file))
             }
             FileKind::Dir => Held::Dir(self.dir_fd(ino)?),
             FileKind::Symlink => Held::Nothing,
