@@ -7,7 +7,7 @@
 //! directories, rename into a subtree, `nlink`) are the store's.
 
 use super::resolve::{
-    PATH_MAX, Resolved, Scope, plain_path, resolve, resolve_for_stat, resolve_unlooked,
+    Last, PATH_MAX, Resolved, Scope, plain_path, resolve, resolve_unlooked, walk,
 };
 use super::{Metadata, Namespace, Node};
 use crate::error::{Error, Result};
@@ -173,7 +173,7 @@ impl Namespace {
 
     /// `stat` (following the last symlink) or `lstat`.
     pub(crate) fn stat(&self, at: At<'_>, follow: bool) -> Result<Metadata> {
-        let r = resolve_for_stat(self, at.dir, at.path, follow, at.scope)?;
+        let r = walk(self, at.dir, at.path, follow, at.scope, Last::Peek)?;
         let (node, _) = r.target.ok_or(Error::NotFound)?;
         match r.meta {
             Some(meta) => Ok(meta),

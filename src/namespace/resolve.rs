@@ -90,19 +90,6 @@ pub(crate) fn resolve(
     walk(ns, start, path, follow_last, scope, Last::Look)
 }
 
-/// [`resolve`] for the metadata of what the path names and nothing more
-/// (`stat`): its store is asked for the last name's attributes alone
-/// ([`Storage::peek_attr`](crate::storage::Storage::peek_attr)).
-pub(crate) fn resolve_for_stat(
-    ns: &Namespace,
-    start: Node,
-    path: &str,
-    follow_last: bool,
-    scope: Scope,
-) -> Result<Resolved> {
-    walk(ns, start, path, follow_last, scope, Last::Peek)
-}
-
 /// [`resolve`] for a change that the store checks itself (`unlink`): the
 /// last name, not followed, is not looked up where its directory's store
 /// takes paths in one step, and comes back as `target: None` whether it
@@ -118,16 +105,19 @@ pub(crate) fn resolve_unlooked(
 
 /// What the walk asks of the path's last name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Last {
+pub(crate) enum Last {
     /// A lookup, for whatever the caller does with the node next.
     Look,
-    /// Its attributes alone.
+    /// Its attributes alone, for the metadata of what the path names and
+    /// nothing more (`stat`):
+    /// [`Storage::peek_attr`](crate::storage::Storage::peek_attr).
     Peek,
     /// Nothing, where its store checks the change itself.
     Unlooked,
 }
 
-fn walk(
+/// [`resolve`], asking `ask_last` of the last name.
+pub(crate) fn walk(
     ns: &Namespace,
     start: Node,
     path: &str,

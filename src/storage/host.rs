@@ -1274,6 +1274,26 @@ impl std::fmt::Debug for HostDir {
 mod tests {
     use super::*;
 
+    /// A temporary host directory holding `files` (path, content), with
+    /// the directories on their way.
+    fn host_tree(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        for (path, body) in files {
+            let path = tmp.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, body).unwrap();
+        }
+        tmp
+    }
+
+    /// The inode of the regular file `path` opened in one step from the
+    /// root (readied, not yet `open`).
+    fn one_step(store: &HostDir, path: &str) -> Ino {
+        let path = PlainPath::new(path).unwrap();
+        let attr = store.open_path(store.root(), path, false, false).unwrap();
+        attr.expect("a regular file, taken in one step").ino
+    }
+
     #[test]
     fn cursors_stand_for_cookies_and_forged_ones_end_the_listing() {
         let mut cookies = Cookies::default();
@@ -1381,9 +1401,7 @@ mod tests {
     /// many other inodes are seen.
     #[test]
     fn a_directory_held_open_reaches_below_it_without_the_records_above() {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(tmp.path().join("a/b/c/x")).unwrap();
-        std::fs::write(tmp.path().join("a/b/c/x/f"), b"below").unwrap();
+        let tmp = host_tree(&[("a/b/c/x/f", b"below")]);
         let store = HostDir::open(tmp.path()).unwrap().max_open_dirs(1);
         let mut c = store.root();
         for name in ["a", "b", "c"] {
@@ -1418,9 +1436,7 @@ mod tests {
     /// lookup made to act on the file keeps one.
     #[test]
     fn stat_and_open_leave_no_record_of_a_file() {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(tmp.path().join("m")).unwrap();
-        std::fs::write(tmp.path().join("m/f"), b"body").unwrap();
+        let tmp = host_tree(&[("m/f", b"body")]);
         let store = Arc::new(HostDir::open(tmp.path()).unwrap());
         let shared: Arc<dyn Storage> = store.clone();
         let vfs = crate::Vfs::builder().mount("/", shared).build().unwrap();
@@ -1441,23 +1457,12 @@ mod tests {
     /// the name it was found under.
     #[test]
     fn an_open_whose_ready_file_was_displaced_reopens_it_by_name() {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(tmp.path().join("m")).unwrap();
-        std::fs::write(tmp.path().join("m/f"), b"body").unwrap();
-        std::fs::write(tmp.path().join("g"), b"other").unwrap();
+        let tmp = host_tree(&[("m/f", b"body"), ("g", b"other")]);
         let store = HostDir::open(tmp.path()).unwrap();
         let root = store.root();
-        let f = store
-            .open_path(root, PlainPath::new("m/f").unwrap(), false, false)
-            .unwrap()
-            .unwrap()
-            .ino;
+        let f = one_step(&store, "m/f");
         // Another open in one step, then a change, each in its turn.
-        let g = store
-            .open_path(root, PlainPath::new("g").unwrap(), false, false)
-            .unwrap()
-            .unwrap()
-            .ino;
+        let g = one_step(&store, "g");
         store.begin();
         for (ino, body) in [(f, &b"body"[..]), (g, b"other")] {
             store.open(ino).unwrap();
@@ -1475,17 +1480,11 @@ mod tests {
     /// beside it.
     #[test]
     fn a_file_seen_from_its_own_directory_keeps_one_name_for_each_link() {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(tmp.path().join("m")).unwrap();
-        std::fs::write(tmp.path().join("m/f"), b"x").unwrap();
+        let tmp = host_tree(&[("m/f", b"x")]);
         std::fs::hard_link(tmp.path().join("m/f"), tmp.path().join("g")).unwrap();
         let store = HostDir::open(tmp.path()).unwrap();
         let root = store.root();
-        let ino = store
-            .open_path(root, PlainPath::new("m/f").unwrap(), false, false)
-            .unwrap()
-            .unwrap()
-            .ino;
+        let ino = one_step(&store, "m/f");
         // Not opened after all: its name is recorded as the file makes way.
         store.begin();
         assert_eq!(store.names(ino).unwrap(), vec![(root, "m/f".into())]);
