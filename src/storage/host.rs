@@ -1459,7 +1459,6 @@ mod tests {
     fn an_open_whose_ready_file_was_displaced_reopens_it_by_name() {
         let tmp = host_tree(&[("m/f", b"body"), ("g", b"other")]);
         let store = HostDir::open(tmp.path()).unwrap();
-        let root = store.root();
         let f = one_step(&store, "m/f");
         // Another open in one step, then a change, each in its turn.
         let g = one_step(&store, "g");
