@@ -8,18 +8,18 @@
 //! memory holding one iovec, so the file sees one read or write for the
 //! whole request (up to the scratch's size, see below), and the bytes are
 //! copied between the scratch and the guest's iovecs (empty ones skipped).
-//! The positioned calls take the
-//! first non-empty iovec only, as wasi-common's `fd_pread` and `fd_pwrite`
-//! do on a plain memory (a short read or write, which POSIX allows), so a
-//! program behaves the same built with or without threads.
+//! The positioned calls take the first non-empty iovec only, as
+//! wasi-common's `fd_pread` and `fd_pwrite` do on a plain memory (a short
+//! read or write, which POSIX allows), so a program behaves the same built
+//! with or without threads.
 //!
 //! The scratch holds at most [`MAX_BYTES`]: a larger request is served by
 //! as many calls on the file as it takes, so the host holds no more than
 //! that for any call, however much memory the guest offers; and at most
-//! [`MAX_IOVECS`] iovecs of a call are served. A call whose
-//! iovecs or result do not lie inside the guest's memory goes to
-//! wasi-common unchanged, so its errors stay as they are.
-//! This module must not change what a call does otherwise.
+//! [`MAX_IOVECS`] iovecs of a call are served. A call whose iovecs or
+//! result do not lie inside the guest's memory goes to wasi-common
+//! unchanged, so its errors stay as they are. This module must not change
+//! what a call does otherwise.
 
 use wasi_common::WasiCtx;
 use wasi_common::snapshots::preview_1::types;
