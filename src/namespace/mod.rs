@@ -383,23 +383,14 @@ impl Namespace {
     /// The child `name` of directory `dir`, crossing into a mount at its
     /// mountpoint; `..` gives the parent, crossing out of a mount at its root.
     pub(crate) fn lookup(&self, dir: Node, name: &str) -> Result<(Node, FileKind)> {
-        let (node, kind, _) = self.lookup_attr(dir, name)?;
+        let (node, kind, _) = self.lookup_attr(dir, name, false)?;
         Ok((node, kind))
     }
 
     /// [`lookup`](Self::lookup), with the child's metadata when its store
-    /// learned it on the way.
+    /// learned it on the way; with `peek`, for that metadata alone
+    /// ([`Storage::peek_attr`]).
     pub(crate) fn lookup_attr(
-        &self,
-        dir: Node,
-        name: &str,
-    ) -> Result<(Node, FileKind, Option<Metadata>)> {
-        self.lookup_attr_as(dir, name, false)
-    }
-
-    /// [`lookup_attr`](Self::lookup_attr); with `peek`, for the metadata
-    /// alone ([`Storage::peek_attr`]).
-    pub(crate) fn lookup_attr_as(
         &self,
         dir: Node,
         name: &str,

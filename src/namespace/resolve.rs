@@ -10,7 +10,7 @@
 
 use super::{Metadata, Namespace, Node};
 use crate::error::{Error, Result};
-use crate::storage::{FileKind, NAME_MAX, PlainPath};
+use crate::storage::{FileKind, NAME_MAX, PlainPath, plain_name};
 use std::borrow::Cow;
 
 /// The longest path accepted, in bytes, as Linux's `PATH_MAX` (which
@@ -186,7 +186,7 @@ pub(crate) fn walk(
                 let found = if unlooked {
                     Err(Error::NotFound)
                 } else {
-                    ns.lookup_attr_as(cur, name, last && ask_last == Last::Peek)
+                    ns.lookup_attr(cur, name, last && ask_last == Last::Peek)
                 };
                 let (child, kind, meta) = match found {
                     Ok(found) => found,
@@ -269,16 +269,11 @@ pub(crate) fn plain_path<'a>(
     Some((dir, PlainPath::new(path)?))
 }
 
-/// A name that stands for itself: not empty, `.` or `..`, and not too long.
-fn plain(name: &str) -> bool {
-    !name.is_empty() && name != "." && name != ".." && name.len() <= NAME_MAX
-}
-
 /// The directory `names` lead to from `dir` in one step: `name`, then
 /// every component of `pending` but the last (the path's last name), when
 /// all are plain names and the store of `dir` can take them at once.
 fn jump(ns: &Namespace, dir: Node, name: &str, pending: &[Cow<'_, str>]) -> Option<Node> {
-    if !pending.iter().all(|c| plain(c)) {
+    if !pending.iter().all(|c| plain_name(c.as_bytes())) {
         return None;
     }
     let mut names: Vec<&str> = Vec::with_capacity(pending.len());

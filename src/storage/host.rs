@@ -801,18 +801,19 @@ impl Storage for HostDir {
             let (ino, kind) = self.lookup(dir, name)?;
             return Ok((ino, kind, None));
         }
-        let fd = self.dir_fd(dir)?;
-        let st = self.stat_at(&fd, name)?;
-        let (ino, kind) = (self.ino_of(&st), kind_of(st.st_mode as u32));
-        self.remember(ino, dir, name, kind);
-        Ok((ino, kind, Some(self.attr(ino, &st))))
+        let found = self.peek_attr(dir, name)?;
+        if found.1 == FileKind::File {
+            self.remember(found.0, dir, name, FileKind::File);
+        }
+        Ok(found)
     }
 
     fn peek_attr(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind, Option<Attr>)> {
         let fd = self.dir_fd(dir)?;
         let st = self.stat_at(&fd, name)?;
         let (ino, kind) = (self.ino_of(&st), kind_of(st.st_mode as u32));
-        // A symlink is read next, and a directory may be walked into.
+        // A symlink is read next, and a directory may be walked into; a
+        // file is remembered only by a lookup made to act on it.
         if kind != FileKind::File {
             self.remember(ino, dir, name, kind);
         }

@@ -20,6 +20,7 @@ mod plain_path;
 pub mod read_only;
 
 pub use plain_path::PlainPath;
+pub(crate) use plain_path::plain_name;
 
 use crate::error::{Error, Result};
 use std::io::{IoSlice, IoSliceMut};

@@ -25,14 +25,11 @@ impl<'a> PlainPath<'a> {
     /// over the bytes, building nothing.
     pub(crate) fn new(path: &'a str) -> Option<Self> {
         let bytes = path.as_bytes();
-        let plain = |name: &[u8]| {
-            !name.is_empty() && name != b"." && name != b".." && name.len() <= NAME_MAX
-        };
         let mut names = 1;
         let mut start = 0;
         for (i, &b) in bytes.iter().enumerate() {
             match b {
-                b'/' if plain(&bytes[start..i]) => {
+                b'/' if plain_name(&bytes[start..i]) => {
                     names += 1;
                     start = i + 1;
                 }
@@ -40,7 +37,7 @@ impl<'a> PlainPath<'a> {
                 _ => {}
             }
         }
-        plain(&bytes[start..]).then_some(PlainPath { path, names })
+        plain_name(&bytes[start..]).then_some(PlainPath { path, names })
     }
 
     /// The path, names joined by `/`.
@@ -62,6 +59,12 @@ impl<'a> PlainPath<'a> {
     pub fn is_empty(&self) -> bool {
         false
     }
+}
+
+/// A name that stands for itself: not empty, `.` or `..`, and at most
+/// [`NAME_MAX`] bytes (the caller rules out `/` and NUL).
+pub(crate) fn plain_name(name: &[u8]) -> bool {
+    !name.is_empty() && name != b"." && name != b".." && name.len() <= NAME_MAX
 }
 
 #[cfg(test)]
