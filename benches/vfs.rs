@@ -334,19 +334,24 @@ fn main() {
 
     let mut results: BTreeMap<(usize, String), f64> = BTreeMap::new();
     // The shared machine drifts within a run, and a store run later can
-    // lose a third for it: the short metadata workloads run in rounds, the
-    // stores in turn, and each keeps its best.
-    let meta_rounds = if full { 5 } else { 1 };
+    // lose a third for it: the metadata workloads, then the data ones, run
+    // in rounds, each keeping its best, and every round starts one store
+    // further on, so that no store always runs just after the same one.
+    // The listings, far apart from one store to the next, run once.
+    let rounds = if full { 5 } else { 1 };
     let mut turns = Vec::new();
-    for round in 0..meta_rounds {
-        for (i, store) in Store::ALL.iter().enumerate() {
-            turns.push((i, *store, vec!["meta", meta]));
-            if round + 1 == meta_rounds {
-                turns.push((i, *store, vec!["list", small_list]));
-                turns.push((i, *store, vec!["list", large_list]));
-                turns.push((i, *store, vec!["data", mib, random]));
+    let data = vec!["data", mib, random];
+    for args in [vec!["meta", meta], data] {
+        for round in 0..rounds {
+            for k in 0..Store::ALL.len() {
+                let i = (round + k) % Store::ALL.len();
+                turns.push((i, Store::ALL[i], args.clone()));
             }
         }
+    }
+    for (i, store) in Store::ALL.into_iter().enumerate() {
+        turns.push((i, store, vec!["list", small_list]));
+        turns.push((i, store, vec!["list", large_list]));
     }
     for (i, store, args) in turns {
         if only.as_deref().is_some_and(|o| o != args[0]) || !shown(store) {
@@ -397,8 +402,8 @@ fn main() {
     let memcpy = memcpy_bandwidth(if full { 256 << 20 } else { 1 << 20 });
     let fresh = fresh_memory_bandwidth(if full { 256 << 20 } else { 1 << 20 });
     let resolve = host_stat_depth16(if full { 1_000_000 } else { 1000 });
-    // Best of five: thread timings suffer most from a shared machine.
-    let rounds = if full { 5 } else { 1 };
+    // Best of as many rounds: thread timings suffer most from a shared
+    // machine.
     let ops = if full { 200_000 } else { 100 };
     let threads = [1, 2].map(|t| common::threaded_rate(t, ops, rounds));
     let get = |w: &str| results.get(&(1, w.to_owned())).copied().unwrap_or(f64::NAN);

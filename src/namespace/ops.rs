@@ -11,7 +11,7 @@ use super::resolve::{
 };
 use super::{Metadata, Namespace, Node};
 use crate::error::{Error, Result};
-use crate::storage::{FileKind, NewNode, SetAttr, TimeSet};
+use crate::storage::{FileKind, NewNode, PathOpen, SetAttr, TimeSet};
 
 /// A path relative to a starting directory, within a scope.
 #[derive(Debug, Clone, Copy)]
@@ -143,9 +143,12 @@ impl Namespace {
         if (o.write || o.create) && self.is_read_only(dir.mount) {
             return Ok(None);
         }
-        let store = self.store(dir.mount);
-        let exclusive = o.create && o.exclusive;
-        let Some(attr) = store.open_path(dir.ino, path, o.create, exclusive)? else {
+        let how = PathOpen {
+            create: o.create,
+            exclusive: o.create && o.exclusive,
+            write: o.write,
+        };
+        let Some(attr) = self.store(dir.mount).open_path(dir.ino, path, how)? else {
             return Ok(None);
         };
         let node = Node {

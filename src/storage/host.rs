@@ -35,12 +35,14 @@
 use crate::error::{Error, Result};
 use crate::storage::read_only::ReadOnly;
 use crate::storage::{
-    Attr, DirEntry, FileKind, Ino, NewNode, PlainPath, SetAttr, Storage, TimeSet, WritePos,
+    Attr, DirEntry, FileKind, Ino, NewNode, PathOpen, PlainPath, SetAttr, Storage, TimeSet,
+    WritePos,
 };
 use parking_lot::Mutex;
 use rustix::fd::OwnedFd;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps};
 use std::collections::HashMap as StdHashMap;
+use std::collections::hash_map::Entry;
 use std::io::{IoSlice, IoSliceMut};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -117,6 +119,8 @@ pub struct HostDir {
 struct Ready {
     ino: Ino,
     file: Arc<std::fs::File>,
+    /// Opened for writing.
+    write: bool,
     /// The name it was opened by, not recorded yet: `open_path` leaves the
     /// record to whatever takes the file's place before its `open` does,
     /// so the usual open-then-close of a file records nothing.
@@ -160,12 +164,23 @@ impl Nodes {
 #[derive(Clone)]
 enum Held {
     /// A file handle: the data stays reachable after unlink or rename.
-    File(Arc<std::fs::File>),
+    /// Read-only (`write` false) while every descriptor of it only reads,
+    /// or the host lets the store no more.
+    File {
+        file: Arc<std::fs::File>,
+        write: bool,
+    },
     /// A directory handle: a removed directory still lists (as empty) and
     /// answers `fstat`.
     Dir(Arc<OwnedFd>),
     /// Symlinks are only ever reached by name.
     Nothing,
+}
+
+impl Held {
+    fn is_read_only_file(&self) -> bool {
+        matches!(self, Held::File { write: false, .. })
+    }
 }
 
 /// The host cookies (`d_off`, for `seekdir`) behind the listing cursors
@@ -420,18 +435,17 @@ impl HostDir {
     }
 
     /// The ready file, if it is `ino`'s.
-    fn ready_file(&self, ino: Ino) -> Option<Arc<std::fs::File>> {
+    fn ready_file(&self, ino: Ino) -> Option<Held> {
         let ready = self.ready.lock();
-        ready
-            .as_ref()
-            .filter(|r| r.ino == ino)
-            .map(|r| r.file.clone())
+        ready.as_ref().filter(|r| r.ino == ino).map(|r| Held::File {
+            file: r.file.clone(),
+            write: r.write,
+        })
     }
 
     /// What serves `ino` without a name: its open handle, or its ready file.
     fn handle(&self, ino: Ino) -> Option<Held> {
-        self.held(ino)
-            .or_else(|| self.ready_file(ino).map(Held::File))
+        self.held(ino).or_else(|| self.ready_file(ino))
     }
 
     fn held(&self, ino: Ino) -> Option<Held> {
@@ -660,7 +674,7 @@ impl HostDir {
     /// checked to still lead to it.
     fn stat(&self, ino: Ino) -> Result<Stat> {
         match self.handle(ino) {
-            Some(Held::File(f)) => return rustix::fs::fstat(&*f).map_err(io),
+            Some(Held::File { file, .. }) => return rustix::fs::fstat(&*file).map_err(io),
             Some(Held::Dir(d)) => return rustix::fs::fstat(&*d).map_err(io),
             _ => {}
         }
@@ -708,13 +722,44 @@ impl HostDir {
         })
     }
 
+    /// A new host handle for `ino`, to hold while it is open: read-write
+    /// where the store may write and the host lets it, else read-only.
+    fn hold(&self, ino: Ino, writable: bool) -> Result<Held> {
+        // The kind the lookup just saw; a regular file is checked to be one
+        // when opened, anything else asked of the host again.
+        let known = self.nodes.lock().map.get(&ino).map(|n| n.kind);
+        let kind = match known {
+            Some(FileKind::File) => FileKind::File,
+            _ => kind_of(self.stat(ino)?.st_mode as u32),
+        };
+        Ok(match kind {
+            FileKind::File => {
+                let rw = writable
+                    .then(|| self.open_regular(ino, OFlags::RDWR))
+                    .and_then(Result::ok);
+                match rw {
+                    Some(file) => Held::File {
+                        file: Arc::new(file),
+                        write: true,
+                    },
+                    None => Held::File {
+                        file: Arc::new(self.open_regular(ino, OFlags::RDONLY)?),
+                        write: false,
+                    },
+                }
+            }
+            FileKind::Dir => Held::Dir(self.dir_fd(ino)?),
+            FileKind::Symlink => Held::Nothing,
+        })
+    }
+
     /// A host handle on the file `ino`: the open one, or a fresh one.
     fn file(&self, ino: Ino, write: bool) -> Result<Arc<std::fs::File>> {
         if write && !self.writable.load(Ordering::Acquire) {
             return Err(Error::ReadOnly);
         }
-        if let Some(Held::File(f)) = self.handle(ino) {
-            return Ok(f);
+        if let Some(Held::File { file, .. }) = self.handle(ino) {
+            return Ok(file);
         }
         let flags = if write { OFlags::RDWR } else { OFlags::RDONLY };
         Ok(Arc::new(self.open_file(ino, flags)?))
@@ -846,35 +891,27 @@ impl Storage for HostDir {
         Some(ino)
     }
 
-    fn open_path(
-        &self,
-        dir: Ino,
-        path: PlainPath<'_>,
-        create: bool,
-        exclusive: bool,
-    ) -> Result<Option<Attr>> {
+    fn open_path(&self, dir: Ino, path: PlainPath<'_>, how: PathOpen) -> Result<Option<Attr>> {
         let writable = self.writable.load(Ordering::Acquire);
         let path = path.as_str();
-        if (create && !writable) || path.len() > RUN_MAX {
+        if (how.create && !writable) || path.len() > RUN_MAX {
             return Ok(None);
         }
         let Ok(base) = self.dir_fd(dir) else {
             return Ok(None);
         };
-        // Read-write where the store may write, as `open` keeps one handle
-        // for every descriptor of the file.
-        let mut flags = if writable {
-            OFlags::RDWR
-        } else {
-            OFlags::RDONLY
-        };
+        // Read-write only for a descriptor that writes: `open` keeps one
+        // handle for every descriptor of the file, and one opened for
+        // writing later takes the place of a read-only one.
+        let write = writable && (how.write || how.create);
+        let mut flags = if write { OFlags::RDWR } else { OFlags::RDONLY };
         // `openat2` refuses permissions without `O_CREAT`.
         let mut mode = Mode::empty();
-        if create {
+        if how.create {
             mode = Mode::from_raw_mode(0o666);
             self.begin();
             flags |= OFlags::CREATE;
-            if exclusive {
+            if how.exclusive {
                 flags |= OFlags::EXCL;
             }
         }
@@ -892,6 +929,7 @@ impl Storage for HostDir {
         self.set_ready(Ready {
             ino,
             file: Arc::new(std::fs::File::from(fd)),
+            write,
             unrecorded: Some((dir, path.into())),
         });
         Ok(Some(self.attr(ino, &st)))
@@ -919,7 +957,9 @@ impl Storage for HostDir {
             last_modification: timespec(set.mtime),
         };
         let fd = match self.handle(ino) {
-            Some(Held::File(f)) => Some(OwnedFd::from(f.try_clone().map_err(Error::from_host)?)),
+            Some(Held::File { file, .. }) => {
+                Some(OwnedFd::from(file.try_clone().map_err(Error::from_host)?))
+            }
             _ => match self.open_node(ino, OFlags::RDONLY) {
                 Ok(fd) => Some(fd),
                 Err(Error::Loop) => None,
@@ -1023,6 +1063,7 @@ impl Storage for HostDir {
             self.set_ready(Ready {
                 ino,
                 file: Arc::new(std::fs::File::from(file)),
+                write: true,
                 unrecorded: None,
             });
         }
@@ -1148,7 +1189,7 @@ impl Storage for HostDir {
         let ready = {
             let mut slot = self.ready.lock();
             match slot.take() {
-                Some(r) if r.ino == ino => Some(r.file),
+                Some(r) if r.ino == ino => Some(r),
                 other => {
                     drop(slot);
                     self.unready(other);
@@ -1156,39 +1197,40 @@ impl Storage for HostDir {
                 }
             }
         };
-        let mut open = self.open.lock();
-        // The file a one-step open just made: held at once, one probe.
-        if let Some(file) = ready {
-            open.entry(ino).or_insert((Held::File(file), 0)).1 += 1;
-            return Ok(());
-        }
-        if let Some((_, count)) = open.get_mut(&ino) {
-            *count += 1;
-            return Ok(());
-        }
-        drop(open);
-        // The kind the lookup just saw; a regular file is checked to be one
-        // when opened, anything else asked of the host again.
-        let known = self.nodes.lock().map.get(&ino).map(|n| n.kind);
-        let kind = match known {
-            Some(FileKind::File) => FileKind::File,
-            _ => kind_of(self.stat(ino)?.st_mode as u32),
-        };
-        let held = match kind {
-            FileKind::File => {
-                let file = if self.writable.load(Ordering::Acquire) {
-                    self.open_regular(ino, OFlags::RDWR)
-                        .or_else(|_| self.open_regular(ino, OFlags::RDONLY))?
-                } else {
-                    self.open_regular(ino, OFlags::RDONLY)?
-                };
-                Held::File(Arc::new(file))
+        let writable = self.writable.load(Ordering::Acquire);
+        let held = match ready {
+            // The file a one-step open just made.
+            Some(r) => Held::File {
+                file: r.file,
+                write: r.write,
+            },
+            None => {
+                // A file held read-only is opened again, by name, for a
+                // descriptor that may write: only the one-step open
+                // knows that it will not.
+                if let Some((held, count)) = self.open.lock().get_mut(&ino)
+                    && !(writable && held.is_read_only_file())
+                {
+                    *count += 1;
+                    return Ok(());
+                }
+                self.hold(ino, writable)?
             }
-            FileKind::Dir => Held::Dir(self.dir_fd(ino)?),
-            FileKind::Symlink => Held::Nothing,
         };
-        let mut open = self.open.lock();
-        open.entry(ino).or_insert((held, 0)).1 += 1;
+        match self.open.lock().entry(ino) {
+            Entry::Vacant(place) => {
+                place.insert((held, 1));
+            }
+            Entry::Occupied(mut place) => {
+                let (current, count) = place.get_mut();
+                // A handle that writes takes the place of a read-only one,
+                // so every descriptor of the file can write through it.
+                if current.is_read_only_file() && matches!(held, Held::File { write: true, .. }) {
+                    *current = held;
+                }
+                *count += 1;
+            }
+        }
         Ok(())
     }
 
@@ -1291,7 +1333,9 @@ mod tests {
     /// root (readied, not yet `open`).
     fn one_step(store: &HostDir, path: &str) -> Ino {
         let path = PlainPath::new(path).unwrap();
-        let attr = store.open_path(store.root(), path, false, false).unwrap();
+        let attr = store
+            .open_path(store.root(), path, PathOpen::default())
+            .unwrap();
         attr.expect("a regular file, taken in one step").ino
     }
 
@@ -1368,14 +1412,18 @@ mod tests {
         assert!(store.lookup_dirs(root, &names).is_none());
         assert!(
             store
-                .open_path(root, with_leaf, false, false)
+                .open_path(root, with_leaf, PathOpen::default())
                 .unwrap()
                 .is_none()
         );
         // The short run still goes in one step.
         assert!(store.lookup_dirs(root, &short).is_some());
         let near = store
-            .open_path(root, PlainPath::new("a/b/c/f").unwrap(), false, false)
+            .open_path(
+                root,
+                PlainPath::new("a/b/c/f").unwrap(),
+                PathOpen::default(),
+            )
             .unwrap();
         assert_eq!(near.map(|a| a.size), Some(4));
         // Name by name, the long path is reached all the same.
@@ -1451,6 +1499,55 @@ mod tests {
         assert!(recorded(m), "a directory on the way is remembered");
         assert_eq!(store.lookup(m, "f").unwrap().0, meta.ino);
         assert!(recorded(meta.ino));
+    }
+
+    /// A one-step open that only reads holds the file read-only on the
+    /// host. One that writes, or an open by name (which may write) while
+    /// the read-only handle is held, puts a read-write handle in its place,
+    /// so that every descriptor of the file can write through the one.
+    #[test]
+    fn reads_hold_the_host_file_read_only_until_a_descriptor_may_write() {
+        let tmp = host_tree(&[("m/f", b"body")]);
+        let store = HostDir::open(tmp.path()).unwrap();
+        let access = |ino| match store.held(ino) {
+            Some(Held::File { file, write }) => {
+                let flags = rustix::fs::fcntl_getfl(&*file).unwrap();
+                (write, flags & OFlags::RWMODE)
+            }
+            _ => panic!("no file held"),
+        };
+        let write =
+            |ino, body: &[u8]| store.write(ino, WritePos::At(0), &[IoSlice::new(body)], u64::MAX);
+        let on_host = || std::fs::read(tmp.path().join("m/f")).unwrap();
+
+        let f = one_step(&store, "m/f");
+        store.open(f).unwrap();
+        assert_eq!(access(f), (false, OFlags::RDONLY));
+        let writes = PathOpen {
+            write: true,
+            ..PathOpen::default()
+        };
+        let path = PlainPath::new("m/f").unwrap();
+        store.open_path(store.root(), path, writes).unwrap();
+        store.open(f).unwrap();
+        assert_eq!(access(f), (true, OFlags::RDWR));
+        write(f, b"BODY").unwrap();
+        assert_eq!(on_host(), b"BODY");
+        store.release(f);
+        store.release(f);
+        assert!(store.held(f).is_none());
+
+        // Read-only again; then the name is looked up and opened, as a path
+        // with a symlink or `..` on the way is.
+        let f = one_step(&store, "m/f");
+        store.open(f).unwrap();
+        assert_eq!(access(f), (false, OFlags::RDONLY));
+        let (m, _) = store.lookup(store.root(), "m").unwrap();
+        assert_eq!(store.lookup(m, "f").unwrap().0, f);
+        store.open(f).unwrap();
+        assert_eq!(access(f), (true, OFlags::RDWR));
+        write(f, b"more").unwrap();
+        assert_eq!(on_host(), b"more");
     }
 
     /// When something takes a one-step open's place before its `open`

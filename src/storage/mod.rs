@@ -123,6 +123,20 @@ pub enum WritePos {
     Append,
 }
 
+/// What a one-step open ([`Storage::open_path`]) asks of the file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PathOpen {
+    /// A missing last name is created as an empty file.
+    pub create: bool,
+    /// With `create`: an existing file is not opened.
+    pub exclusive: bool,
+    /// The descriptor will write. Without it (or `create`), a store that
+    /// opens host files opens this one read-only, so a read takes no write
+    /// access on the host (which would need the host's permission to
+    /// write and keep the host from running the file while it is open).
+    pub write: bool,
+}
+
 /// One entry of a directory listing: of a store's
 /// ([`Storage::readdir`]) or of a tree's ([`Vfs::read_dir`](crate::Vfs::read_dir)).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -251,23 +265,15 @@ pub trait Storage: Send + Sync + 'static {
     /// symlink, then a regular file) from `dir` in one step, and
     /// readies that file for the [`open`](Self::open) of it that follows,
     /// for a store where that is cheaper than a lookup per name and an open
-    /// (a host directory's one `openat2`). With `create`, a missing last
-    /// name is created as an empty file first; with `exclusive` as well, an
-    /// existing one is not opened.
+    /// (a host directory's one `openat2`), as `how` asks ([`PathOpen`]).
     ///
     /// `Ok(None)` when the store cannot, or the path is anything else (a
     /// symlink on the way, a missing directory, a directory at the end): it
     /// has then changed nothing, and the caller resolves the path name by
     /// name, which gives the exact answer. `Err` only for a failure after
     /// the file was made. The default is `Ok(None)`.
-    fn open_path(
-        &self,
-        dir: Ino,
-        path: PlainPath<'_>,
-        create: bool,
-        exclusive: bool,
-    ) -> Result<Option<Attr>> {
-        let _ = (dir, path, create, exclusive);
+    fn open_path(&self, dir: Ino, path: PlainPath<'_>, how: PathOpen) -> Result<Option<Attr>> {
+        let _ = (dir, path, how);
         Ok(None)
     }
 
@@ -429,10 +435,9 @@ macro_rules! forward_storage {
                 &self,
                 dir: Ino,
                 path: PlainPath<'_>,
-                create: bool,
-                exclusive: bool,
+                how: PathOpen,
             ) -> Result<Option<Attr>> {
-                (**self).open_path(dir, path, create, exclusive)
+                (**self).open_path(dir, path, how)
             }
             fn getattr(&self, ino: Ino) -> Result<Attr> {
                 (**self).getattr(ino)

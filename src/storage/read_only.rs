@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::storage::{
-    Attr, DirEntry, FileKind, Ino, NewNode, PlainPath, SetAttr, Storage, WritePos,
+    Attr, DirEntry, FileKind, Ino, NewNode, PathOpen, PlainPath, SetAttr, Storage, WritePos,
 };
 use std::io::{IoSlice, IoSliceMut};
 
@@ -83,18 +83,12 @@ impl<S: Storage> Storage for ReadOnly<S> {
         self.inner.lookup_dirs(dir, names)
     }
 
-    fn open_path(
-        &self,
-        dir: Ino,
-        path: PlainPath<'_>,
-        create: bool,
-        exclusive: bool,
-    ) -> Result<Option<Attr>> {
+    fn open_path(&self, dir: Ino, path: PlainPath<'_>, how: PathOpen) -> Result<Option<Attr>> {
         // A create is a change: left to `create`, which refuses it.
-        if create {
+        if how.create {
             return Ok(None);
         }
-        self.inner.open_path(dir, path, false, exclusive)
+        self.inner.open_path(dir, path, how)
     }
 
     fn getattr(&self, ino: Ino) -> Result<Attr> {
