@@ -72,6 +72,10 @@ pub const DEFAULT_OPEN_DIRS: usize = 256;
 /// open ones; about 100 bytes each.
 const NODES_KEPT: usize = 1 << 16;
 
+/// Files opened by `create` or `open_path` kept waiting for their `open`,
+/// at most: one per thread opening a file of the store at the same moment.
+const READY_KEPT: usize = 16;
+
 /// Names remembered for one inode with hard links, at most.
 const NAMES_KEPT: usize = 4;
 
@@ -110,9 +114,12 @@ pub struct HostDir {
     writable: AtomicBool,
     /// Directory handles kept open, at most.
     max_open_dirs: usize,
-    /// The file the last `create` or `open_path` opened, for the `open`
-    /// that nearly always follows; a call that changes the tree closes it.
-    ready: Mutex<Option<Ready>>,
+    /// Files `create` or `open_path` opened, for the `open` that nearly
+    /// always follows, the newest last. Each waits there, whatever other
+    /// threads do meanwhile, so its `open` gets the file that was looked
+    /// up even if its name is gone by then; one whose `open` never came
+    /// is closed once [`READY_KEPT`] newer ones wait.
+    ready: Mutex<Vec<Ready>>,
 }
 
 /// A file opened by `create` or `open_path`, waiting for its `open`.
@@ -347,7 +354,7 @@ impl HostDir {
             cookies: Mutex::new(Cookies::default()),
             writable: AtomicBool::new(true),
             max_open_dirs: DEFAULT_OPEN_DIRS,
-            ready: Mutex::new(None),
+            ready: Mutex::new(Vec::new()),
         })
     }
 
@@ -394,35 +401,28 @@ impl HostDir {
         }
     }
 
-    /// Closes the file kept from the last `create` or `open_path`.
-    fn begin(&self) {
-        let gone = self.ready.lock().take();
-        self.unready(gone);
-    }
-
-    /// [`begin`](Self::begin) for a change to `ino` alone, which keeps its
-    /// own ready file (an `O_TRUNC` truncates the file it is opening).
-    fn begin_on(&self, ino: Ino) {
+    /// Adds `ready` to the files waiting for their `open`s, closing the
+    /// oldest beyond [`READY_KEPT`].
+    fn set_ready(&self, ready: Ready) {
         let gone = {
-            let mut ready = self.ready.lock();
-            if ready.as_ref().is_some_and(|r| r.ino != ino) {
-                ready.take()
-            } else {
-                None
-            }
+            let mut waiting = self.ready.lock();
+            waiting.push(ready);
+            (waiting.len() > READY_KEPT).then(|| waiting.remove(0))
         };
         self.unready(gone);
     }
 
-    /// Makes `ready` the file waiting for its `open`.
-    fn set_ready(&self, ready: Ready) {
-        let gone = self.ready.lock().replace(ready);
-        self.unready(gone);
+    /// Takes the newest file waiting for `ino`'s `open`.
+    fn take_ready(&self, ino: Ino) -> Option<Ready> {
+        let mut waiting = self.ready.lock();
+        let at = waiting.iter().rposition(|r| r.ino == ino)?;
+        Some(waiting.remove(at))
     }
 
     /// Closes a ready file that its `open` did not take, recording the
-    /// name it was opened by: that `open` may still come (another thread
-    /// took the file's place first), and then reopens it by that name.
+    /// name it was opened by: that `open` may still come (after more
+    /// than [`READY_KEPT`] other files were readied), and then reopens it
+    /// by that name.
     fn unready(&self, gone: Option<Ready>) {
         if let Some(Ready {
             ino,
@@ -434,10 +434,10 @@ impl HostDir {
         }
     }
 
-    /// The ready file, if it is `ino`'s.
+    /// A file waiting for `ino`'s `open`, if there is one.
     fn ready_file(&self, ino: Ino) -> Option<Held> {
-        let ready = self.ready.lock();
-        ready.as_ref().filter(|r| r.ino == ino).map(|r| Held::File {
+        let waiting = self.ready.lock();
+        waiting.iter().rev().find(|r| r.ino == ino).map(|r| Held::File {
             file: r.file.clone(),
             write: r.write,
         })
@@ -758,7 +758,11 @@ impl HostDir {
         if write && !self.writable.load(Ordering::Acquire) {
             return Err(Error::ReadOnly);
         }
-        if let Some(Held::File { file, .. }) = self.handle(ino) {
+        // A read-only handle does not serve a write: the file is opened
+        // again by name for it.
+        if let Some(Held::File { file, write: can }) = self.handle(ino)
+            && (can || !write)
+        {
             return Ok(file);
         }
         let flags = if write { OFlags::RDWR } else { OFlags::RDONLY };
@@ -817,6 +821,11 @@ impl Storage for HostDir {
 
     fn seal(&self) {
         self.writable.store(false, Ordering::Release);
+        // No read-write handle made before is held after.
+        let waiting = std::mem::take(&mut *self.ready.lock());
+        for ready in waiting {
+            self.unready(Some(ready));
+        }
     }
 
     fn lookup(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind)> {
@@ -909,7 +918,6 @@ impl Storage for HostDir {
         let mut mode = Mode::empty();
         if how.create {
             mode = Mode::from_raw_mode(0o666);
-            self.begin();
             flags |= OFlags::CREATE;
             if how.exclusive {
                 flags |= OFlags::EXCL;
@@ -941,7 +949,6 @@ impl Storage for HostDir {
     }
 
     fn setattr(&self, ino: Ino, set: &SetAttr) -> Result<Attr> {
-        self.begin_on(ino);
         if let Some(size) = set.size {
             let file = self.file(ino, true)?;
             rustix::fs::ftruncate(&*file, size).map_err(io)?;
@@ -1013,7 +1020,6 @@ impl Storage for HostDir {
         bufs: &[IoSlice<'_>],
         max_size: u64,
     ) -> Result<(usize, u64)> {
-        self.begin();
         let file = self.file(ino, true)?;
         let _append = matches!(pos, WritePos::Append).then(|| self.append.lock());
         let mut at = match pos {
@@ -1034,7 +1040,6 @@ impl Storage for HostDir {
     }
 
     fn create(&self, dir: Ino, name: &str, node: NewNode<'_>) -> Result<Attr> {
-        self.begin();
         let fd = self.dir_fd(dir)?;
         let name = plain(name)?;
         let mut made = None;
@@ -1132,7 +1137,6 @@ impl Storage for HostDir {
     }
 
     fn unlink(&self, dir: Ino, name: &str) -> Result<()> {
-        self.begin();
         let fd = self.dir_fd(dir)?;
         // One system call: Linux refuses a directory with `EISDIR`. The
         // record of what the name led to is not looked for; it is checked
@@ -1141,7 +1145,6 @@ impl Storage for HostDir {
     }
 
     fn rmdir(&self, dir: Ino, name: &str) -> Result<()> {
-        self.begin();
         let fd = self.dir_fd(dir)?;
         let st = self.stat_at(&fd, name)?;
         rustix::fs::unlinkat(&*fd, name, AtFlags::REMOVEDIR).map_err(io)?;
@@ -1150,7 +1153,6 @@ impl Storage for HostDir {
     }
 
     fn rename(&self, src_dir: Ino, src_name: &str, dst_dir: Ino, dst_name: &str) -> Result<()> {
-        self.begin();
         let from = self.dir_fd(src_dir)?;
         let to = self.dir_fd(dst_dir)?;
         let moved = self.stat_at(&from, src_name)?;
@@ -1169,14 +1171,12 @@ impl Storage for HostDir {
     }
 
     fn link(&self, ino: Ino, dir: Ino, name: &str) -> Result<Attr> {
-        self.begin();
         let made = self.link_into(ino, &*self.dir_fd(dir)?, name)?;
         self.remember(ino, dir, name, FileKind::File);
         Ok(self.attr(ino, &made))
     }
 
     fn allocate(&self, ino: Ino, size: u64) -> Result<()> {
-        self.begin();
         let file = self.file(ino, true)?;
         let _append = self.append.lock();
         if file.metadata().map_err(Error::from_host)?.len() < size {
@@ -1186,17 +1186,7 @@ impl Storage for HostDir {
     }
 
     fn open(&self, ino: Ino) -> Result<()> {
-        let ready = {
-            let mut slot = self.ready.lock();
-            match slot.take() {
-                Some(r) if r.ino == ino => Some(r),
-                other => {
-                    drop(slot);
-                    self.unready(other);
-                    None
-                }
-            }
-        };
+        let ready = self.take_ready(ino);
         let writable = self.writable.load(Ordering::Acquire);
         let held = match ready {
             // The file a one-step open just made.
@@ -1263,7 +1253,6 @@ impl Storage for HostDir {
         dst_dir: Ino,
         dst_name: &str,
     ) -> Result<()> {
-        self.begin();
         let (Some(to), true) = (dst.host_dir(dst_dir), self.writable.load(Ordering::Acquire))
         else {
             return Err(Error::CrossDevice);
@@ -1277,7 +1266,6 @@ impl Storage for HostDir {
     }
 
     fn link_to(&self, ino: Ino, dst: &dyn Storage, dst_dir: Ino, dst_name: &str) -> Result<()> {
-        self.begin();
         let Some(to) = dst.host_dir(dst_dir) else {
             return Err(Error::CrossDevice);
         };
@@ -1550,26 +1538,71 @@ mod tests {
         assert_eq!(on_host(), b"more");
     }
 
-    /// When something takes a one-step open's place before its `open`
-    /// comes (another thread's change), that `open` reopens the file by
-    /// the name it was found under.
+    /// Fills the files waiting for their `open`s with one-step opens of
+    /// `path`, so that any readied before make way.
+    fn crowd_out(store: &HostDir, path: &str) {
+        for _ in 0..READY_KEPT {
+            one_step(store, path);
+        }
+    }
+
+    /// The whole content of the file `ino`, through a handle on it.
+    fn content(store: &HostDir, ino: Ino) -> Result<Vec<u8>> {
+        store.open(ino)?;
+        let mut buf = [0u8; 64];
+        let n = store.read(ino, 0, &mut [IoSliceMut::new(&mut buf)]);
+        store.release(ino);
+        Ok(buf[..n?].to_vec())
+    }
+
+    /// A one-step open's `open` gets the file that step found, whatever
+    /// other threads did in between: another file readied, the file
+    /// renamed on the host, a readied file unlinked through the store.
     #[test]
-    fn an_open_whose_ready_file_was_displaced_reopens_it_by_name() {
+    fn an_open_gets_the_file_its_step_found_whatever_happened_since() {
         let tmp = host_tree(&[("m/f", b"body"), ("g", b"other")]);
         let store = HostDir::open(tmp.path()).unwrap();
         let f = one_step(&store, "m/f");
-        // Another open in one step, then a change, each in its turn.
         let g = one_step(&store, "g");
-        store.begin();
-        for (ino, body) in [(f, &b"body"[..]), (g, b"other")] {
-            store.open(ino).unwrap();
-            let mut buf = [0u8; 8];
-            let n = store
-                .read(ino, 0, &mut [IoSliceMut::new(&mut buf)])
-                .unwrap();
-            assert_eq!(&buf[..n], body);
-            store.release(ino);
-        }
+        std::fs::rename(tmp.path().join("m/f"), tmp.path().join("m/h")).unwrap();
+        store.unlink(store.root(), "g").unwrap();
+        assert_eq!(content(&store, f).unwrap(), b"body");
+        assert_eq!(content(&store, g).unwrap(), b"other");
+    }
+
+    /// When more files than are kept wait for their `open`s, the oldest
+    /// makes way, and its `open` reopens it by the name it was found
+    /// under.
+    #[test]
+    fn an_open_whose_ready_file_made_way_reopens_it_by_name() {
+        let tmp = host_tree(&[("m/f", b"body"), ("g", b"other")]);
+        let store = HostDir::open(tmp.path()).unwrap();
+        let f = one_step(&store, "m/f");
+        crowd_out(&store, "g");
+        assert!(store.ready_file(f).is_none());
+        assert_eq!(content(&store, f).unwrap(), b"body");
+        // Reopened by name: a name that now leads elsewhere is refused.
+        let f = one_step(&store, "m/f");
+        crowd_out(&store, "g");
+        std::fs::rename(tmp.path().join("g"), tmp.path().join("m/f")).unwrap();
+        assert!(matches!(content(&store, f), Err(Error::NotFound)));
+    }
+
+    /// A write wanted of a file whose only handle is read-only (a one-step
+    /// open that reads) opens it again, read-write, by name.
+    #[test]
+    fn a_write_is_not_served_by_a_read_only_handle() {
+        let tmp = host_tree(&[("m/f", b"body")]);
+        let store = HostDir::open(tmp.path()).unwrap();
+        let f = one_step(&store, "m/f");
+        let (m, _) = store.lookup(store.root(), "m").unwrap();
+        store.lookup(m, "f").unwrap();
+        let shorter = SetAttr {
+            size: Some(2),
+            ..SetAttr::default()
+        };
+        assert_eq!(store.setattr(f, &shorter).unwrap().size, 2);
+        assert_eq!(std::fs::read(tmp.path().join("m/f")).unwrap(), b"bo");
     }
 
     /// A file opened in one step (`m/f`) and then looked up from its own
@@ -1577,13 +1610,13 @@ mod tests {
     /// beside it.
     #[test]
     fn a_file_seen_from_its_own_directory_keeps_one_name_for_each_link() {
-        let tmp = host_tree(&[("m/f", b"x")]);
+        let tmp = host_tree(&[("m/f", b"x"), ("other", b"")]);
         std::fs::hard_link(tmp.path().join("m/f"), tmp.path().join("g")).unwrap();
         let store = HostDir::open(tmp.path()).unwrap();
         let root = store.root();
         let ino = one_step(&store, "m/f");
         // Not opened after all: its name is recorded as the file makes way.
-        store.begin();
+        crowd_out(&store, "other");
         assert_eq!(store.names(ino).unwrap(), vec![(root, "m/f".into())]);
         let (m, _) = store.lookup(root, "m").unwrap();
         assert_eq!(store.lookup(m, "f").unwrap().0, ino);
