@@ -437,10 +437,14 @@ impl HostDir {
     /// A file waiting for `ino`'s `open`, if there is one.
     fn ready_file(&self, ino: Ino) -> Option<Held> {
         let waiting = self.ready.lock();
-        waiting.iter().rev().find(|r| r.ino == ino).map(|r| Held::File {
-            file: r.file.clone(),
-            write: r.write,
-        })
+        waiting
+            .iter()
+            .rev()
+            .find(|r| r.ino == ino)
+            .map(|r| Held::File {
+                file: r.file.clone(),
+                write: r.write,
+            })
     }
 
     /// What serves `ino` without a name: its open handle, or its ready file.
