@@ -340,8 +340,7 @@ fn main() {
     // The listings, far apart from one store to the next, run once.
     let rounds = if full { 5 } else { 1 };
     let mut turns = Vec::new();
-    let data = vec!["data", mib, random];
-    for args in [vec!["meta", meta], data] {
+    for args in [vec!["meta", meta], vec!["data", mib, random]] {
         for round in 0..rounds {
             for k in 0..Store::ALL.len() {
                 let i = (round + k) % Store::ALL.len();
