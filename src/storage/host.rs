@@ -1583,6 +1583,7 @@ mod tests {
         let store = HostDir::open(tmp.path()).unwrap();
         let f = one_step(&store, "m/f");
         crowd_out(&store, "g");
+        assert_eq!(store.ready.lock().len(), READY_KEPT);
         assert!(store.ready_file(f).is_none());
         assert_eq!(content(&store, f).unwrap(), b"body");
         // Reopened by name: a name that now leads elsewhere is refused.
