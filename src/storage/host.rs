@@ -1542,6 +1542,36 @@ mod tests {
         assert_eq!(on_host(), b"more");
     }
 
+    /// A read-only view of a store written elsewhere readies its files
+    /// read-only, even for a caller that says it will write.
+    #[test]
+    fn a_read_only_view_readies_files_read_only() {
+        let tmp = host_tree(&[("m/f", b"body")]);
+        let store = Arc::new(HostDir::open(tmp.path()).unwrap());
+        let shared: Arc<dyn Storage> = store.clone();
+        let view = crate::storage::read_only::ReadOnly::viewing(shared);
+        let writes = PathOpen {
+            write: true,
+            ..PathOpen::default()
+        };
+        let path = PlainPath::new("m/f").unwrap();
+        let f = view
+            .open_path(view.root(), path, writes)
+            .unwrap()
+            .unwrap()
+            .ino;
+        view.open(f).unwrap();
+        match store.held(f) {
+            Some(Held::File { file, write }) => {
+                assert!(!write);
+                let flags = rustix::fs::fcntl_getfl(&*file).unwrap();
+                assert_eq!(flags & OFlags::RWMODE, OFlags::RDONLY);
+            }
+            _ => panic!("no file held"),
+        }
+        view.release(f);
+    }
+
     /// Fills the files waiting for their `open`s with one-step opens of
     /// `path`, so that any readied before make way.
     fn crowd_out(store: &HostDir, path: &str) {

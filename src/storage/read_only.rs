@@ -84,10 +84,16 @@ impl<S: Storage> Storage for ReadOnly<S> {
     }
 
     fn open_path(&self, dir: Ino, path: PlainPath<'_>, how: PathOpen) -> Result<Option<Attr>> {
-        // A create is a change: left to `create`, which refuses it.
+        // A create is a change: left to `create`, which refuses it. Nothing
+        // is written through this view, so what it readies is read-only
+        // whatever the caller means to do.
         if how.create {
             return Ok(None);
         }
+        let how = PathOpen {
+            write: false,
+            ..how
+        };
         self.inner.open_path(dir, path, how)
     }
 
