@@ -605,6 +605,13 @@ impl HostDir {
                     break fd.clone();
                 }
                 let (parent, name) = node.names.first().ok_or(Error::NotFound)?.clone();
+                // Records made from lookups that raced renames can form a
+                // loop (each directory recorded inside the other); a way up
+                // longer than the records are many has met one, and walking
+                // on would never end.
+                if chain.len() >= nodes.map.len() {
+                    return Err(Error::NotFound);
+                }
                 chain.push((cur, name));
                 cur = parent;
             }
@@ -1570,6 +1577,46 @@ mod tests {
             _ => panic!("no file held"),
         }
         view.release(f);
+    }
+
+    /// A lookup that read the host before two renames and records what it
+    /// found after them can leave each of two directories recorded inside
+    /// the other. A walk up those records, with no handle kept on the way,
+    /// ends with `ENOENT` rather than going round for ever, and looking the
+    /// names up again from the root mends the records.
+    #[test]
+    fn a_loop_in_the_records_ends_the_walk_up() {
+        let tmp = host_tree(&[("x/y/f", b""), ("x/g", b"g"), ("z/w/f", b"")]);
+        let store = Arc::new(HostDir::open(tmp.path()).unwrap().max_open_dirs(1));
+        let root = store.root();
+        let (x, _) = store.lookup(root, "x").unwrap();
+        let (y, _) = store.lookup(x, "y").unwrap();
+        // On the host, `y` moves up and `x` into it.
+        std::fs::rename(tmp.path().join("x/y"), tmp.path().join("y")).unwrap();
+        std::fs::rename(tmp.path().join("x"), tmp.path().join("y/x")).unwrap();
+        assert_eq!(store.lookup(root, "y").unwrap().0, y);
+        assert_eq!(store.lookup(y, "x").unwrap().0, x);
+        // The late lookup of `y` in `x`.
+        store.remember(y, x, "y", FileKind::Dir);
+        // Another directory's handle takes the place of theirs.
+        let (z, _) = store.lookup(root, "z").unwrap();
+        store.lookup(z, "w").unwrap();
+
+        let (done, walked) = std::sync::mpsc::channel();
+        let walker = Arc::clone(&store);
+        std::thread::spawn(move || {
+            let _ = done.send(walker.lookup(x, "g").map(|(ino, _)| ino));
+        });
+        // A generous bound: without the guard the walk never ends.
+        let found = walked
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the walk up ended");
+        assert!(matches!(found, Err(Error::NotFound)), "{found:?}");
+
+        assert_eq!(store.lookup(root, "y").unwrap().0, y);
+        assert_eq!(store.lookup(y, "x").unwrap().0, x);
+        let (g, _) = store.lookup(x, "g").unwrap();
+        assert_eq!(content(&store, g).unwrap(), b"g");
     }
 
     /// Fills the files waiting for their `open`s with one-step opens of
