@@ -17,7 +17,7 @@ unsafe fn run(c: &mut Checks) {
     c.eq("read through link", get(DIR, "link"), Ok(b"ro".to_vec()));
     c.eq(
         "list",
-        open_dir(DIR, "dir").and_then(|d| list(d)).map(|l| l.len()),
+        open_dir(DIR, "dir").and_then(list).map(|l| l.len()),
         Ok(3),
     );
     c.eq("stat", stat(DIR, "dir/inner", true).map(|s| s.size), Ok(1));

@@ -175,7 +175,7 @@ unsafe fn run(c: &mut Checks) {
         },
         Ok("SYMBOLIC_LINK"),
     );
-    let listing = open_dir(DIR, ".").and_then(|fd| list(fd));
+    let listing = open_dir(DIR, ".").and_then(list);
     c.eq(
         "final tree",
         listing,

@@ -230,7 +230,11 @@ fn run(cmd: &str) -> std::io::Result<String> {
         }
         ["truncate", path, size] => {
             let size: u64 = size.parse().unwrap_or(0);
-            let f = fs::OpenOptions::new().write(true).create(true).open(path)?;
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)?;
             f.set_len(size).map(|_| String::new())
         }
         ["symlink", target, path] => symlink(target, path).map(|_| String::new()),
