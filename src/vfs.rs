@@ -447,7 +447,7 @@ impl Vfs {
         };
         let slot = self.ns.reserve_handle()?;
         let (node, _) = self.ns.open(self.at(path), options)?;
-        let _open = slot.open(node)?;
+        let _open = slot.open(node, true)?;
         self.ns
             .write(node, WritePos::At(0), &[IoSlice::new(contents)])?;
         Ok(())

@@ -136,7 +136,7 @@ fn an_open_directory_is_stat_ed_after_its_removal() {
     let store = HostDir::open(tmp.path()).unwrap();
     let (d, kind) = store.lookup(store.root(), "d").unwrap();
     assert_eq!(kind, FileKind::Dir);
-    store.open(d).unwrap();
+    store.open(d, false).unwrap();
     std::fs::remove_dir(tmp.path().join("d")).unwrap();
     let attr = store.getattr(d).unwrap();
     assert_eq!((attr.kind, attr.nlink), (FileKind::Dir, 0));
@@ -144,31 +144,81 @@ fn an_open_directory_is_stat_ed_after_its_removal() {
 }
 
 /// A read-only `HostDir`, and one under an overlay, hold open files with
-/// read-only host descriptors; a writable one holds them read-write.
+/// read-only host descriptors, even for a handle that says it writes; a
+/// writable one holds them read-write for such a handle only.
 #[test]
 fn read_only_stores_open_host_files_read_only() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("f");
     std::fs::write(&file, b"data").unwrap();
-    let held = |store: &dyn Storage| {
+    let held = |store: &dyn Storage, write: bool| {
         let (ino, _) = store.lookup(store.root(), "f").unwrap();
-        store.open(ino).unwrap();
+        store.open(ino, write).unwrap();
         let modes = access_modes(&file);
         store.release(ino);
         modes
     };
     const RDONLY: u32 = 0;
     const RDWR: u32 = 2;
-    assert_eq!(held(&HostDir::open(tmp.path()).unwrap()), [RDWR]);
-    assert_eq!(
-        held(&HostDir::open(tmp.path()).unwrap().read_only()),
-        [RDONLY]
-    );
+    let writable = HostDir::open(tmp.path()).unwrap();
+    assert_eq!(held(&writable, true), [RDWR]);
+    assert_eq!(held(&writable, false), [RDONLY]);
+    let read_only = HostDir::open(tmp.path()).unwrap().read_only();
+    assert_eq!(held(&read_only, true), [RDONLY]);
     let overlay = Overlay::new(HostDir::open(tmp.path()).unwrap());
     let (ino, _) = overlay.lookup(overlay.root(), "f").unwrap();
-    overlay.open(ino).unwrap();
+    overlay.open(ino, true).unwrap();
     assert_eq!(access_modes(&file), [RDONLY], "the overlay's lower layer");
     overlay.release(ino);
+}
+
+/// A guest's open for writing fails as the host's own open fails, here
+/// with `ETXTBSY` (the file is a program running on the host), by a path
+/// of plain names or one through `..`, rather than succeeding and failing
+/// at the first write; an open that only reads succeeds.
+#[test]
+fn an_open_for_writing_fails_as_the_hosts_does() {
+    use wasi_common::dir::{OpenResult, WasiDir};
+    use wasi_common::file::{FdFlags, OFlags};
+    use wasi_common::snapshots::preview_1::types::Errno;
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("d")).unwrap();
+    let program = tmp.path().join("program");
+    std::fs::copy("/bin/sleep", &program).unwrap();
+    struct Running(std::process::Child);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _running = Running(
+        std::process::Command::new(&program)
+            .arg("600")
+            .spawn()
+            .unwrap(),
+    );
+    let host_says = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&program)
+        .unwrap_err();
+    assert_eq!(host_says.raw_os_error(), Some(26), "ETXTBSY on the host");
+
+    let vfs = Vfs::builder()
+        .mount("/", HostDir::open(tmp.path()).unwrap())
+        .build()
+        .unwrap();
+    let dir = vfs.wasi_dir("/").unwrap();
+    for path in ["program", "d/../program"] {
+        let open = |write| {
+            common::now(dir.open_file(false, path, OFlags::empty(), true, write, FdFlags::empty()))
+        };
+        match open(true) {
+            Err(e) => assert_eq!(e.downcast().ok(), Some(Errno::Txtbsy), "{path}"),
+            Ok(_) => panic!("{path}: opened for writing"),
+        }
+        assert!(matches!(open(false), Ok(OpenResult::File(_))), "{path}");
+    }
 }
 
 /// Runs `f` on a host thread until the returned guard is dropped.

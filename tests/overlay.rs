@@ -195,7 +195,7 @@ fn an_unlinked_open_lower_file_stays_nameless() {
     let root = overlay.root();
 
     let (f, _) = overlay.lookup(root, "f").unwrap();
-    overlay.open(f).unwrap();
+    overlay.open(f, true).unwrap();
     overlay.unlink(root, "f").unwrap();
     put(&overlay, f, b"TWO");
     assert_eq!(read_all(&overlay, f), b"TWO");
@@ -207,7 +207,7 @@ fn an_unlinked_open_lower_file_stays_nameless() {
 
     // A new file takes the name while the old one is open.
     let (g, _) = overlay.lookup(root, "g").unwrap();
-    overlay.open(g).unwrap();
+    overlay.open(g, true).unwrap();
     overlay.unlink(root, "g").unwrap();
     let new = overlay.create(root, "g", NewNode::File).unwrap().ino;
     put(&overlay, g, b"old handle");
@@ -402,7 +402,7 @@ fn reset_discards_every_change() {
         overlay.create(d, "n", NewNode::Dir).unwrap().ino
     });
     let open = overlay.create(deep, "f", NewNode::File).unwrap().ino;
-    overlay.open(open).unwrap();
+    overlay.open(open, false).unwrap();
     assert!(matches!(overlay.reset(), Err(Error::Busy)));
     assert_eq!(
         read_all(&overlay, edit),
@@ -675,8 +675,8 @@ impl Storage for Counted {
     fn allocate(&self, ino: u64, size: u64) -> wasi_common_vfs::Result<()> {
         self.store.allocate(ino, size)
     }
-    fn open(&self, ino: u64) -> wasi_common_vfs::Result<()> {
-        self.store.open(ino)
+    fn open(&self, ino: u64, write: bool) -> wasi_common_vfs::Result<()> {
+        self.store.open(ino, write)
     }
     fn release(&self, ino: u64) {
         self.store.release(ino)

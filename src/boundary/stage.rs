@@ -316,7 +316,7 @@ impl Stage {
             .ns
             .open(one(parent, name, self.scope), options)
             .map_err(at)?;
-        let _open = slot.open(node).map_err(at)?;
+        let _open = slot.open(node, true).map_err(at)?;
         fill(&mut FileSink { ns: &self.ns, node })?;
         let set = SetAttr {
             size: Some(size),

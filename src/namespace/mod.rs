@@ -561,9 +561,10 @@ impl Namespace {
         Ok(out)
     }
 
-    /// Takes a handle that keeps `node` alive until the guard is dropped.
+    /// Takes a handle that keeps `node` alive until the guard is dropped,
+    /// to read through.
     pub(crate) fn open_handle(self: &Arc<Self>, node: Node) -> Result<Handle> {
-        self.reserve_handle()?.open(node)
+        self.reserve_handle()?.open(node, false)
     }
 
     /// Takes one of the open handles the limit allows, before an open
@@ -599,12 +600,13 @@ pub(crate) struct HandleSlot {
 }
 
 impl HandleSlot {
-    /// The handle on `node`, in this slot.
-    pub(crate) fn open(mut self, node: Node) -> Result<Handle> {
+    /// The handle on `node`, in this slot; `write` if it may write the
+    /// file (see [`Storage::open`]).
+    pub(crate) fn open(mut self, node: Node, write: bool) -> Result<Handle> {
         let Some(ns) = self.ns.take() else {
             return Err(Error::BadHandle);
         };
-        if let Err(e) = ns.store(node.mount).open(node.ino) {
+        if let Err(e) = ns.store(node.mount).open(node.ino, write) {
             ns.open_handles.fetch_sub(1, Ordering::AcqRel);
             return Err(e);
         }

@@ -171,8 +171,7 @@ impl Nodes {
 #[derive(Clone)]
 enum Held {
     /// A file handle: the data stays reachable after unlink or rename.
-    /// Read-only (`write` false) while every descriptor of it only reads,
-    /// or the host lets the store no more.
+    /// Read-only (`write` false) while every descriptor of it only reads.
     File {
         file: Arc<std::fs::File>,
         write: bool,
@@ -412,10 +411,13 @@ impl HostDir {
         self.unready(gone);
     }
 
-    /// Takes the newest file waiting for `ino`'s `open`.
-    fn take_ready(&self, ino: Ino) -> Option<Ready> {
+    /// Takes the newest file waiting for `ino`'s `open` that serves it: one
+    /// opened for writing if `write`.
+    fn take_ready(&self, ino: Ino, write: bool) -> Option<Ready> {
         let mut waiting = self.ready.lock();
-        let at = waiting.iter().rposition(|r| r.ino == ino)?;
+        let at = waiting
+            .iter()
+            .rposition(|r| r.ino == ino && (r.write || !write))?;
         Some(waiting.remove(at))
     }
 
@@ -734,8 +736,9 @@ impl HostDir {
     }
 
     /// A new host handle for `ino`, to hold while it is open: read-write
-    /// where the store may write and the host lets it, else read-only.
-    fn hold(&self, ino: Ino, writable: bool) -> Result<Held> {
+    /// for a descriptor that writes, failing as the host's open fails
+    /// (`EACCES`, `ETXTBSY`), else read-only.
+    fn hold(&self, ino: Ino, write: bool) -> Result<Held> {
         // The kind the lookup just saw; a regular file is checked to be one
         // when opened, anything else asked of the host again.
         let known = self.nodes.lock().map.get(&ino).map(|n| n.kind);
@@ -745,18 +748,10 @@ impl HostDir {
         };
         Ok(match kind {
             FileKind::File => {
-                let rw = writable
-                    .then(|| self.open_regular(ino, OFlags::RDWR))
-                    .and_then(Result::ok);
-                match rw {
-                    Some(file) => Held::File {
-                        file: Arc::new(file),
-                        write: true,
-                    },
-                    None => Held::File {
-                        file: Arc::new(self.open_regular(ino, OFlags::RDONLY)?),
-                        write: false,
-                    },
+                let flags = if write { OFlags::RDWR } else { OFlags::RDONLY };
+                Held::File {
+                    file: Arc::new(self.open_regular(ino, flags)?),
+                    write,
                 }
             }
             FileKind::Dir => Held::Dir(self.dir_fd(ino)?),
@@ -1196,10 +1191,11 @@ impl Storage for HostDir {
         Ok(())
     }
 
-    fn open(&self, ino: Ino) -> Result<()> {
-        let ready = self.take_ready(ino);
-        let writable = self.writable.load(Ordering::Acquire);
-        let held = match ready {
+    fn open(&self, ino: Ino, write: bool) -> Result<()> {
+        if write && !self.writable.load(Ordering::Acquire) {
+            return Err(Error::ReadOnly);
+        }
+        let held = match self.take_ready(ino, write) {
             // The file a one-step open just made.
             Some(r) => Held::File {
                 file: r.file,
@@ -1207,15 +1203,14 @@ impl Storage for HostDir {
             },
             None => {
                 // A file held read-only is opened again, by name, for a
-                // descriptor that may write: only the one-step open
-                // knows that it will not.
+                // descriptor that writes.
                 if let Some((held, count)) = self.open.lock().get_mut(&ino)
-                    && !(writable && held.is_read_only_file())
+                    && !(write && held.is_read_only_file())
                 {
                     *count += 1;
                     return Ok(());
                 }
-                self.hold(ino, writable)?
+                self.hold(ino, write)?
             }
         };
         match self.open.lock().entry(ino) {
@@ -1455,7 +1450,7 @@ mod tests {
         for name in ["a", "b", "c"] {
             c = store.lookup(c, name).unwrap().0;
         }
-        store.open(c).unwrap();
+        store.open(c, false).unwrap();
         let (x, _) = store.lookup(c, "x").unwrap();
         // What shedding does after many other inodes: the kept handles
         // closed and the records of `a` and `b` dropped.
@@ -1500,10 +1495,10 @@ mod tests {
         assert!(recorded(meta.ino));
     }
 
-    /// A one-step open that only reads holds the file read-only on the
-    /// host. One that writes, or an open by name (which may write) while
-    /// the read-only handle is held, puts a read-write handle in its place,
-    /// so that every descriptor of the file can write through the one.
+    /// A descriptor that only reads holds the file read-only on the host,
+    /// whichever way it was opened. One that writes puts a read-write
+    /// handle in its place, so that every descriptor of the file can write
+    /// through the one.
     #[test]
     fn reads_hold_the_host_file_read_only_until_a_descriptor_may_write() {
         let tmp = host_tree(&[("m/f", b"body")]);
@@ -1520,7 +1515,7 @@ mod tests {
         let on_host = || std::fs::read(tmp.path().join("m/f")).unwrap();
 
         let f = one_step(&store, "m/f");
-        store.open(f).unwrap();
+        store.open(f, false).unwrap();
         assert_eq!(access(f), (false, OFlags::RDONLY));
         let writes = PathOpen {
             write: true,
@@ -1528,7 +1523,7 @@ mod tests {
         };
         let path = PlainPath::new("m/f").unwrap();
         store.open_path(store.root(), path, writes).unwrap();
-        store.open(f).unwrap();
+        store.open(f, true).unwrap();
         assert_eq!(access(f), (true, OFlags::RDWR));
         write(f, b"BODY").unwrap();
         assert_eq!(on_host(), b"BODY");
@@ -1536,17 +1531,34 @@ mod tests {
         store.release(f);
         assert!(store.held(f).is_none());
 
-        // Read-only again; then the name is looked up and opened, as a path
-        // with a symlink or `..` on the way is.
-        let f = one_step(&store, "m/f");
-        store.open(f).unwrap();
-        assert_eq!(access(f), (false, OFlags::RDONLY));
+        // The name looked up and opened, as a path with a symlink or `..`
+        // on the way is: read-only to read, read-write to write.
         let (m, _) = store.lookup(store.root(), "m").unwrap();
         assert_eq!(store.lookup(m, "f").unwrap().0, f);
-        store.open(f).unwrap();
+        store.open(f, false).unwrap();
+        assert_eq!(access(f), (false, OFlags::RDONLY));
+        let f2 = one_step(&store, "m/f");
+        store.open(f2, false).unwrap();
+        assert_eq!(access(f), (false, OFlags::RDONLY));
+        store.open(f, true).unwrap();
         assert_eq!(access(f), (true, OFlags::RDWR));
         write(f, b"more").unwrap();
         assert_eq!(on_host(), b"more");
+        for _ in 0..3 {
+            store.release(f);
+        }
+        assert!(store.held(f).is_none());
+
+        // A reader's one-step open waits for its `open` while a writer
+        // opens the file by name: the writer leaves the read-only file to
+        // the reader.
+        let f = one_step(&store, "m/f");
+        store.open(f, true).unwrap();
+        assert_eq!(access(f), (true, OFlags::RDWR));
+        assert!(store.ready_file(f).is_some());
+        store.open(f, false).unwrap();
+        assert!(store.ready_file(f).is_none());
+        assert_eq!(access(f), (true, OFlags::RDWR));
     }
 
     /// A read-only view of a store written elsewhere readies its files
@@ -1567,7 +1579,7 @@ mod tests {
             .unwrap()
             .unwrap()
             .ino;
-        view.open(f).unwrap();
+        view.open(f, true).unwrap();
         match store.held(f) {
             Some(Held::File { file, write }) => {
                 assert!(!write);
@@ -1629,7 +1641,7 @@ mod tests {
 
     /// The whole content of the file `ino`, through a handle on it.
     fn content(store: &HostDir, ino: Ino) -> Result<Vec<u8>> {
-        store.open(ino)?;
+        store.open(ino, false)?;
         let mut buf = [0u8; 64];
         let n = store.read(ino, 0, &mut [IoSliceMut::new(&mut buf)]);
         store.release(ino);

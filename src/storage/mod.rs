@@ -335,8 +335,12 @@ pub trait Storage: Send + Sync + 'static {
     fn allocate(&self, ino: Ino, size: u64) -> Result<()>;
 
     /// Takes a handle on `ino`: the inode and its data stay alive, even
-    /// once unlinked, until the matching [`Storage::release`].
-    fn open(&self, ino: Ino) -> Result<()>;
+    /// once unlinked, until the matching [`Storage::release`]. `write`
+    /// says that the handle's owner may write the file: a store of host
+    /// files then opens it for writing and fails as the host's open fails
+    /// (`EACCES`, `ETXTBSY`), where a handle only read through opens it
+    /// read-only.
+    fn open(&self, ino: Ino, write: bool) -> Result<()>;
 
     /// Gives back a handle taken by [`Storage::open`].
     fn release(&self, ino: Ino);
@@ -487,8 +491,8 @@ macro_rules! forward_storage {
             fn allocate(&self, ino: Ino, size: u64) -> Result<()> {
                 (**self).allocate(ino, size)
             }
-            fn open(&self, ino: Ino) -> Result<()> {
-                (**self).open(ino)
+            fn open(&self, ino: Ino, write: bool) -> Result<()> {
+                (**self).open(ino, write)
             }
             fn release(&self, ino: Ino) {
                 (**self).release(ino)

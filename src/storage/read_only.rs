@@ -155,8 +155,9 @@ impl<S: Storage> Storage for ReadOnly<S> {
         Err(Error::ReadOnly)
     }
 
-    fn open(&self, ino: Ino) -> Result<()> {
-        self.inner.open(ino)
+    fn open(&self, ino: Ino, _write: bool) -> Result<()> {
+        // As in `open_path`: nothing is written through this view.
+        self.inner.open(ino, false)
     }
 
     fn release(&self, ino: Ino) {

@@ -186,7 +186,7 @@ impl WasiDir for VfsDir {
         // created or truncated the file.
         let slot = self.ns()?.reserve_handle()?;
         let (node, kind) = self.ns()?.open(self.at(path), options)?;
-        let handle = slot.open(node)?;
+        let handle = slot.open(node, writable)?;
         Ok(match kind {
             FileKind::Dir => OpenResult::Dir(Box::new(VfsDir {
                 handle,

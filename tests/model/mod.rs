@@ -1148,7 +1148,7 @@ impl Checker {
                 Ok((format!("{id} {kind:?}"), None))
             }
             Step::Open { file } => {
-                fs.open(ino(file))?;
+                fs.open(ino(file), true)?;
                 done("opened")
             }
             Step::Release { handle } => {

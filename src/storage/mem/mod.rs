@@ -663,7 +663,7 @@ impl Storage for MemFs {
         Ok(())
     }
 
-    fn open(&self, ino: Ino) -> Result<()> {
+    fn open(&self, ino: Ino, _write: bool) -> Result<()> {
         let node = self.inode(ino)?;
         let mut st = node.state.write();
         st.open = st.open.saturating_add(1);

@@ -64,8 +64,8 @@ fn nlink_counts_names_and_subdirectories() {
 fn unlinked_open_file_lives_until_released() {
     let fs = fs();
     let f = file(&fs, ROOT, "f", b"kept");
-    fs.open(f).unwrap();
-    fs.open(f).unwrap();
+    fs.open(f, false).unwrap();
+    fs.open(f, false).unwrap();
     fs.unlink(ROOT, "f").unwrap();
     assert_eq!(fs.getattr(f).unwrap().nlink, 0);
     fs.release(f);
@@ -79,7 +79,7 @@ fn unlinked_open_file_lives_until_released() {
 fn unlinked_file_cannot_get_a_new_name() {
     let fs = fs();
     let f = file(&fs, ROOT, "f", b"");
-    fs.open(f).unwrap();
+    fs.open(f, false).unwrap();
     fs.unlink(ROOT, "f").unwrap();
     assert!(matches!(fs.link(f, ROOT, "again"), Err(Error::NotFound)));
 }
@@ -143,7 +143,7 @@ fn rename_over_empty_directory_removes_it() {
     let fs = fs();
     let d = fs.create(ROOT, "d", NewNode::Dir).unwrap().ino;
     let e = fs.create(ROOT, "e", NewNode::Dir).unwrap().ino;
-    fs.open(e).unwrap();
+    fs.open(e, false).unwrap();
     fs.rename(ROOT, "d", ROOT, "e").unwrap();
     assert_eq!(fs.lookup(ROOT, "e").unwrap().0, d);
     assert_eq!(fs.getattr(ROOT).unwrap().nlink, 3);
@@ -405,7 +405,7 @@ fn random_concurrent_operations_leave_a_consistent_tree() {
                             .map(drop),
                         7 => fs
                             .lookup(d, &name)
-                            .and_then(|(i, _)| fs.open(i).map(|()| held.push(i))),
+                            .and_then(|(i, _)| fs.open(i, false).map(|()| held.push(i))),
                         8 => {
                             if let Some(i) = held.pop() {
                                 fs.release(i);

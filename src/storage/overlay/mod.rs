@@ -903,8 +903,9 @@ impl Inner {
     /// its lower file over to it.
     fn adopt(&self, ino: Ino, node: &Node, lower: Ino, upper: Ino) -> Result<()> {
         let mut st = node.st.lock();
+        // A write is why the file is copied up: its handles may write.
         for _ in 0..st.opens_lower {
-            self.upper.open(upper)?;
+            self.upper.open(upper, true)?;
             self.lower.release(lower);
         }
         st.opens_upper += std::mem::take(&mut st.opens_lower);
@@ -1920,16 +1921,17 @@ impl Storage for Overlay {
         self.inner.upper.allocate(up, size)
     }
 
-    fn open(&self, ino: Ino) -> Result<()> {
+    fn open(&self, ino: Ino, write: bool) -> Result<()> {
         let node = self.inner.node(ino)?;
         let mut st = node.st.lock();
         match (st.upper, st.lower) {
             (Some(u), _) => {
-                self.inner.upper.open(u)?;
+                self.inner.upper.open(u, write)?;
                 st.opens_upper += 1;
             }
+            // Only read: the first write copies the file up.
             (None, Some(l)) => {
-                self.inner.lower.open(l)?;
+                self.inner.lower.open(l, false)?;
                 st.opens_lower += 1;
             }
             (None, None) => return Err(Error::NotFound),
@@ -2031,7 +2033,7 @@ mod tests {
         for i in 0..10_000 {
             let name = format!("n{i}");
             let f = overlay.create(root, &name, NewNode::File).unwrap().ino;
-            overlay.open(f).unwrap();
+            overlay.open(f, true).unwrap();
             overlay.unlink(root, &name).unwrap();
             overlay.release(f);
             overlay.create(root, &name, NewNode::Dir).unwrap();
