@@ -102,6 +102,44 @@ fn interleaved_listings_continue_where_they_were() {
     }
 }
 
+/// A listing paused in one directory keeps its place while a directory of
+/// 70,000 entries is listed in full meanwhile, as a recursive removal or
+/// copy pauses a directory's listing while it works through each child.
+#[test]
+fn a_paused_listing_keeps_its_place_through_a_long_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (parent, child) = (tmp.path().join("parent"), tmp.path().join("child"));
+    std::fs::create_dir(&parent).unwrap();
+    std::fs::create_dir(&child).unwrap();
+    for i in 0..200 {
+        std::fs::File::create(parent.join(format!("p{i}"))).unwrap();
+    }
+    for i in 0..70_000 {
+        std::fs::File::create(child.join(format!("c{i}"))).unwrap();
+    }
+    let store = HostDir::open(tmp.path()).unwrap();
+    let root = store.root();
+    let (p, _) = store.lookup(root, "parent").unwrap();
+    let (c, _) = store.lookup(root, "child").unwrap();
+    store.open(p, false).unwrap();
+    store.open(c, false).unwrap();
+
+    let first = store.readdir(p, 0, 50).unwrap();
+    assert_eq!(first.len(), 50);
+    assert_eq!(list_in_pages(&store, c, 64, |_| {}).len(), 70_000);
+    let cursor = first.last().unwrap().next;
+    let rest = store
+        .readdir(p, cursor, 1000)
+        .expect("the paused listing goes on");
+    let mut names: Vec<String> = first.into_iter().chain(rest).map(|e| e.name).collect();
+    names.sort();
+    let mut want: Vec<String> = (0..200).map(|i| format!("p{i}")).collect();
+    want.sort();
+    assert_eq!(names, want, "each entry once");
+    store.release(c);
+    store.release(p);
+}
+
 /// Entries that stay put are listed once each even when others are added
 /// and removed between pages.
 #[test]

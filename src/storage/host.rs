@@ -55,9 +55,10 @@ use std::time::{Duration, SystemTime};
 /// every lookup, and a path's `stat` makes one per directory on the way.
 type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 
-/// Host cookies kept for listing cursors, at most: the newest, so a listing
-/// in progress keeps its place unless this many entries were listed (in
-/// any directory of the store) since its last page. One is about 40 bytes.
+/// Host cookies kept for listing cursors, at most; one is about 40 bytes.
+/// Past this, the directory holding the most gives up its older half, so
+/// a listing paused in one directory keeps its place however long another
+/// runs meanwhile; a directory's cursors go when its last handle closes.
 const COOKIES_KEPT: usize = 1 << 16;
 
 /// Cursors are numbered below this, and wrap round to 1; the namespace
@@ -190,15 +191,17 @@ impl Held {
 }
 
 /// The host cookies (`d_off`, for `seekdir`) behind the listing cursors
-/// handed out, oldest first. Cursors are the store's own numbers rather
+/// handed out, by directory. Cursors are the store's own numbers rather
 /// than the host's cookies, which on ext4 are 63-bit hashes (too large for
 /// a cursor) and which a guest could otherwise forge.
 #[derive(Default)]
 struct Cookies {
     /// Cursors handed out so far.
     issued: u64,
-    by_cursor: HashMap<u64, i64>,
-    order: std::collections::VecDeque<u64>,
+    /// The directory and host cookie behind each cursor.
+    by_cursor: HashMap<u64, (Ino, i64)>,
+    /// Each directory's cursors, oldest first.
+    by_dir: HashMap<Ino, std::collections::VecDeque<u64>>,
 }
 
 /// Where a cursor leads.
@@ -209,25 +212,54 @@ enum Resume {
 }
 
 impl Cookies {
-    /// A new cursor for host cookie `cookie`.
-    fn cursor(&mut self, cookie: i64) -> u64 {
+    /// A new cursor for host cookie `cookie` of directory `dir`.
+    fn cursor(&mut self, dir: Ino, cookie: i64) -> u64 {
         self.issued += 1;
         let cursor = 1 + (self.issued - 1) % (CURSORS - 1);
-        self.by_cursor.insert(cursor, cookie);
-        self.order.push_back(cursor);
-        if self.order.len() > COOKIES_KEPT
-            && let Some(old) = self.order.pop_front()
-        {
-            self.by_cursor.remove(&old);
+        self.by_cursor.insert(cursor, (dir, cookie));
+        self.by_dir.entry(dir).or_default().push_back(cursor);
+        if self.by_cursor.len() > COOKIES_KEPT {
+            self.trim();
         }
         cursor
     }
 
-    /// Where `cursor` resumes a listing; `EINVAL` for a cursor handed out
-    /// so long ago that its cookie was dropped.
-    fn resume(&self, cursor: u64) -> Result<Resume> {
-        if let Some(&cookie) = self.by_cursor.get(&cursor) {
-            return Ok(Resume::At(cookie));
+    /// Makes room: the directory holding the most cursors gives up the
+    /// older half. A listing goes on from its newest cursors, so neither
+    /// the longest listing nor one paused beside it loses its place.
+    fn trim(&mut self) {
+        let Cookies {
+            by_cursor, by_dir, ..
+        } = self;
+        let Some((&dir, queue)) = by_dir.iter_mut().max_by_key(|(_, q)| q.len()) else {
+            return;
+        };
+        let older = (queue.len() / 2).max(1);
+        for cursor in queue.drain(..older) {
+            by_cursor.remove(&cursor);
+        }
+        if queue.is_empty() {
+            by_dir.remove(&dir);
+        }
+    }
+
+    /// Drops the cursors of `dir`, whose last handle closed: a position in
+    /// a listing lasts as long as the stream it was taken from.
+    fn forget(&mut self, dir: Ino) {
+        if let Some(queue) = self.by_dir.remove(&dir) {
+            for cursor in queue {
+                self.by_cursor.remove(&cursor);
+            }
+        }
+    }
+
+    /// Where `cursor` resumes a listing of `dir`; `EINVAL` for a cursor of
+    /// another directory, or one whose cookie was dropped.
+    fn resume(&self, dir: Ino, cursor: u64) -> Result<Resume> {
+        match self.by_cursor.get(&cursor) {
+            Some(&(of, cookie)) if of == dir => return Ok(Resume::At(cookie)),
+            Some(_) => return Err(Error::Invalid),
+            None => {}
         }
         if self.issued < CURSORS - 1 && cursor > self.issued {
             return Ok(Resume::End);
@@ -1092,7 +1124,7 @@ impl Storage for HostDir {
         let own = rustix::fs::openat(&*handle, ".", flags, Mode::empty()).map_err(io)?;
         let mut listing = rustix::fs::Dir::new(own).map_err(io)?;
         if cursor != 0 {
-            match self.cookies.lock().resume(cursor)? {
+            match self.cookies.lock().resume(dir, cursor)? {
                 Resume::At(cookie) => listing.seek(cookie).map_err(io)?,
                 Resume::End => return Ok(Vec::new()),
             }
@@ -1124,7 +1156,7 @@ impl Storage for HostDir {
                 name: name.to_owned(),
                 ino,
                 kind,
-                next: self.cookies.lock().cursor(entry.offset()),
+                next: self.cookies.lock().cursor(dir, entry.offset()),
             });
         }
         Ok(out)
@@ -1231,12 +1263,19 @@ impl Storage for HostDir {
     }
 
     fn release(&self, ino: Ino) {
-        let mut open = self.open.lock();
-        if let Some((_, count)) = open.get_mut(&ino) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&ino);
+        let closed = {
+            let mut open = self.open.lock();
+            match open.get_mut(&ino) {
+                Some((_, count)) if *count > 1 => {
+                    *count -= 1;
+                    None
+                }
+                Some(_) => open.remove(&ino),
+                None => None,
             }
+        };
+        if let Some((Held::Dir(_), _)) = closed {
+            self.cookies.lock().forget(ino);
         }
     }
 
@@ -1335,23 +1374,53 @@ mod tests {
 
     #[test]
     fn cursors_stand_for_cookies_and_forged_ones_end_the_listing() {
+        let (d, e) = (10, 20);
         let mut cookies = Cookies::default();
-        let big = cookies.cursor(i64::MAX - 5);
-        let small = cookies.cursor(3);
-        assert!(matches!(cookies.resume(big), Ok(Resume::At(c)) if c == i64::MAX - 5));
-        assert!(matches!(cookies.resume(small), Ok(Resume::At(3))));
+        let big = cookies.cursor(d, i64::MAX - 5);
+        let small = cookies.cursor(d, 3);
+        assert!(matches!(cookies.resume(d, big), Ok(Resume::At(c)) if c == i64::MAX - 5));
+        assert!(matches!(cookies.resume(d, small), Ok(Resume::At(3))));
         assert!(
-            matches!(cookies.resume(1000), Ok(Resume::End)),
+            matches!(cookies.resume(e, small), Err(Error::Invalid)),
+            "another directory's"
+        );
+        assert!(
+            matches!(cookies.resume(d, 1000), Ok(Resume::End)),
             "never handed out"
         );
         for i in 0..COOKIES_KEPT as i64 {
-            cookies.cursor(i);
+            cookies.cursor(e, i);
         }
         assert!(
-            matches!(cookies.resume(big), Err(Error::Invalid)),
-            "dropped long ago: an error, not a silent end"
+            matches!(cookies.resume(d, small), Ok(Resume::At(3))),
+            "not pushed out by another directory's long listing"
         );
-        assert_eq!(cookies.by_cursor.len(), COOKIES_KEPT, "bounded");
+        let oldest_of_e = small + 1;
+        assert!(
+            matches!(cookies.resume(e, oldest_of_e), Err(Error::Invalid)),
+            "dropped: an error, not a silent end"
+        );
+        assert!(cookies.by_cursor.len() <= COOKIES_KEPT, "bounded");
+        cookies.forget(d);
+        assert!(matches!(cookies.resume(d, small), Err(Error::Invalid)));
+        assert!(!cookies.by_dir.contains_key(&d));
+    }
+
+    /// A directory's cursors go when its last handle closes.
+    #[test]
+    fn a_closed_directory_leaves_no_cursors() {
+        let tmp = host_tree(&[("d/a", b""), ("d/b", b""), ("d/c", b"")]);
+        let store = HostDir::open(tmp.path()).unwrap();
+        let (d, _) = store.lookup(store.root(), "d").unwrap();
+        store.open(d, false).unwrap();
+        store.open(d, false).unwrap();
+        let first = store.readdir(d, 0, 1).unwrap();
+        store.release(d);
+        let cursor = first[0].next;
+        assert_eq!(store.readdir(d, cursor, 10).unwrap().len(), 2);
+        store.release(d);
+        assert!(store.cookies.lock().by_cursor.is_empty());
+        assert!(matches!(store.readdir(d, cursor, 10), Err(Error::Invalid)));
     }
 
     /// Directories deeper than the handle limit are reached by reopening
