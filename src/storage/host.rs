@@ -1129,7 +1129,7 @@ impl Storage for HostDir {
                 Resume::End => return Ok(Vec::new()),
             }
         }
-        let mut out = Vec::new();
+        let (mut out, mut cookies) = (Vec::new(), Vec::new());
         while out.len() < max {
             let Some(entry) = listing.read() else { break };
             let entry = entry.map_err(io)?;
@@ -1156,8 +1156,13 @@ impl Storage for HostDir {
                 name: name.to_owned(),
                 ino,
                 kind,
-                next: self.cookies.lock().cursor(dir, entry.offset()),
+                next: 0,
             });
+            cookies.push(entry.offset());
+        }
+        let mut kept = self.cookies.lock();
+        for (entry, cookie) in out.iter_mut().zip(cookies) {
+            entry.next = kept.cursor(dir, cookie);
         }
         Ok(out)
     }
