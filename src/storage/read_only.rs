@@ -38,8 +38,8 @@ impl<S: Storage> ReadOnly<S> {
     /// Wraps `inner` without sealing it: a read-only view of a store that
     /// is still written through elsewhere (see
     /// [`Vfs::read_only`](crate::Vfs::read_only)). Every change through
-    /// the view is refused as through [`new`](Self::new)'s; the files it
-    /// opens are opened as the store opens them for its writers.
+    /// the view is refused as through [`new`](Self::new)'s, and the view
+    /// asks the store for its files only to read them.
     pub(crate) fn viewing(inner: S) -> Self {
         ReadOnly { inner }
     }
