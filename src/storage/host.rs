@@ -224,22 +224,33 @@ impl Cookies {
         cursor
     }
 
-    /// Makes room: the directory holding the most cursors gives up the
-    /// older half. A listing goes on from its newest cursors, so neither
-    /// the longest listing nor one paused beside it loses its place.
+    /// Makes room: the directories holding the most cursors, the largest
+    /// first, give up their older half. A listing goes on from its newest
+    /// cursors, so neither the longest listing nor one paused beside it
+    /// loses its place. Each call frees at least an eighth of what is
+    /// kept, so its scan of the directories is paid for by the cursors
+    /// handed out since the last, however many directories hold a few.
     fn trim(&mut self) {
         let Cookies {
             by_cursor, by_dir, ..
         } = self;
-        let Some((&dir, queue)) = by_dir.iter_mut().max_by_key(|(_, q)| q.len()) else {
-            return;
-        };
-        let older = (queue.len() / 2).max(1);
-        for cursor in queue.drain(..older) {
-            by_cursor.remove(&cursor);
-        }
-        if queue.is_empty() {
-            by_dir.remove(&dir);
+        let mut largest: Vec<(usize, Ino)> = by_dir.iter().map(|(d, q)| (q.len(), *d)).collect();
+        largest.sort_unstable_by(|a, b| b.cmp(a));
+        let mut freed = 0;
+        for (len, dir) in largest {
+            if freed >= COOKIES_KEPT / 8 {
+                break;
+            }
+            let older = (len / 2).max(1);
+            if let Some(queue) = by_dir.get_mut(&dir) {
+                for cursor in queue.drain(..older) {
+                    by_cursor.remove(&cursor);
+                }
+                if queue.is_empty() {
+                    by_dir.remove(&dir);
+                }
+            }
+            freed += older;
         }
     }
 
@@ -1409,6 +1420,23 @@ mod tests {
         cookies.forget(d);
         assert!(matches!(cookies.resume(d, small), Err(Error::Invalid)));
         assert!(!cookies.by_dir.contains_key(&d));
+    }
+
+    /// Room made among many directories holding one cursor each is made
+    /// in bulk: one pass over the directories frees an eighth of what is
+    /// kept, rather than one cursor for every cursor handed out.
+    #[test]
+    fn room_is_made_in_bulk_among_many_small_listings() {
+        let mut cookies = Cookies::default();
+        for dir in 0..=COOKIES_KEPT as Ino {
+            cookies.cursor(dir, 7);
+        }
+        assert!(cookies.by_cursor.len() <= COOKIES_KEPT - COOKIES_KEPT / 8 + 1);
+        assert_eq!(
+            cookies.by_cursor.len(),
+            cookies.by_dir.values().map(|q| q.len()).sum::<usize>(),
+            "every cursor kept is in its directory's queue"
+        );
     }
 
     /// A directory's cursors go when its last handle closes.
