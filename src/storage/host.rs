@@ -15,7 +15,8 @@
 //! was looked up (device and inode number); a name that now leads elsewhere
 //! answers `ENOENT` until it is looked up again.
 //!
-//! Inode numbers are the host's. The store remembers, for each inode a
+//! Inode numbers are the host's, with a range of their own for each other
+//! host filesystem mounted below the root. The store remembers, for each inode a
 //! later call may name by number, its parent and name (not a path), so a
 //! rename costs O(1); a file that was only `stat`-ed, or opened in one step
 //! and then through the handle that step made, needs no such record. It
@@ -279,6 +280,21 @@ impl Cookies {
     }
 }
 
+/// Device `dev`'s place among the host devices this process has met below
+/// a store's root, below 2^22; `None` past that many. Kept for the
+/// process's life: a host has a few mounts, and a guest makes none.
+fn device_place(dev: u64) -> Option<u64> {
+    static PLACES: std::sync::LazyLock<Mutex<HashMap<u64, u64>>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut places = PLACES.lock();
+    let next = places.len() as u64;
+    match places.entry(dev) {
+        Entry::Occupied(known) => Some(*known.get()),
+        Entry::Vacant(new) if next < 1 << 22 => Some(*new.insert(next)),
+        Entry::Vacant(_) => None,
+    }
+}
+
 fn io(e: rustix::io::Errno) -> Error {
     Error::from_host(e.into())
 }
@@ -415,15 +431,29 @@ impl HostDir {
         ReadOnly::new(self)
     }
 
-    /// The store's inode number for host inode `ino` of device `dev`: the
-    /// host's, mixed with the device for another host filesystem below the
-    /// root.
+    /// The store's inode number for host inode `ino` of device `dev`.
+    ///
+    /// On the root's filesystem it is the host's. A filesystem mounted
+    /// below the root has a range of its own: the top bit set, the
+    /// device's place among those this process has met in bits 40 to 61,
+    /// and the host's number below (which tmpfs, ext4, btrfs and XFS keep
+    /// far under 2^40), so no two files share a number, whatever their
+    /// devices' numbers are, and each mount of one host filesystem gives a
+    /// file the same one. Only a number that fits none of that (from 2^63
+    /// on the root's filesystem, from 2^40 on another, or on a device past
+    /// the 2^22nd) is mixed from the two, into the top quarter, where it
+    /// can meet no other kind.
     fn ino_at(&self, dev: u64, ino: u64) -> Ino {
-        if dev == self.root_dev {
-            ino
-        } else {
-            ino ^ dev.rotate_left(40)
+        const OTHER: u64 = 1 << 63;
+        if dev == self.root_dev && ino < OTHER {
+            return ino;
         }
+        if ino < 1 << 40
+            && let Some(place) = device_place(dev)
+        {
+            return OTHER | (place << 40) | ino;
+        }
+        (3 << 62) | ((ino ^ dev.rotate_left(40)) & ((1 << 62) - 1))
     }
 
     fn ino_of(&self, st: &Stat) -> Ino {
@@ -1420,6 +1450,37 @@ mod tests {
         cookies.forget(d);
         assert!(matches!(cookies.resume(d, small), Err(Error::Invalid)));
         assert!(!cookies.by_dir.contains_key(&d));
+    }
+
+    /// Files on filesystems mounted below the root never share an inode
+    /// number with each other or with the root's, whatever the devices'
+    /// numbers, and every store numbers a file alike.
+    #[test]
+    fn files_of_other_host_filesystems_have_numbers_of_their_own() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let store = HostDir::open(a.path()).unwrap();
+        let other = HostDir::open(b.path()).unwrap();
+        let root_dev = store.root_dev;
+        // Anonymous devices (tmpfs, overlayfs) reach 2^24 from minor 4096
+        // on; these pairs share a number when the device is mixed in.
+        let (d1, d2) = (1 << 24, 1 << 25);
+        assert!(root_dev != d1 && root_dev != d2);
+        let numbers = [
+            store.ino_at(root_dev, 5),
+            store.ino_at(d1, 4),
+            store.ino_at(d1, 1),
+            store.ino_at(d2, 2),
+            store.ino_at(d2, 1 << 41),
+            store.ino_at(root_dev, 1 << 63 | 5),
+        ];
+        let distinct: std::collections::BTreeSet<Ino> = numbers.iter().copied().collect();
+        assert_eq!(distinct.len(), numbers.len(), "{numbers:x?}");
+        assert_eq!(numbers[0], 5, "the root's filesystem keeps the host's");
+        assert_eq!(other.ino_at(d1, 4), numbers[1]);
+        assert_eq!(other.ino_at(d2, 1 << 41), numbers[4]);
+        for mixed in &numbers[4..] {
+            assert_eq!(mixed >> 62, 3, "only numbers that fit nowhere are mixed");
+        }
     }
 
     /// Room made among many directories holding one cursor each is made
