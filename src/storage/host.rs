@@ -16,13 +16,13 @@
 //! answers `ENOENT` until it is looked up again.
 //!
 //! Inode numbers are the host's, with a range of their own for each other
-//! host filesystem mounted below the root. The store remembers, for each inode a
-//! later call may name by number, its parent and name (not a path), so a
-//! rename costs O(1); a file that was only `stat`-ed, or opened in one step
-//! and then through the handle that step made, needs no such record. It
-//! keeps at most a bounded number of records, dropping the least recently
-//! used, and of directory handles, closing the oldest (an open file or
-//! directory is never dropped).
+//! host filesystem mounted below the root. The store remembers, for each
+//! inode a later call may name by number, its parent and name (not a
+//! path), so a rename costs O(1); a file that was only `stat`-ed, or opened
+//! in one step and then through the handle that step made, needs no such
+//! record. It keeps at most a bounded number of records, dropping the
+//! least recently used, and of directory handles, closing the oldest (an
+//! open file or directory is never dropped).
 //! Open files are held as host file handles, so unlink and rename of an
 //! open file behave as on the host. Listings are read from the host on
 //! every call, continuing from the host's own cookie. This module must not
