@@ -436,10 +436,11 @@ impl HostDir {
     /// On the root's filesystem it is the host's. A filesystem mounted
     /// below the root has a range of its own: the top bit set, the
     /// device's place among those this process has met in bits 40 to 61,
-    /// and the host's number below (which tmpfs, ext4, btrfs and XFS keep
-    /// far under 2^40), so no two files share a number, whatever their
-    /// devices' numbers are, and each mount of one host filesystem gives a
-    /// file the same one. Only a number that fits none of that (from 2^63
+    /// and the host's number below (ext4's are 32-bit, tmpfs and btrfs
+    /// count from 1, XFS passes 2^40 only on the largest disks), so no two
+    /// files share a number, whatever their devices' numbers are, and
+    /// each mount of one host filesystem gives a file the same one. Only a
+    /// number that fits none of that (from 2^63
     /// on the root's filesystem, from 2^40 on another, or on a device past
     /// the 2^22nd) is mixed from the two, into the top quarter, where it
     /// can meet no other kind.
