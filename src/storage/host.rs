@@ -440,10 +440,9 @@ impl HostDir {
     /// count from 1, XFS passes 2^40 only on the largest disks), so no two
     /// files share a number, whatever their devices' numbers are, and
     /// each mount of one host filesystem gives a file the same one. Only a
-    /// number that fits none of that (from 2^63
-    /// on the root's filesystem, from 2^40 on another, or on a device past
-    /// the 2^22nd) is mixed from the two, into the top quarter, where it
-    /// can meet no other kind.
+    /// number that fits none of that (from 2^63 on the root's filesystem,
+    /// from 2^40 on another, or on a device past the 2^22nd) is mixed from
+    /// the two, into the top quarter, where it can meet no other kind.
     fn ino_at(&self, dev: u64, ino: u64) -> Ino {
         const OTHER: u64 = 1 << 63;
         if dev == self.root_dev && ino < OTHER {
