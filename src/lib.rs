@@ -111,11 +111,11 @@
 //! an absolute target's text. Like cap-std, guests may not create symlinks
 //! with absolute targets (`EPERM`).
 //!
-//! [`HostDir`] works through cap-std and inherits its rules: it cannot
-//! create a symlink with an absolute target even for the host API. It
-//! remembers one path per inode it has seen, so memory grows with the
-//! number of distinct host files looked up; a listing's cursors stay valid
-//! for the 32 directories listed most recently.
+//! [`HostDir`] holds host directories as open handles and acts beside
+//! them with `*at` system calls, never walking a path from its root; its
+//! records and handles have a bound whatever the number of host files
+//! looked up, and a listing's cursor carries the host's own cookie, so
+//! any number of listings can be in progress and none is ever forgotten.
 
 #![warn(missing_docs)]
 

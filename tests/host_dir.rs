@@ -7,7 +7,7 @@ mod common;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
-use wasi_common_vfs::storage::FileKind;
+use wasi_common_vfs::storage::{FileKind, NewNode};
 use wasi_common_vfs::{HostDir, Overlay, Storage, Vfs};
 
 /// The access mode (`O_ACCMODE` bits) of every descriptor of this process
@@ -138,6 +138,109 @@ fn a_paused_listing_keeps_its_place_through_a_long_one() {
     assert_eq!(names, want, "each entry once");
     store.release(c);
     store.release(p);
+}
+
+/// A listing's cursor carries its place: it goes on in another store
+/// opened on the same host directory, after the directory's handles all
+/// closed, and after the directory was listed 7,000 times meanwhile (where
+/// positions kept in a table of 65,536 would have been given up).
+#[test]
+fn a_cursor_carries_its_place_and_the_store_keeps_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    std::fs::create_dir(&dir).unwrap();
+    for i in 0..10 {
+        std::fs::File::create(dir.join(format!("f{i}"))).unwrap();
+    }
+    let want: Vec<String> = {
+        let mut w: Vec<String> = (0..10).map(|i| format!("f{i}")).collect();
+        w.sort();
+        w
+    };
+    let each_once = |first: &[wasi_common_vfs::DirEntry], rest: &[wasi_common_vfs::DirEntry]| {
+        let mut names: Vec<String> = first.iter().chain(rest).map(|e| e.name.clone()).collect();
+        names.sort();
+        assert_eq!(names, want);
+    };
+    let store = HostDir::open(tmp.path()).unwrap();
+    let (d, _) = store.lookup(store.root(), "d").unwrap();
+    store.open(d, false).unwrap();
+    let first = store.readdir(d, 0, 3).unwrap();
+    store.release(d);
+    let cursor = first.last().unwrap().next;
+
+    let other = HostDir::open(tmp.path()).unwrap();
+    let (d2, _) = other.lookup(other.root(), "d").unwrap();
+    each_once(&first, &other.readdir(d2, cursor, 100).unwrap());
+
+    for _ in 0..7_000 {
+        assert_eq!(list_in_pages(&store, d, 4, |_| {}).len(), 10);
+    }
+    each_once(&first, &store.readdir(d, cursor, 100).unwrap());
+    assert!(
+        store.readdir(d, 998, 100).unwrap().is_empty(),
+        "a cursor never handed out ends the listing"
+    );
+}
+
+/// Host listings page through the mount table and overlays with each
+/// entry once: the host's cookies pass through the mount table (then its
+/// mountpoints follow) and an overlay's lower layer as they are, and an
+/// overlay numbers its host upper layer's cookies itself.
+#[test]
+fn host_cookies_page_through_mounts_and_overlays() {
+    let (lower, upper) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    std::fs::create_dir(lower.path().join("low")).unwrap();
+    // More than `Vfs::read_dir` takes in one call.
+    for i in 0..2_500 {
+        std::fs::File::create(lower.path().join(format!("low/l{i}"))).unwrap();
+    }
+    let expect = |prefix: &str, n: usize| {
+        let mut w: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
+        w.sort();
+        w
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+
+    let overlay = Overlay::with_upper(
+        HostDir::open(lower.path()).unwrap(),
+        HostDir::open(upper.path()).unwrap(),
+    );
+    let root = overlay.root();
+    let (low, _) = overlay.lookup(root, "low").unwrap();
+    assert_eq!(
+        sorted(list_in_pages(&overlay, low, 16, |_| {})),
+        expect("l", 2_500),
+        "the lower layer's cookies"
+    );
+    let high = overlay.create(root, "high", NewNode::Dir).unwrap().ino;
+    for i in 0..300 {
+        overlay
+            .create(high, &format!("u{i}"), NewNode::File)
+            .unwrap();
+    }
+    assert_eq!(
+        sorted(list_in_pages(&overlay, high, 16, |_| {})),
+        expect("u", 300),
+        "the upper layer's cookies"
+    );
+
+    let vfs = Vfs::builder()
+        .mount("/", HostDir::open(lower.path()).unwrap())
+        .mount("/low/m", wasi_common_vfs::MemFs::new())
+        .build()
+        .unwrap();
+    let mut names: Vec<String> = vfs
+        .read_dir("/low")
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names.pop().as_deref(), Some("m"), "mountpoints come last");
+    assert_eq!(sorted(names), expect("l", 2_500));
 }
 
 /// Entries that stay put are listed once each even when others are added

@@ -11,7 +11,7 @@ pub(crate) mod ops;
 pub(crate) mod resolve;
 
 use crate::error::{Error, Result};
-use crate::storage::{Attr, DirEntry, FileKind, Ino, SetAttr, Storage, WritePos};
+use crate::storage::{Attr, DirEntry, FileKind, Ino, SetAttr, Storage, WIDE_CURSORS, WritePos};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io::{IoSlice, IoSliceMut};
@@ -55,8 +55,8 @@ pub(crate) struct Node {
     pub(crate) ino: Ino,
 }
 
-/// Listing cookies at or above this value list mountpoints that the
-/// directory's own store does not hold.
+/// Listing cookies from this value up to [`WIDE_CURSORS`] list
+/// mountpoints that the directory's own store does not hold.
 const MOUNT_COOKIES: u64 = 1 << 62;
 
 struct Mount {
@@ -501,8 +501,9 @@ impl Namespace {
 
     /// Up to `max` entries of a directory from `cookie`, `.` and `..`
     /// first: cookie 0 starts at `.`, 1 at `..`, `c >= 2` continues the
-    /// store's listing at its cursor `c - 2`, and cookies from
-    /// `MOUNT_COOKIES` list mountpoints the store does not hold. A
+    /// store's listing at its cursor `c - 2`, cookies from `MOUNT_COOKIES`
+    /// list mountpoints the store does not hold, and cookies from
+    /// [`WIDE_CURSORS`] are the store's wide cursors as they are. A
     /// mountpoint is listed as the root of its mount.
     pub(crate) fn readdir(&self, dir: Node, cookie: u64, max: usize) -> Result<Vec<DirEntry>> {
         let mut out = Vec::new();
@@ -521,19 +522,24 @@ impl Namespace {
         }
         let points = self.mountpoints.get(&dir).map_or(&[][..], Vec::as_slice);
         let store = self.store(dir.mount);
-        if cookie < MOUNT_COOKIES {
+        let in_store = match cookie {
+            0..MOUNT_COOKIES => Some(cookie.saturating_sub(2)),
+            WIDE_CURSORS.. => Some(cookie),
+            _ => None,
+        };
+        if let Some(cursor) = in_store {
             let want = max - out.len();
             if want == 0 {
                 return Ok(out);
             }
-            let entries = store.readdir(dir.ino, cookie.saturating_sub(2), want)?;
+            let entries = store.readdir(dir.ino, cursor, want)?;
             let exhausted = entries.len() < want;
             for mut e in entries {
-                e.next = e
-                    .next
-                    .checked_add(2)
-                    .filter(|&n| n < MOUNT_COOKIES)
-                    .ok_or(Error::Invalid)?;
+                e.next = match e.next {
+                    n if n < MOUNT_COOKIES - 2 => n + 2,
+                    n if n >= WIDE_CURSORS => n,
+                    _ => return Err(Error::Invalid),
+                };
                 if let Some(mount) = self.mount_at(dir, &e.name) {
                     e.ino = self.mount_root(mount).ino;
                     e.kind = FileKind::Dir;
@@ -544,7 +550,12 @@ impl Namespace {
                 return Ok(out);
             }
         }
-        let first = usize::try_from(cookie.saturating_sub(MOUNT_COOKIES)).unwrap_or(usize::MAX);
+        let first = match cookie {
+            MOUNT_COOKIES..WIDE_CURSORS => {
+                usize::try_from(cookie - MOUNT_COOKIES).unwrap_or(usize::MAX)
+            }
+            _ => 0,
+        };
         for (i, (name, mount)) in points.iter().enumerate().skip(first) {
             if out.len() >= max {
                 break;

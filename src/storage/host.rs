@@ -25,8 +25,9 @@
 //! open file or directory is never dropped).
 //! Open files are held as host file handles, so unlink and rename of an
 //! open file behave as on the host. Listings are read from the host on
-//! every call, continuing from the host's own cookie. This module must not
-//! interpret symlinks: it reports them.
+//! every call, continuing from the host's own cookie, which the cursor
+//! carries ([`WIDE_CURSORS`]): the store keeps nothing for them. This
+//! module must not interpret symlinks: it reports them.
 
 #![allow(
     clippy::unnecessary_cast,
@@ -37,7 +38,7 @@ use crate::error::{Error, Result};
 use crate::storage::read_only::ReadOnly;
 use crate::storage::{
     Attr, DirEntry, FileKind, Ino, NewNode, PathOpen, PlainPath, SetAttr, Storage, TimeSet,
-    WritePos,
+    WIDE_CURSORS, WritePos,
 };
 use parking_lot::Mutex;
 use rustix::fd::OwnedFd;
@@ -51,20 +52,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-/// The store's maps are keyed by host inode numbers and cursors, which no
-/// guest chooses; foldhash (randomly seeded) costs a fraction of SipHash on
+/// The store's maps are keyed by host inode numbers, which no guest
+/// chooses; foldhash (randomly seeded) costs a fraction of SipHash on
 /// every lookup, and a path's `stat` makes one per directory on the way.
 type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
-
-/// Host cookies kept for listing cursors, at most; one is about 40 bytes.
-/// Past this, the directory holding the most gives up its older half, so
-/// a listing paused in one directory keeps its place however long another
-/// runs meanwhile; a directory's cursors go when its last handle closes.
-const COOKIES_KEPT: usize = 1 << 16;
-
-/// Cursors are numbered below this, and wrap round to 1; the namespace
-/// keeps cursors from 2^62 up for its own use.
-const CURSORS: u64 = 1 << 61;
 
 /// Directory handles a store keeps open by default (see
 /// [`HostDir::max_open_dirs`]).
@@ -110,8 +101,6 @@ pub struct HostDir {
     open: Mutex<HashMap<Ino, (Held, u64)>>,
     /// Serialises appends, which need the size and the write to be atomic.
     append: Mutex<()>,
-    /// Host cookies behind the listing cursors handed out.
-    cookies: Mutex<Cookies>,
     /// Cleared by [`Storage::seal`]: files are then opened read-only.
     writable: AtomicBool,
     /// Directory handles kept open, at most.
@@ -191,93 +180,15 @@ impl Held {
     }
 }
 
-/// The host cookies (`d_off`, for `seekdir`) behind the listing cursors
-/// handed out, by directory. Cursors are the store's own numbers rather
-/// than the host's cookies, which on ext4 are 63-bit hashes (too large for
-/// a cursor) and which a guest could otherwise forge.
-#[derive(Default)]
-struct Cookies {
-    /// Cursors handed out so far.
-    issued: u64,
-    /// The directory and host cookie behind each cursor.
-    by_cursor: HashMap<u64, (Ino, i64)>,
-    /// Each directory's cursors, oldest first.
-    by_dir: HashMap<Ino, std::collections::VecDeque<u64>>,
-}
+/// tmpfs's cookies are below this. It lists newest first and starts over
+/// from any position past its last, so a larger cookie, which it never
+/// gave, would list the directory again where other filesystems end it.
+const TMPFS_COOKIES: u64 = u32::MAX as u64;
 
-/// Where a cursor leads.
-enum Resume {
-    At(i64),
-    /// Past the end: a cursor this store never handed out.
-    End,
-}
-
-impl Cookies {
-    /// A new cursor for host cookie `cookie` of directory `dir`.
-    fn cursor(&mut self, dir: Ino, cookie: i64) -> u64 {
-        self.issued += 1;
-        let cursor = 1 + (self.issued - 1) % (CURSORS - 1);
-        self.by_cursor.insert(cursor, (dir, cookie));
-        self.by_dir.entry(dir).or_default().push_back(cursor);
-        if self.by_cursor.len() > COOKIES_KEPT {
-            self.trim();
-        }
-        cursor
-    }
-
-    /// Makes room: the directories holding the most cursors, the largest
-    /// first, give up their older half. A listing goes on from its newest
-    /// cursors, so neither the longest listing nor one paused beside it
-    /// loses its place. Each call frees at least an eighth of what is
-    /// kept, so its scan of the directories is paid for by the cursors
-    /// handed out since the last, however many directories hold a few.
-    fn trim(&mut self) {
-        let Cookies {
-            by_cursor, by_dir, ..
-        } = self;
-        let mut largest: Vec<(usize, Ino)> = by_dir.iter().map(|(d, q)| (q.len(), *d)).collect();
-        largest.sort_unstable_by(|a, b| b.cmp(a));
-        let mut freed = 0;
-        for (len, dir) in largest {
-            if freed >= COOKIES_KEPT / 8 {
-                break;
-            }
-            let older = (len / 2).max(1);
-            if let Some(queue) = by_dir.get_mut(&dir) {
-                for cursor in queue.drain(..older) {
-                    by_cursor.remove(&cursor);
-                }
-                if queue.is_empty() {
-                    by_dir.remove(&dir);
-                }
-            }
-            freed += older;
-        }
-    }
-
-    /// Drops the cursors of `dir`, whose last handle closed: a position in
-    /// a listing lasts as long as the stream it was taken from.
-    fn forget(&mut self, dir: Ino) {
-        if let Some(queue) = self.by_dir.remove(&dir) {
-            for cursor in queue {
-                self.by_cursor.remove(&cursor);
-            }
-        }
-    }
-
-    /// Where `cursor` resumes a listing of `dir`; `EINVAL` for a cursor of
-    /// another directory, or one whose cookie was dropped.
-    fn resume(&self, dir: Ino, cursor: u64) -> Result<Resume> {
-        match self.by_cursor.get(&cursor) {
-            Some(&(of, cookie)) if of == dir => return Ok(Resume::At(cookie)),
-            Some(_) => return Err(Error::Invalid),
-            None => {}
-        }
-        if self.issued < CURSORS - 1 && cursor > self.issued {
-            return Ok(Resume::End);
-        }
-        Err(Error::Invalid)
-    }
+/// Whether the directory `fd` is on tmpfs.
+fn on_tmpfs(fd: &OwnedFd) -> Result<bool> {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    Ok(rustix::fs::fstatfs(fd).map_err(io)?.f_type as i64 == TMPFS_MAGIC)
 }
 
 /// Device `dev`'s place among the host devices this process has met below
@@ -409,7 +320,6 @@ impl HostDir {
             nodes: Mutex::new(nodes),
             open: Mutex::new(HashMap::default()),
             append: Mutex::new(()),
-            cookies: Mutex::new(Cookies::default()),
             writable: AtomicBool::new(true),
             max_open_dirs: DEFAULT_OPEN_DIRS,
             ready: Mutex::new(Vec::new()),
@@ -1156,21 +1066,27 @@ impl Storage for HostDir {
 
     fn readdir(&self, dir: Ino, cursor: u64, max: usize) -> Result<Vec<DirEntry>> {
         // Each call reads the host directory afresh from the host's own
-        // cookie (`seekdir`), so any number of listings can be in progress,
-        // and an entry present throughout is neither skipped nor repeated.
+        // cookie (`seekdir`), which the cursor carries: any number of
+        // listings can be in progress, an entry present throughout is
+        // neither skipped nor repeated, and the store keeps nothing.
+        let from = match cursor {
+            0 => None,
+            c if c >= WIDE_CURSORS => Some(c - WIDE_CURSORS),
+            _ => return Ok(Vec::new()), // never handed out
+        };
         let handle = self.dir_fd(dir)?;
         let dev = rustix::fs::fstat(&*handle).map_err(io)?.st_dev as u64;
         // A position of its own: the kept handle is a path-only one.
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let own = rustix::fs::openat(&*handle, ".", flags, Mode::empty()).map_err(io)?;
-        let mut listing = rustix::fs::Dir::new(own).map_err(io)?;
-        if cursor != 0 {
-            match self.cookies.lock().resume(dir, cursor)? {
-                Resume::At(cookie) => listing.seek(cookie).map_err(io)?,
-                Resume::End => return Ok(Vec::new()),
-            }
+        if from.is_some_and(|cookie| cookie > TMPFS_COOKIES) && on_tmpfs(&own)? {
+            return Ok(Vec::new()); // never handed out
         }
-        let (mut out, mut cookies) = (Vec::new(), Vec::new());
+        let mut listing = rustix::fs::Dir::new(own).map_err(io)?;
+        if let Some(cookie) = from {
+            listing.seek(cookie as i64).map_err(io)?;
+        }
+        let mut out = Vec::new();
         while out.len() < max {
             let Some(entry) = listing.read() else { break };
             let entry = entry.map_err(io)?;
@@ -1181,6 +1097,11 @@ impl Storage for HostDir {
             let Ok(name) = std::str::from_utf8(name) else {
                 continue; // a guest could not name it anyway
             };
+            // Linux's own filesystems keep cookies below 2^63; one past
+            // that could not be sought back to.
+            let next = u64::try_from(entry.offset())
+                .map(|cookie| WIDE_CURSORS | cookie)
+                .map_err(|_| io(rustix::io::Errno::OVERFLOW))?;
             let (ino, kind) = match entry.file_type() {
                 FileType::Symlink => (self.ino_at(dev, entry.ino()), FileKind::Symlink),
                 FileType::Directory | FileType::Unknown => {
@@ -1197,13 +1118,8 @@ impl Storage for HostDir {
                 name: name.to_owned(),
                 ino,
                 kind,
-                next: 0,
+                next,
             });
-            cookies.push(entry.offset());
-        }
-        let mut kept = self.cookies.lock();
-        for (entry, cookie) in out.iter_mut().zip(cookies) {
-            entry.next = kept.cursor(dir, cookie);
         }
         Ok(out)
     }
@@ -1320,9 +1236,8 @@ impl Storage for HostDir {
                 None => None,
             }
         };
-        if let Some((Held::Dir(_), _)) = closed {
-            self.cookies.lock().forget(ino);
-        }
+        // Closed once the lock is let go.
+        drop(closed);
     }
 
     fn host_device(&self) -> Option<u64> {
@@ -1418,38 +1333,39 @@ mod tests {
         attr.expect("a regular file, taken in one step").ino
     }
 
+    /// Cursors the store never handed out end the listing: small ones,
+    /// and on tmpfs (`/dev/shm`, where the machine has one) wide ones past
+    /// its positions, which tmpfs itself would answer from the start.
     #[test]
-    fn cursors_stand_for_cookies_and_forged_ones_end_the_listing() {
-        let (d, e) = (10, 20);
-        let mut cookies = Cookies::default();
-        let big = cookies.cursor(d, i64::MAX - 5);
-        let small = cookies.cursor(d, 3);
-        assert!(matches!(cookies.resume(d, big), Ok(Resume::At(c)) if c == i64::MAX - 5));
-        assert!(matches!(cookies.resume(d, small), Ok(Resume::At(3))));
-        assert!(
-            matches!(cookies.resume(e, small), Err(Error::Invalid)),
-            "another directory's"
-        );
-        assert!(
-            matches!(cookies.resume(d, 1000), Ok(Resume::End)),
-            "never handed out"
-        );
-        for i in 0..COOKIES_KEPT as i64 {
-            cookies.cursor(e, i);
+    fn cursors_never_handed_out_end_the_listing() {
+        let shm = Path::new("/dev/shm");
+        let tmpfs = std::fs::File::open(shm)
+            .ok()
+            .is_some_and(|f| on_tmpfs(&OwnedFd::from(f)).unwrap());
+        if !tmpfs {
+            eprintln!("no tmpfs at /dev/shm: its part of this test is left out");
         }
-        assert!(
-            matches!(cookies.resume(d, small), Ok(Resume::At(3))),
-            "not pushed out by another directory's long listing"
-        );
-        let oldest_of_e = small + 1;
-        assert!(
-            matches!(cookies.resume(e, oldest_of_e), Err(Error::Invalid)),
-            "dropped: an error, not a silent end"
-        );
-        assert!(cookies.by_cursor.len() <= COOKIES_KEPT, "bounded");
-        cookies.forget(d);
-        assert!(matches!(cookies.resume(d, small), Err(Error::Invalid)));
-        assert!(!cookies.by_dir.contains_key(&d));
+        let tmp = if tmpfs {
+            tempfile::tempdir_in(shm).unwrap()
+        } else {
+            tempfile::tempdir().unwrap()
+        };
+        for name in ["a", "b", "c"] {
+            std::fs::write(tmp.path().join(name), b"").unwrap();
+        }
+        let store = HostDir::open(tmp.path()).unwrap();
+        let root = store.root();
+        let all = store.readdir(root, 0, 10).unwrap();
+        assert_eq!(all.len(), 3);
+        assert!(all.iter().all(|e| e.next >= WIDE_CURSORS));
+        assert_eq!(store.readdir(root, all[0].next, 10).unwrap(), all[1..]);
+        let mut forged = vec![1, 2, 998, WIDE_CURSORS - 1, u64::MAX];
+        if tmpfs {
+            forged.extend([WIDE_CURSORS | (1 << 32), WIDE_CURSORS | (1 << 40)]);
+        }
+        for cursor in forged {
+            assert_eq!(store.readdir(root, cursor, 10).unwrap(), [], "{cursor:#x}");
+        }
     }
 
     /// Files on filesystems mounted below the root never share an inode
@@ -1481,40 +1397,6 @@ mod tests {
         for mixed in &numbers[4..] {
             assert_eq!(mixed >> 62, 3, "only numbers that fit nowhere are mixed");
         }
-    }
-
-    /// Room made among many directories holding one cursor each is made
-    /// in bulk: one pass over the directories frees an eighth of what is
-    /// kept, rather than one cursor for every cursor handed out.
-    #[test]
-    fn room_is_made_in_bulk_among_many_small_listings() {
-        let mut cookies = Cookies::default();
-        for dir in 0..=COOKIES_KEPT as Ino {
-            cookies.cursor(dir, 7);
-        }
-        assert!(cookies.by_cursor.len() <= COOKIES_KEPT - COOKIES_KEPT / 8 + 1);
-        assert_eq!(
-            cookies.by_cursor.len(),
-            cookies.by_dir.values().map(|q| q.len()).sum::<usize>(),
-            "every cursor kept is in its directory's queue"
-        );
-    }
-
-    /// A directory's cursors go when its last handle closes.
-    #[test]
-    fn a_closed_directory_leaves_no_cursors() {
-        let tmp = host_tree(&[("d/a", b""), ("d/b", b""), ("d/c", b"")]);
-        let store = HostDir::open(tmp.path()).unwrap();
-        let (d, _) = store.lookup(store.root(), "d").unwrap();
-        store.open(d, false).unwrap();
-        store.open(d, false).unwrap();
-        let first = store.readdir(d, 0, 1).unwrap();
-        store.release(d);
-        let cursor = first[0].next;
-        assert_eq!(store.readdir(d, cursor, 10).unwrap().len(), 2);
-        store.release(d);
-        assert!(store.cookies.lock().by_cursor.is_empty());
-        assert!(matches!(store.readdir(d, cursor, 10), Err(Error::Invalid)));
     }
 
     /// Directories deeper than the handle limit are reached by reopening

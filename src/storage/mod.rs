@@ -36,6 +36,15 @@ pub const MAX_FILE_SIZE: u64 = i64::MAX as u64;
 /// The longest name of one directory entry, in bytes.
 pub const NAME_MAX: usize = 255;
 
+/// Listing cursors from this value up are *wide*: a position that needs
+/// 63 bits, such as a host directory's own cookie (a hash, on ext4), kept
+/// in the cursor itself so the store remembers nothing between calls.
+/// Whatever lists a store's entries among others of its own (the mount
+/// table's mountpoints, an overlay's other layer) passes a wide cursor on
+/// unchanged and numbers its own positions below this; an overlay gives
+/// its upper layer's wide cursors numbers of its own.
+pub const WIDE_CURSORS: u64 = 1 << 63;
+
 /// `name` in the directory whose path is `dir` (`""` for the root): the
 /// relative paths an overlay's changes and the savers report.
 pub(crate) fn join_path(dir: &str, name: &str) -> String {
@@ -309,6 +318,11 @@ pub trait Storage: Send + Sync + 'static {
     /// `.` and `..`. A cursor stays valid while entries are added or removed:
     /// a listing continued from it neither repeats nor skips entries that
     /// were present throughout. Fewer than `max` entries means the end.
+    ///
+    /// A cursor is below 2^59 (the store's own small numbers: the mount
+    /// table and an overlay number their own positions above them) or at
+    /// least [`WIDE_CURSORS`]. One the store never handed out may end the
+    /// listing or fail with `EINVAL`, but reaches nothing outside `dir`.
     fn readdir(&self, dir: Ino, cursor: u64, max: usize) -> Result<Vec<DirEntry>>;
 
     /// The target of a symlink; `EINVAL` for any other kind.

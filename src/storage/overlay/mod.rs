@@ -17,7 +17,9 @@
 //! under a hidden park name in the upper root. A merged directory's
 //! subdirectories are counted once and kept exact, so `stat` never lists,
 //! and its listing passes over neither copied-up nor deleted entries
-//! (`listing`), so each call costs O(log n + entries returned).
+//! (`listing`), so each call costs O(log n + entries returned). The
+//! lower layer's wide listing cursors pass through as they are; the upper
+//! layer's get numbers of the overlay's own (`upper_cursors`).
 //!
 //! The lower store is wrapped read-only, so nothing done through the
 //! overlay can change it. Changes to the merged namespace (copy-up, create,
@@ -32,8 +34,8 @@ use crate::storage::budget::{Budget, heap_cost};
 use crate::storage::mem::MemFs;
 use crate::storage::read_only::ReadOnly;
 use crate::storage::{
-    Attr, DirEntry, FileKind, Ino, MAX_FILE_SIZE, NewNode, SetAttr, Storage, TimeSet, WritePos,
-    join_path,
+    Attr, DirEntry, FileKind, Ino, MAX_FILE_SIZE, NewNode, SetAttr, Storage, TimeSet, WIDE_CURSORS,
+    WritePos, join_path,
 };
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
@@ -42,13 +44,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 mod listing;
+mod upper_cursors;
 
 use listing::{LowerView, UpperOnly, charge_entries};
+use upper_cursors::UpperCursors;
 
 const ROOT: Ino = 1;
 
+/// Listing cursors from this value up to [`LOWER_CURSORS`] continue in
+/// the upper layer from one of its wide cursors, by the number
+/// [`UpperCursors`] gave it plus this; below, from its own cursor.
+const UPPER_WIDE_CURSORS: u64 = 1 << 59;
+
 /// Listing cursors at or above this value continue in the lower layer, as
-/// the lower store's own cursor plus this.
+/// the lower store's own cursor plus this (its wide cursors, from
+/// [`WIDE_CURSORS`], pass as they are).
 const LOWER_CURSORS: u64 = 1 << 60;
 
 /// Listing cursors at or above this value continue in the lower layer, as
@@ -114,6 +124,8 @@ struct Inner {
     /// Where the overlay's own records are charged: the upper layer's
     /// budget.
     budget: RwLock<Option<Arc<Budget>>>,
+    /// The upper layer's wide listing cursors handed out, by number.
+    upper_cursors: Mutex<UpperCursors>,
 }
 
 struct Node {
@@ -342,6 +354,7 @@ impl Overlay {
             next_ino: AtomicU64::new(ROOT + 1),
             change: Mutex::new(()),
             budget: RwLock::new(None),
+            upper_cursors: Mutex::default(),
         };
         Overlay {
             inner: Arc::new(inner),
@@ -371,6 +384,7 @@ impl Overlay {
         i.nodes.write().retain(|ino, _| *ino == ROOT);
         i.by_upper.lock().retain(|_, ino| *ino == ROOT);
         i.by_lower.lock().retain(|_, ino| *ino == ROOT);
+        *i.upper_cursors.lock() = UpperCursors::default();
         for node in &nodes {
             i.refund(&mut node.st.lock());
         }
@@ -1073,7 +1087,10 @@ impl Inner {
                     Some(node.st.lock().upper_only.as_ref()?.from(at, n))
                 })?;
             } else {
-                self.list_upper(&node, dir, u, cursor, max, &mut out)?;
+                let Some(at) = self.upper_cursor(dir, cursor)? else {
+                    return Ok(out); // never handed out
+                };
+                self.list_upper(&node, dir, u, at, max, &mut out)?;
             }
             if out.len() >= max {
                 return Ok(out);
@@ -1082,7 +1099,9 @@ impl Inner {
         let Some(l) = lower.filter(|_| !opaque) else {
             return Ok(out);
         };
-        if cursor >= VIEW_CURSORS {
+        if cursor >= WIDE_CURSORS {
+            self.list_lower(&node, dir, l, cursor, max, &mut out)?;
+        } else if cursor >= VIEW_CURSORS {
             let from = cursor - VIEW_CURSORS;
             if node.st.lock().whiteouts.view.is_some() {
                 self.list_view(&node, dir, from, max, &mut out)?;
@@ -1127,7 +1146,19 @@ impl Inner {
                     continue; // listed with the lower entries
                 }
                 if let Some((ino, kind)) = found(self.lookup_in(dir, &e.name))? {
-                    out.push(DirEntry { ino, kind, ..e });
+                    let next = match e.next {
+                        n if n < UPPER_WIDE_CURSORS => n,
+                        n if n >= WIDE_CURSORS => {
+                            UPPER_WIDE_CURSORS + self.upper_cursors.lock().number(dir, n)
+                        }
+                        _ => return Err(Error::Invalid),
+                    };
+                    out.push(DirEntry {
+                        ino,
+                        kind,
+                        next,
+                        ..e
+                    });
                 }
             }
             if done {
@@ -1158,11 +1189,16 @@ impl Inner {
                     continue;
                 }
                 if let Some((ino, kind)) = found(self.lookup_in(dir, &e.name))? {
+                    let next = match e.next {
+                        n if n >= WIDE_CURSORS => n,
+                        n if n < VIEW_CURSORS - LOWER_CURSORS => LOWER_CURSORS + n,
+                        _ => return Err(Error::Invalid),
+                    };
                     out.push(DirEntry {
                         ino,
                         kind,
                         name: e.name,
-                        next: LOWER_CURSORS + e.next,
+                        next,
                     });
                 }
             }
@@ -1171,6 +1207,16 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// The upper store's cursor that the overlay's upper-phase cursor
+    /// `cursor` of `dir` stands for; `None` for a number never handed out.
+    fn upper_cursor(&self, dir: Ino, cursor: u64) -> Result<Option<u64>> {
+        if cursor < UPPER_WIDE_CURSORS {
+            return Ok(Some(cursor));
+        }
+        let number = cursor - UPPER_WIDE_CURSORS;
+        self.upper_cursors.lock().cursor(dir, number)
     }
 
     /// The entries of `dir` that `batch` gives from position `from` on
@@ -1612,6 +1658,9 @@ impl Inner {
         let node = self.nodes.write().remove(&ino);
         if let Some(node) = node {
             self.refund(&mut node.st.lock());
+            if node.kind == FileKind::Dir {
+                self.upper_cursors.lock().forget(ino);
+            }
         }
         if let Some(u) = upper {
             let mut by_upper = self.by_upper.lock();
