@@ -180,7 +180,7 @@ impl Held {
     }
 }
 
-/// tmpfs's cookies are below this. It lists newest first and starts over
+/// tmpfs's cookies are at most this. It lists newest first and starts over
 /// from any position past its last, so a larger cookie, which it never
 /// gave, would list the directory again where other filesystems end it.
 const TMPFS_COOKIES: u64 = u32::MAX as u64;
