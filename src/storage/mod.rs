@@ -319,10 +319,15 @@ pub trait Storage: Send + Sync + 'static {
     /// a listing continued from it neither repeats nor skips entries that
     /// were present throughout. Fewer than `max` entries means the end.
     ///
-    /// A cursor is below 2^59 (the store's own small numbers: the mount
-    /// table and an overlay number their own positions above them) or at
-    /// least [`WIDE_CURSORS`]. One the store never handed out may end the
-    /// listing or fail with `EINVAL`, but reaches nothing outside `dir`.
+    /// Cursors are the store's own numbers: small ones, below 2^59, or
+    /// wide ones, from [`WIDE_CURSORS`] up, which whatever lists this
+    /// store's entries among others passes on unchanged. The numbers
+    /// between are theirs: the mount table lists its mountpoints from
+    /// 2^62, and an overlay, which takes its layers' small cursors below
+    /// 2^59 (upper) and 2^60 (lower), numbers its own up to 2^62, so it
+    /// can be mounted but is no layer of another overlay. A cursor the
+    /// store never handed out may end the listing or fail with `EINVAL`,
+    /// but reaches nothing outside `dir`.
     fn readdir(&self, dir: Ino, cursor: u64, max: usize) -> Result<Vec<DirEntry>>;
 
     /// The target of a symlink; `EINVAL` for any other kind.
