@@ -455,7 +455,7 @@ impl Vfs {
 
     /// Creates the directory `path`; its parent must exist.
     pub fn create_dir(&self, path: &str) -> Result<()> {
-        naming(path, || self.ns.mkdir(self.at(path)).map(drop))
+        naming(path, || self.ns.make_dir(self.at(path)))
     }
 
     /// Creates `path` and any missing parents. Succeeds if it is already a
@@ -473,7 +473,7 @@ impl Vfs {
         for (i, component) in components.iter().enumerate() {
             prefix.push('/');
             prefix.push_str(component);
-            let failed = match self.ns.mkdir(self.at(&prefix)) {
+            let failed = match self.ns.make_dir(self.at(&prefix)) {
                 Ok(_) => {
                     made.push(prefix.clone());
                     continue;

@@ -7,11 +7,11 @@
 //! directories, rename into a subtree, `nlink`) are the store's.
 
 use super::resolve::{
-    Last, PATH_MAX, Resolved, Scope, plain_path, resolve, resolve_unlooked, walk,
+    Last, ONE_STEP_DIRS, PATH_MAX, Resolved, Scope, plain_path, resolve, resolve_unlooked, walk,
 };
 use super::{Metadata, Namespace, Node};
 use crate::error::{Error, Result};
-use crate::storage::{FileKind, NewNode, PathOpen, SetAttr, TimeSet};
+use crate::storage::{FileKind, NewNode, PathChange, PathOpen, SetAttr, TimeSet};
 
 /// A path relative to a starting directory, within a scope.
 #[derive(Debug, Clone, Copy)]
@@ -176,12 +176,54 @@ impl Namespace {
 
     /// `stat` (following the last symlink) or `lstat`.
     pub(crate) fn stat(&self, at: At<'_>, follow: bool) -> Result<Metadata> {
+        if let Some(meta) = self.stat_in_one_step(at, follow)? {
+            return Ok(meta);
+        }
         let r = walk(self, at.dir, at.path, follow, at.scope, Last::Peek)?;
         let (node, _) = r.target.ok_or(Error::NotFound)?;
         match r.meta {
             Some(meta) => Ok(meta),
             None => self.metadata(node),
         }
+    }
+
+    /// [`stat`](Self::stat) of a path of plain names with at least
+    /// [`ONE_STEP_DIRS`] directories on the way, where the directory's
+    /// store takes such a path in one step
+    /// ([`Storage::peek_path`](crate::storage::Storage::peek_path)) and no
+    /// mount lies below it; `None` for the resolver to take it name by
+    /// name, which shorter paths cost no more than the step.
+    fn stat_in_one_step(&self, at: At<'_>, follow: bool) -> Result<Option<Metadata>> {
+        let Some((dir, path)) = plain_path(self, at.dir, at.path, at.scope) else {
+            return Ok(None);
+        };
+        if path.len() <= ONE_STEP_DIRS {
+            return Ok(None);
+        }
+        let Some(attr) = self.store(dir.mount).peek_path(dir.ino, path)? else {
+            return Ok(None);
+        };
+        // A symlink to follow is resolved as the guest's tree has it.
+        if follow && attr.kind == FileKind::Symlink {
+            return Ok(None);
+        }
+        Ok(Some(Metadata::new(self.dev(dir.mount), attr)))
+    }
+
+    /// `change` to the last name of a path of plain names with at least
+    /// [`ONE_STEP_DIRS`] directories on the way, where the directory's
+    /// store makes it in one step
+    /// ([`Storage::change_path`](crate::storage::Storage::change_path))
+    /// and no mount lies below it; `false` for the caller to resolve the
+    /// path name by name.
+    fn change_in_one_step(&self, at: At<'_>, change: PathChange<'_>) -> Result<bool> {
+        let Some((dir, path)) = plain_path(self, at.dir, at.path, at.scope) else {
+            return Ok(false);
+        };
+        if path.len() <= ONE_STEP_DIRS {
+            return Ok(false);
+        }
+        self.store(dir.mount).change_path(dir.ino, path, change)
     }
 
     /// The node a path names, following symlinks all the way.
@@ -191,21 +233,40 @@ impl Namespace {
 
     /// `mkdir`.
     pub(crate) fn mkdir(&self, at: At<'_>) -> Result<Node> {
-        let r = at.resolve(self, false)?;
+        let (parent, name) = self.to_make(at)?;
+        let ino = self.create_at(parent, &name, NewNode::Dir)?;
+        Ok(Node {
+            mount: parent.mount,
+            ino,
+        })
+    }
+
+    /// [`mkdir`](Self::mkdir), for a caller that wants nothing back.
+    pub(crate) fn make_dir(&self, at: At<'_>) -> Result<()> {
+        if self.change_in_one_step(at, PathChange::Make(NewNode::Dir))? {
+            return Ok(());
+        }
+        let (parent, name) = self.to_make(at)?;
+        self.store(parent.mount)
+            .make(parent.ino, &name, NewNode::Dir)
+    }
+
+    /// Where `mkdir` or `symlink` makes the path's last name: its directory
+    /// and the name. A taken name is `EEXIST`; where the directory's store
+    /// takes names in one step, the name is not looked up first, and the
+    /// store's own `EEXIST` says so.
+    fn to_make(&self, at: At<'_>) -> Result<(Node, String)> {
+        let r = resolve_unlooked(self, at.dir, at.path, at.scope)?;
         let Named {
             parent,
             name,
             target,
             ..
         } = named(r, Error::Exists)?;
-        if target.is_some() {
+        if target.is_some() || self.mount_at(parent, &name).is_some() {
             return Err(Error::Exists);
         }
-        let ino = self.create_at(parent, &name, NewNode::Dir)?;
-        Ok(Node {
-            mount: parent.mount,
-            ino,
-        })
+        Ok((parent, name))
     }
 
     /// `symlink(target, at)`. A confined caller may not create a link with
@@ -227,22 +288,40 @@ impl Namespace {
         if at.scope == Scope::Confined && target.starts_with('/') {
             return Err(Error::Escape);
         }
-        let entry = named(at.resolve(self, false)?, Error::Exists)?;
-        if entry.target.is_some() {
-            return Err(Error::Exists);
+        if at.path.ends_with('/') {
+            // A trailing slash asks for a directory, which a symlink is not.
+            let entry = named(at.resolve(self, false)?, Error::Exists)?;
+            return Err(if entry.target.is_some() {
+                Error::Exists
+            } else {
+                Error::NotFound
+            });
         }
-        if entry.dir_required {
-            return Err(Error::NotFound);
+        if self.change_in_one_step(at, PathChange::Make(NewNode::Symlink(target)))? {
+            return Ok(());
         }
-        self.create_at(entry.parent, &entry.name, NewNode::Symlink(target))
-            .map(drop)
+        let (parent, name) = self.to_make(at)?;
+        self.store(parent.mount)
+            .make(parent.ino, &name, NewNode::Symlink(target))
     }
 
     /// `readlink`.
     pub(crate) fn read_link(&self, at: At<'_>) -> Result<String> {
-        let r = at.resolve(self, false)?;
+        let r = resolve_unlooked(self, at.dir, at.path, at.scope)?;
         match r.target {
-            None => Err(Error::NotFound),
+            // A mountpoint is a directory.
+            None if r
+                .name
+                .as_deref()
+                .is_some_and(|name| self.mount_at(r.parent, name).is_some()) =>
+            {
+                Err(Error::Invalid)
+            }
+            // Missing or not looked up: the store says which.
+            None => match &r.name {
+                Some(name) => self.store(r.parent.mount).readlink_at(r.parent.ino, name),
+                None => Err(Error::NotFound),
+            },
             Some((node, FileKind::Symlink)) => self.readlink(node),
             Some(_) => Err(Error::Invalid),
         }
@@ -250,6 +329,9 @@ impl Namespace {
 
     /// `unlink`: removes a file or symlink.
     pub(crate) fn unlink(&self, at: At<'_>) -> Result<()> {
+        if self.change_in_one_step(at, PathChange::Unlink)? {
+            return Ok(());
+        }
         let r = resolve_unlooked(self, at.dir, at.path, at.scope)?;
         let e = named(r, Error::IsDir)?;
         if self.mount_at(e.parent, &e.name).is_some() {
@@ -265,13 +347,18 @@ impl Namespace {
 
     /// `rmdir`: removes an empty directory.
     pub(crate) fn rmdir(&self, at: At<'_>) -> Result<()> {
-        let r = at.resolve(self, false)?;
+        if self.change_in_one_step(at, PathChange::Rmdir)? {
+            return Ok(());
+        }
+        let r = resolve_unlooked(self, at.dir, at.path, at.scope)?;
         let e = named(r, Error::Invalid)?;
         if self.mount_at(e.parent, &e.name).is_some() {
             return Err(Error::Busy);
         }
         match e.target {
-            None => Err(Error::NotFound),
+            // Missing or not looked up: the store's rmdir answers `ENOENT`
+            // for a missing name and `ENOTDIR` for anything else.
+            None => self.store(e.parent.mount).rmdir(e.parent.ino, &e.name),
             Some((node, _)) if self.holds_mountpoints(node) => Err(Error::Busy),
             Some((_, FileKind::Dir)) => self.store(e.parent.mount).rmdir(e.parent.ino, &e.name),
             Some(_) => Err(Error::NotDir),

@@ -20,6 +20,13 @@ pub(crate) const PATH_MAX: usize = 4095;
 /// Symlinks followed while resolving one path before `ELOOP`, as on Linux.
 pub(crate) const MAX_SYMLINK_HOPS: u32 = 40;
 
+/// The fewest directories on the way that a store taking runs of names in
+/// one step ([`Namespace::one_step`]) is asked to take at once. A host
+/// directory's step costs an `openat2` and an `fstat` (and a `close` when
+/// it holds the directory already), where it looks up a name in one
+/// `fstatat`: two directories are cheaper name by name.
+pub(crate) const ONE_STEP_DIRS: usize = 3;
+
 /// How far a path may reach.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Scope {
@@ -168,10 +175,11 @@ pub(crate) fn walk(
                 if name.len() > NAME_MAX {
                     return Err(Error::NameTooLong);
                 }
-                if !jump_tried && pending.len() >= 2 && ns.one_step(cur) {
+                if !jump_tried && pending.len() >= ONE_STEP_DIRS && ns.one_step(cur) {
                     // Only plain names ahead: all but the last are
-                    // directories on the way, which a store may take in
-                    // one step. Tried once per run of names.
+                    // directories on the way (this name and the
+                    // `pending.len() - 1` after it), which a store may take
+                    // in one step. Tried once per run of names.
                     jump_tried = true;
                     if let Some(dir) = jump(ns, cur, name, &pending) {
                         let mut names = vec![component.clone()];

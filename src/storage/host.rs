@@ -37,8 +37,8 @@
 use crate::error::{Error, Result};
 use crate::storage::read_only::ReadOnly;
 use crate::storage::{
-    Attr, DirEntry, FileKind, Ino, NewNode, PathOpen, PlainPath, SetAttr, Storage, TimeSet,
-    WIDE_CURSORS, WritePos,
+    Attr, DirEntry, FileKind, Ino, NewNode, PathChange, PathOpen, PlainPath, SetAttr, Storage,
+    TimeSet, WIDE_CURSORS, WritePos,
 };
 use parking_lot::Mutex;
 use rustix::fd::OwnedFd;
@@ -758,6 +758,22 @@ impl HostDir {
         Ok(Arc::new(self.open_file(ino, flags)?))
     }
 
+    /// Drops the record of the removed directory `ino`, reached by a way
+    /// the store did not look up: whatever name it was recorded under, it
+    /// had one, and that is gone. An open directory keeps its record (its
+    /// handle serves).
+    fn forget(&self, ino: Ino) {
+        if self.open.lock().contains_key(&ino) {
+            return;
+        }
+        let mut nodes = self.nodes.lock();
+        if let Some(node) = nodes.map.remove(&ino)
+            && node.dir.is_some()
+        {
+            nodes.dirs -= 1;
+        }
+    }
+
     /// Forgets the name `name` in `dir` as the way to `ino`, once that
     /// name is gone; an open inode keeps its record (its handle serves).
     fn name_gone(&self, ino: Ino, dir: Ino, name: &str) {
@@ -932,6 +948,63 @@ impl Storage for HostDir {
         Ok(Some(self.attr(ino, &st)))
     }
 
+    fn change_path(&self, dir: Ino, path: PlainPath<'_>, change: PathChange<'_>) -> Result<bool> {
+        let Some((way, name)) = path.as_str().rsplit_once('/') else {
+            return Ok(false);
+        };
+        let Ok(base) = self.dir_fd(dir) else {
+            return Ok(false);
+        };
+        // The directory is what the names lead to now, as for wasi-common's
+        // own `openat2`, the change, and `close`: no step asks which
+        // directory that is, and no record or handle of it is kept.
+        let at = match open_below(&base, way, OFlags::PATH | OFlags::DIRECTORY) {
+            Ok(fd) => fd,
+            Err(Error::NotFound) => return Err(Error::NotFound),
+            Err(_) => return Ok(false),
+        };
+        match change {
+            PathChange::Unlink => {
+                rustix::fs::unlinkat(&at, name, AtFlags::empty()).map_err(io)?;
+            }
+            PathChange::Rmdir => {
+                let st = self.stat_at(&at, name)?;
+                rustix::fs::unlinkat(&at, name, AtFlags::REMOVEDIR).map_err(io)?;
+                self.forget(self.ino_of(&st));
+            }
+            PathChange::Make(NewNode::Dir) => {
+                rustix::fs::mkdirat(&at, name, Mode::from_raw_mode(0o777)).map_err(io)?;
+            }
+            PathChange::Make(NewNode::Symlink(target)) => {
+                rustix::fs::symlinkat(target, &at, name).map_err(io)?;
+            }
+            // A file is made by an open, in one step of its own.
+            PathChange::Make(NewNode::File) => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn peek_path(&self, dir: Ino, path: PlainPath<'_>) -> Result<Option<Attr>> {
+        let Ok(base) = self.dir_fd(dir) else {
+            return Ok(None);
+        };
+        // `O_PATH` with no symlink followed takes the last name whatever
+        // it is, a symlink included, and opens nothing for reading: the
+        // same calls as wasi-common's `stat` of a path (`openat2`,
+        // `statx`, `close`), where a walk name by name costs an `fstatat`
+        // for each name and a run of directories an `openat2` and an
+        // `fstat` of its own. A missing name is missing name by name too;
+        // any other refusal (a symlink or a file on the way, another
+        // filesystem) is left to the walk.
+        let fd = match open_below(&base, path.as_str(), OFlags::PATH) {
+            Ok(fd) => fd,
+            Err(Error::NotFound) => return Err(Error::NotFound),
+            Err(_) => return Ok(None),
+        };
+        let st = rustix::fs::fstat(&fd).map_err(io)?;
+        Ok(Some(self.attr(self.ino_of(&st), &st)))
+    }
+
     fn getattr(&self, ino: Ino) -> Result<Attr> {
         let st = self.stat(ino)?;
         Ok(self.attr(ino, &st))
@@ -1064,6 +1137,23 @@ impl Storage for HostDir {
         Ok(attr)
     }
 
+    fn make(&self, dir: Ino, name: &str, node: NewNode<'_>) -> Result<()> {
+        // A directory or symlink nobody asked about is kept no record of,
+        // so nothing is asked of the host after it is made: a later
+        // lookup finds it, as it finds what the host made.
+        match node {
+            NewNode::File => self.create(dir, name, node).map(drop),
+            NewNode::Dir => {
+                let fd = self.dir_fd(dir)?;
+                rustix::fs::mkdirat(&*fd, plain(name)?, Mode::from_raw_mode(0o777)).map_err(io)
+            }
+            NewNode::Symlink(target) => {
+                let fd = self.dir_fd(dir)?;
+                rustix::fs::symlinkat(target, &*fd, plain(name)?).map_err(io)
+            }
+        }
+    }
+
     fn readdir(&self, dir: Ino, cursor: u64, max: usize) -> Result<Vec<DirEntry>> {
         // Each call reads the host directory afresh from the host's own
         // cookie (`seekdir`), which the cursor carries: any number of
@@ -1133,6 +1223,14 @@ impl Storage for HostDir {
             let target = rustix::fs::readlinkat(dir, name, Vec::new()).map_err(io)?;
             Ok((target, st))
         })?;
+        target.into_string().map_err(|_| Error::Invalid)
+    }
+
+    fn readlink_at(&self, dir: Ino, name: &str) -> Result<String> {
+        // One system call on the directory's handle: Linux answers `EINVAL`
+        // for anything but a symlink.
+        let fd = self.dir_fd(dir)?;
+        let target = rustix::fs::readlinkat(&*fd, plain(name)?, Vec::new()).map_err(io)?;
         target.into_string().map_err(|_| Error::Invalid)
     }
 
@@ -1538,6 +1636,56 @@ mod tests {
         assert!(recorded(m), "a directory on the way is remembered");
         assert_eq!(store.lookup(m, "f").unwrap().0, meta.ino);
         assert!(recorded(meta.ino));
+    }
+
+    /// A `stat`, `mkdir`, `symlink`, `unlink` or `rmdir` of a path with
+    /// three directories on the way reaches the last of them in one step
+    /// (as wasi-common's own host directory does), so the store looks none
+    /// of them up and keeps no record or handle of any; with two on the
+    /// way, they are looked up name by name, which costs no more.
+    #[test]
+    fn deep_stats_and_changes_take_one_step() {
+        let tmp = host_tree(&[("a/b/c/f", b"body"), ("a/b/c/g", b""), ("a/b/h", b"")]);
+        let store = Arc::new(HostDir::open(tmp.path()).unwrap());
+        let shared: Arc<dyn Storage> = store.clone();
+        let vfs = crate::Vfs::builder().mount("/", shared).build().unwrap();
+        let kept = || {
+            let nodes = store.nodes.lock();
+            (nodes.map.len(), nodes.dirs)
+        };
+        // Whatever mounting the store asked of it.
+        let before = kept();
+        assert_eq!(vfs.metadata("/a/b/c/f").unwrap().size, 4);
+        assert_eq!(
+            vfs.symlink_metadata("/a/b/c/f").unwrap().ino,
+            rustix::fs::stat(tmp.path().join("a/b/c/f")).unwrap().st_ino as u64
+        );
+        vfs.create_dir("/a/b/c/d").unwrap();
+        vfs.create_dir("/a/b/c/e").unwrap();
+        vfs.symlink("f", "/a/b/c/l").unwrap();
+        vfs.remove("/a/b/c/g").unwrap();
+        vfs.remove("/a/b/c/e").unwrap();
+        assert_eq!(kept(), before, "no directory on the way was looked up");
+        let host = |p: &str| std::fs::symlink_metadata(tmp.path().join(p));
+        assert!(host("a/b/c/d").unwrap().is_dir());
+        assert!(host("a/b/c/l").unwrap().file_type().is_symlink());
+        assert!(host("a/b/c/g").is_err() && host("a/b/c/e").is_err());
+        // Answers are the host's, as name by name.
+        let fails = |r: Result<()>| r.map_err(Error::into_innermost).unwrap_err();
+        assert!(matches!(fails(vfs.create_dir("/a/b/c/d")), Error::Exists));
+        assert!(matches!(fails(vfs.create_dir("/a/b/x/d")), Error::NotFound));
+        assert!(matches!(fails(vfs.remove("/a/b/c/none")), Error::NotFound));
+        assert!(matches!(
+            vfs.metadata("/a/b/x/f").map_err(Error::into_innermost),
+            Err(Error::NotFound)
+        ));
+        assert_eq!(kept(), before);
+        assert!(vfs.metadata("/a/b/h").is_ok());
+        assert_eq!(
+            kept().0,
+            before.0 + 2,
+            "two directories on the way are looked up"
+        );
     }
 
     /// A descriptor that only reads holds the file read-only on the host,

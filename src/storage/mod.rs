@@ -146,6 +146,18 @@ pub struct PathOpen {
     pub write: bool,
 }
 
+/// What a one-step change ([`Storage::change_path`]) does to the path's
+/// last name.
+#[derive(Debug, Clone, Copy)]
+pub enum PathChange<'a> {
+    /// Removes it, as [`Storage::unlink`] does.
+    Unlink,
+    /// Removes it, as [`Storage::rmdir`] does.
+    Rmdir,
+    /// Makes it, as [`Storage::make`] does.
+    Make(NewNode<'a>),
+}
+
 /// One entry of a directory listing: of a store's
 /// ([`Storage::readdir`]) or of a tree's ([`Vfs::read_dir`](crate::Vfs::read_dir)).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,6 +298,41 @@ pub trait Storage: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Makes `change` to the last name of `path` (plain names: directories
+    /// of this store, none a symlink, then that name) from `dir`, reaching
+    /// its directory in one step, where that is cheaper than a lookup per
+    /// name (a host directory's `openat2`, then the change on the handle it
+    /// gives). Nothing is kept of the directory reached.
+    ///
+    /// `Ok(true)` once made; `Err` is the change's own answer, as the
+    /// directory's [`unlink`](Self::unlink), [`rmdir`](Self::rmdir) or
+    /// [`make`](Self::make) gives it, or `ENOENT` for a directory on the
+    /// way that is missing (the answer a lookup per name would give too).
+    /// `Ok(false)` when the store cannot, or the way is anything else (a
+    /// symlink or a file on it, another filesystem): nothing changed, and
+    /// the caller resolves the path name by name, which gives the exact
+    /// answer. The default is `Ok(false)`, as a read-only view must answer.
+    fn change_path(&self, dir: Ino, path: PlainPath<'_>, change: PathChange<'_>) -> Result<bool> {
+        let _ = (dir, path, change);
+        Ok(false)
+    }
+
+    /// The attributes of what `path` (plain names: directories of this
+    /// store, none a symlink, then any name, a symlink not followed) names
+    /// from `dir`, looked up in one step, for a `stat` and nothing more,
+    /// where that is cheaper than a lookup per name (a host directory's
+    /// one `openat2`). Nothing is kept of the inode found.
+    ///
+    /// `Err(NotFound)` when a name is missing (the answer a lookup per name
+    /// would give too); `Ok(None)` when the store cannot, or the path is
+    /// anything else (a symlink or a file on the way, another filesystem):
+    /// the caller then resolves it name by name, which gives the exact
+    /// answer. The default is `Ok(None)`.
+    fn peek_path(&self, dir: Ino, path: PlainPath<'_>) -> Result<Option<Attr>> {
+        let _ = (dir, path);
+        Ok(None)
+    }
+
     /// The inode's attributes.
     fn getattr(&self, ino: Ino) -> Result<Attr>;
 
@@ -314,6 +361,14 @@ pub trait Storage: Send + Sync + 'static {
     /// Creates `name` in `dir`; `EEXIST` if the name is taken.
     fn create(&self, dir: Ino, name: &str, node: NewNode<'_>) -> Result<Attr>;
 
+    /// [`create`](Self::create), for a caller that wants nothing back (a
+    /// guest's `mkdir` or `symlink`): a store that would have to ask again
+    /// for what it made (a host directory's `fstatat` after `mkdirat`)
+    /// need not. The default is `create`.
+    fn make(&self, dir: Ino, name: &str, node: NewNode<'_>) -> Result<()> {
+        self.create(dir, name, node).map(drop)
+    }
+
     /// Up to `max` entries of `dir` from `cursor` (0 is the start), without
     /// `.` and `..`. A cursor stays valid while entries are added or removed:
     /// a listing continued from it neither repeats nor skips entries that
@@ -333,12 +388,25 @@ pub trait Storage: Send + Sync + 'static {
     /// The target of a symlink; `EINVAL` for any other kind.
     fn readlink(&self, ino: Ino) -> Result<String>;
 
+    /// [`readlink`](Self::readlink) of the name `name` in `dir`: `ENOENT`
+    /// when there is no such name and `EINVAL` for anything but a symlink,
+    /// since the namespace may call it without looking the name up first.
+    /// The default looks it up and reads it.
+    fn readlink_at(&self, dir: Ino, name: &str) -> Result<String> {
+        match self.lookup(dir, name)? {
+            (ino, FileKind::Symlink) => self.readlink(ino),
+            _ => Err(Error::Invalid),
+        }
+    }
+
     /// Removes the non-directory `name` from `dir`: `ENOENT` when there is
     /// no such name and `EISDIR` for a directory, since the namespace may
     /// call it without looking the name up first.
     fn unlink(&self, dir: Ino, name: &str) -> Result<()>;
 
-    /// Removes the empty directory `name` from `dir`.
+    /// Removes the empty directory `name` from `dir`: `ENOENT` when there
+    /// is no such name and `ENOTDIR` for anything but a directory, since
+    /// the namespace may call it without looking the name up first.
     fn rmdir(&self, dir: Ino, name: &str) -> Result<()>;
 
     /// Moves `src_dir/src_name` to `dst_dir/dst_name`, atomically replacing
@@ -462,6 +530,17 @@ macro_rules! forward_storage {
             ) -> Result<Option<Attr>> {
                 (**self).open_path(dir, path, how)
             }
+            fn peek_path(&self, dir: Ino, path: PlainPath<'_>) -> Result<Option<Attr>> {
+                (**self).peek_path(dir, path)
+            }
+            fn change_path(
+                &self,
+                dir: Ino,
+                path: PlainPath<'_>,
+                change: PathChange<'_>,
+            ) -> Result<bool> {
+                (**self).change_path(dir, path, change)
+            }
             fn getattr(&self, ino: Ino) -> Result<Attr> {
                 (**self).getattr(ino)
             }
@@ -483,11 +562,17 @@ macro_rules! forward_storage {
             fn create(&self, dir: Ino, name: &str, node: NewNode<'_>) -> Result<Attr> {
                 (**self).create(dir, name, node)
             }
+            fn make(&self, dir: Ino, name: &str, node: NewNode<'_>) -> Result<()> {
+                (**self).make(dir, name, node)
+            }
             fn readdir(&self, dir: Ino, cursor: u64, max: usize) -> Result<Vec<DirEntry>> {
                 (**self).readdir(dir, cursor, max)
             }
             fn readlink(&self, ino: Ino) -> Result<String> {
                 (**self).readlink(ino)
+            }
+            fn readlink_at(&self, dir: Ino, name: &str) -> Result<String> {
+                (**self).readlink_at(dir, name)
             }
             fn unlink(&self, dir: Ino, name: &str) -> Result<()> {
                 (**self).unlink(dir, name)

@@ -6,7 +6,8 @@
 
 use crate::error::{Error, Result};
 use crate::storage::{
-    Attr, DirEntry, FileKind, Ino, NewNode, PathOpen, PlainPath, SetAttr, Storage, WritePos,
+    Attr, DirEntry, FileKind, Ino, NewNode, PathChange, PathOpen, PlainPath, SetAttr, Storage,
+    WritePos,
 };
 use std::io::{IoSlice, IoSliceMut};
 
@@ -97,6 +98,15 @@ impl<S: Storage> Storage for ReadOnly<S> {
         self.inner.open_path(dir, path, how)
     }
 
+    fn peek_path(&self, dir: Ino, path: PlainPath<'_>) -> Result<Option<Attr>> {
+        self.inner.peek_path(dir, path)
+    }
+
+    fn change_path(&self, _dir: Ino, _path: PlainPath<'_>, _: PathChange<'_>) -> Result<bool> {
+        // Left to the walk, whose calls on this view refuse the change.
+        Ok(false)
+    }
+
     fn getattr(&self, ino: Ino) -> Result<Attr> {
         self.inner.getattr(ino)
     }
@@ -133,6 +143,10 @@ impl<S: Storage> Storage for ReadOnly<S> {
 
     fn readlink(&self, ino: Ino) -> Result<String> {
         self.inner.readlink(ino)
+    }
+
+    fn readlink_at(&self, dir: Ino, name: &str) -> Result<String> {
+        self.inner.readlink_at(dir, name)
     }
 
     fn unlink(&self, _dir: Ino, _name: &str) -> Result<()> {

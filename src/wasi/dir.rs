@@ -199,7 +199,7 @@ impl WasiDir for VfsDir {
     }
 
     async fn create_dir(&self, path: &str) -> Result<(), WasiError> {
-        self.ns()?.mkdir(self.at(path))?;
+        self.ns()?.make_dir(self.at(path))?;
         Ok(())
     }
 

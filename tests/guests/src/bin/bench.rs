@@ -4,8 +4,9 @@
 //!
 //! `threads T OPS`: T threads, each writing and reading back 4 KiB blocks
 //! of its own file, OPS times.
-//! `meta N`: create+write 100 B+close, stat, open+read+close at depth 16,
-//! unlink, N times each.
+//! `meta N`: create+write 100 B+close, stat, open+read+close, stat, unlink,
+//! mkdir and rmdir at depth 16, mkdir, rmdir, rename, symlink, readlink,
+//! open+close of a directory, unlink, N times each.
 //! `list N`: list a directory of N entries (made untimed first).
 //! `data MIB N`: sequential write and read of MIB MiB in 64 KiB blocks, then
 //! N random 4 KiB reads.
@@ -112,6 +113,73 @@ fn metadata(n: u64) {
         close(fd);
     }
     report("open-read-depth16", n, start);
+    let start = now();
+    for _ in 0..n {
+        assert_eq!(stat(DIR, &deep_file, true).map(|s| s.size), Ok(100));
+    }
+    report("stat-depth16", n, start);
+    for i in 0..n {
+        let fd = open(
+            DIR,
+            &format!("{deep}/g{i}"),
+            OFLAGS_CREAT | OFLAGS_EXCL,
+            RW,
+            0,
+        )
+        .unwrap();
+        close(fd);
+    }
+    let start = now();
+    for i in 0..n {
+        unsafe { path_unlink_file(DIR, &format!("{deep}/g{i}")).unwrap() };
+    }
+    report("unlink-depth16", n, start);
+    let start = now();
+    for i in 0..n {
+        unsafe { path_create_directory(DIR, &format!("{deep}/h{i}")).unwrap() };
+    }
+    report("mkdir-depth16", n, start);
+    let start = now();
+    for i in 0..n {
+        unsafe { path_remove_directory(DIR, &format!("{deep}/h{i}")).unwrap() };
+    }
+    report("rmdir-depth16", n, start);
+    let start = now();
+    for i in 0..n {
+        unsafe { path_create_directory(DIR, &format!("m/h{i}")).unwrap() };
+    }
+    report("mkdir", n, start);
+    let start = now();
+    for i in 0..n {
+        unsafe { path_remove_directory(DIR, &format!("m/h{i}")).unwrap() };
+    }
+    report("rmdir", n, start);
+    for i in 0..n {
+        let fd = open(DIR, &format!("m/r{i}"), OFLAGS_CREAT | OFLAGS_EXCL, RW, 0).unwrap();
+        close(fd);
+    }
+    let start = now();
+    for i in 0..n {
+        unsafe { path_rename(DIR, &format!("m/r{i}"), DIR, &format!("m/s{i}")).unwrap() };
+    }
+    report("rename", n, start);
+    let start = now();
+    for i in 0..n {
+        unsafe { path_symlink("target", DIR, &format!("m/l{i}")).unwrap() };
+    }
+    report("symlink", n, start);
+    let mut buf = [0u8; 64];
+    let start = now();
+    for i in 0..n {
+        unsafe { path_readlink(DIR, &format!("m/l{i}"), buf.as_mut_ptr(), 64).unwrap() };
+    }
+    report("readlink", n, start);
+    let start = now();
+    for _ in 0..n {
+        let fd = open_dir(DIR, "m").unwrap();
+        close(fd);
+    }
+    report("opendir", n, start);
     let start = now();
     for i in 0..n {
         unsafe { path_unlink_file(DIR, &format!("m/f{i}")).unwrap() };

@@ -388,4 +388,163 @@ unsafe fn run(c: &mut Checks) {
         "advanced",
         after.mtim > before.mtim,
     );
+    // Paths with three directories and more on the way, which a host
+    // directory takes in one step: the same answers as name by name.
+    for d in ["p", "p/q", "p/q/r"] {
+        path_create_directory(DIR, d).unwrap();
+    }
+    put(DIR, "p/q/r/file", b"deep").unwrap();
+    c.eq("deep mkdir", path_create_directory(DIR, "p/q/r/s"), Ok(()));
+    c.eq(
+        "deep mkdir existing",
+        path_create_directory(DIR, "p/q/r/s"),
+        Err(ERRNO_EXIST),
+    );
+    c.eq(
+        "deep mkdir over a file",
+        path_create_directory(DIR, "p/q/r/file"),
+        Err(ERRNO_EXIST),
+    );
+    c.eq(
+        "deep mkdir in a missing directory",
+        path_create_directory(DIR, "p/q/none/s"),
+        Err(ERRNO_NOENT),
+    );
+    c.eq(
+        "deep mkdir under a file",
+        path_create_directory(DIR, "p/q/r/file/x"),
+        Err(ERRNO_NOTDIR),
+    );
+    c.eq(
+        "deep symlink",
+        path_symlink("../file", DIR, "p/q/r/s/up"),
+        Ok(()),
+    );
+    c.eq(
+        "deep symlink existing",
+        path_symlink("x", DIR, "p/q/r/s/up"),
+        Err(ERRNO_EXIST),
+    );
+    c.eq(
+        "deep symlink in a missing directory",
+        path_symlink("x", DIR, "p/q/none/up"),
+        Err(ERRNO_NOENT),
+    );
+    let readlink = |path: &str| {
+        let mut buf = [0u8; 64];
+        path_readlink(DIR, path, buf.as_mut_ptr(), buf.len())
+            .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    c.eq(
+        "deep readlink",
+        readlink("p/q/r/s/up"),
+        Ok("../file".to_string()),
+    );
+    c.eq(
+        "deep readlink of a directory",
+        readlink("p/q/r/s"),
+        Err(ERRNO_INVAL),
+    );
+    c.eq(
+        "deep readlink missing",
+        readlink("p/q/r/s/none"),
+        Err(ERRNO_NOENT),
+    );
+    c.eq(
+        "deep stat",
+        stat(DIR, "p/q/r/file", true).map(|s| (kind(s.filetype), s.size)),
+        Ok(("REGULAR_FILE", 4)),
+    );
+    c.eq(
+        "deep lstat of a symlink",
+        stat(DIR, "p/q/r/s/up", false).map(|s| kind(s.filetype)),
+        Ok("SYMBOLIC_LINK"),
+    );
+    c.eq(
+        "deep stat through a symlink",
+        stat(DIR, "p/q/r/s/up", true).map(|s| s.size),
+        Ok(4),
+    );
+    path_symlink("..", DIR, "p/q/r/s/back").unwrap();
+    c.eq(
+        "deep stat with a symlink on the way",
+        stat(DIR, "p/q/r/s/back/file", true).map(|s| s.size),
+        Ok(4),
+    );
+    c.eq(
+        "deep stat missing",
+        stat(DIR, "p/q/r/none", true).map(|_| ()),
+        Err(ERRNO_NOENT),
+    );
+    c.eq(
+        "deep stat in a missing directory",
+        stat(DIR, "p/q/none/x", true).map(|_| ()),
+        Err(ERRNO_NOENT),
+    );
+    c.eq(
+        "deep stat under a file",
+        stat(DIR, "p/q/r/file/x", true).map(|_| ()),
+        Err(ERRNO_NOTDIR),
+    );
+    c.eq(
+        "deep unlink of a directory",
+        path_unlink_file(DIR, "p/q/r/s"),
+        Err(ERRNO_ISDIR),
+    );
+    c.eq(
+        "deep unlink missing",
+        path_unlink_file(DIR, "p/q/r/none"),
+        Err(ERRNO_NOENT),
+    );
+    c.eq(
+        "deep unlink with a symlink on the way",
+        path_unlink_file(DIR, "p/q/r/s/back/file"),
+        Ok(()),
+    );
+    c.eq(
+        "deep unlink gone",
+        stat(DIR, "p/q/r/file", false).map(|_| ()),
+        Err(ERRNO_NOENT),
+    );
+    c.eq(
+        "deep rmdir not empty",
+        path_remove_directory(DIR, "p/q/r/s"),
+        Err(ERRNO_NOTEMPTY),
+    );
+    c.eq(
+        "deep rmdir of a symlink",
+        path_remove_directory(DIR, "p/q/r/s/up"),
+        Err(ERRNO_NOTDIR),
+    );
+    c.eq(
+        "deep rmdir missing",
+        path_remove_directory(DIR, "p/q/r/none"),
+        Err(ERRNO_NOENT),
+    );
+    c.eq("deep unlink", path_unlink_file(DIR, "p/q/r/s/up"), Ok(()));
+    c.eq(
+        "deep unlink of a symlink",
+        path_unlink_file(DIR, "p/q/r/s/back"),
+        Ok(()),
+    );
+    c.eq("deep rmdir", path_remove_directory(DIR, "p/q/r/s"), Ok(()));
+    c.eq(
+        "deep rmdir gone",
+        stat(DIR, "p/q/r/s", false).map(|_| ()),
+        Err(ERRNO_NOENT),
+    );
+    c.eq(
+        "deep mkdir again",
+        path_create_directory(DIR, "p/q/r/s"),
+        Ok(()),
+    );
+    c.eq(
+        "deep listing after",
+        open_dir(DIR, "p/q/r").and_then(list),
+        Ok(vec![
+            "..:DIRECTORY".to_string(),
+            ".:DIRECTORY".to_string(),
+            "s:DIRECTORY".to_string(),
+        ]),
+    );
 }
