@@ -226,6 +226,26 @@ impl Namespace {
         self.store(dir.mount).change_path(dir.ino, path, change)
     }
 
+    /// [`rename`](Self::rename) of two paths of plain names in one mount,
+    /// one of them with at least [`ONE_STEP_DIRS`] directories on the way,
+    /// where the store reaches both directories in one step
+    /// ([`Storage::rename_path`](crate::storage::Storage::rename_path)) and
+    /// no mount lies below them; `false` for the caller to resolve both
+    /// paths name by name.
+    fn rename_in_one_step(&self, from: At<'_>, to: At<'_>) -> Result<bool> {
+        let (Some((src, from_path)), Some((dst, to_path))) = (
+            plain_path(self, from.dir, from.path, from.scope),
+            plain_path(self, to.dir, to.path, to.scope),
+        ) else {
+            return Ok(false);
+        };
+        if src.mount != dst.mount || from_path.len().max(to_path.len()) <= ONE_STEP_DIRS {
+            return Ok(false);
+        }
+        self.store(src.mount)
+            .rename_path(src.ino, from_path, dst.ino, to_path)
+    }
+
     /// The node a path names, following symlinks all the way.
     pub(crate) fn find(&self, at: At<'_>) -> Result<(Node, FileKind)> {
         at.resolve(self, true)?.target.ok_or(Error::NotFound)
@@ -369,6 +389,9 @@ impl Namespace {
     /// (`EBUSY`); a directory holding mountpoints can move (they are
     /// attached to it, not to its path) but not be replaced.
     pub(crate) fn rename(&self, from: At<'_>, to: At<'_>) -> Result<()> {
+        if self.rename_in_one_step(from, to)? {
+            return Ok(());
+        }
         // Both paths are resolved before the source's absence counts, as
         // on Linux: `rename("missing", ".")` is EBUSY.
         let (src, dst) = (from.resolve(self, false)?, to.resolve(self, false)?);

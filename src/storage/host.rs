@@ -260,6 +260,28 @@ fn base_flags() -> OFlags {
     OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK
 }
 
+/// The directories on the way of `path` (`None` for a single name), and
+/// its last name.
+fn way_and_name(path: PlainPath<'_>) -> (Option<&str>, &str) {
+    match path.as_str().rsplit_once('/') {
+        Some((way, name)) => (Some(way), name),
+        None => (None, path.as_str()),
+    }
+}
+
+/// The directory the plain names `way` lead to below `base`, opened in
+/// one step for a change made on it: `Ok(None)` for anything but
+/// directories on the way (a symlink, a file, another filesystem), which
+/// the caller leaves to a walk name by name, and `ENOENT` for a missing
+/// one, which a walk would answer too.
+fn way_below(base: &OwnedFd, way: &str) -> Result<Option<OwnedFd>> {
+    match open_below(base, way, OFlags::PATH | OFlags::DIRECTORY) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Error::NotFound) => Err(Error::NotFound),
+        Err(_) => Ok(None),
+    }
+}
+
 /// Opens `name` below the directory `dir` with `flags` (plus
 /// [`base_flags`]). `name` is a plain name, or plain names joined by `/`
 /// (a directory reached in one step by [`Storage::lookup_dirs`]): those
@@ -958,10 +980,8 @@ impl Storage for HostDir {
         // The directory is what the names lead to now, as for wasi-common's
         // own `openat2`, the change, and `close`: no step asks which
         // directory that is, and no record or handle of it is kept.
-        let at = match open_below(&base, way, OFlags::PATH | OFlags::DIRECTORY) {
-            Ok(fd) => fd,
-            Err(Error::NotFound) => return Err(Error::NotFound),
-            Err(_) => return Ok(false),
+        let Some(at) = way_below(&base, way)? else {
+            return Ok(false);
         };
         match change {
             PathChange::Unlink => {
@@ -980,6 +1000,51 @@ impl Storage for HostDir {
             }
             // A file is made by an open, in one step of its own.
             PathChange::Make(NewNode::File) => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn rename_path(
+        &self,
+        src_dir: Ino,
+        from: PlainPath<'_>,
+        dst_dir: Ino,
+        to: PlainPath<'_>,
+    ) -> Result<bool> {
+        let (Ok(src_base), Ok(dst_base)) = (self.dir_fd(src_dir), self.dir_fd(dst_dir)) else {
+            return Ok(false);
+        };
+        let ((from_way, from_name), (to_way, to_name)) = (way_and_name(from), way_and_name(to));
+        // Both directories are reached before anything changes, so that a
+        // refusal on either way leaves the tree as it was.
+        let reach = |base: &Arc<OwnedFd>, way: Option<&str>| -> Result<Option<Arc<OwnedFd>>> {
+            match way {
+                None => Ok(Some(base.clone())),
+                Some(way) => Ok(way_below(base, way)?.map(Arc::new)),
+            }
+        };
+        let Some(from_at) = reach(&src_base, from_way)? else {
+            return Ok(false);
+        };
+        let to_at = if src_dir == dst_dir && from_way == to_way {
+            from_at.clone()
+        } else {
+            match reach(&dst_base, to_way)? {
+                Some(fd) => fd,
+                None => return Ok(false),
+            }
+        };
+        // A directory replaced is removed, and its record goes with it, so
+        // that one made later under its inode number is not taken for it.
+        // What moved keeps its record: a lookup of its new name updates
+        // that, and until then it serves only through a handle, which
+        // followed it.
+        let replaced = self.stat_at(&to_at, to_name).ok();
+        rustix::fs::renameat(&*from_at, from_name, &*to_at, to_name).map_err(io)?;
+        if let Some(st) = replaced
+            && kind_of(st.st_mode as u32) == FileKind::Dir
+        {
+            self.forget(self.ino_of(&st));
         }
         Ok(true)
     }
@@ -1638,14 +1703,19 @@ mod tests {
         assert!(recorded(meta.ino));
     }
 
-    /// A `stat`, `mkdir`, `symlink`, `unlink` or `rmdir` of a path with
-    /// three directories on the way reaches the last of them in one step
+    /// A `stat`, `mkdir`, `symlink`, `unlink`, `rmdir` or `rename` of a path
+    /// with three directories on the way reaches the last of them in one step
     /// (as wasi-common's own host directory does), so the store looks none
     /// of them up and keeps no record or handle of any; with two on the
     /// way, they are looked up name by name, which costs no more.
     #[test]
     fn deep_stats_and_changes_take_one_step() {
-        let tmp = host_tree(&[("a/b/c/f", b"body"), ("a/b/c/g", b""), ("a/b/h", b"")]);
+        let tmp = host_tree(&[
+            ("a/b/c/f", b"body"),
+            ("a/b/c/g", b""),
+            ("a/b/c/m", b"moved"),
+            ("a/b/h", b""),
+        ]);
         let store = Arc::new(HostDir::open(tmp.path()).unwrap());
         let shared: Arc<dyn Storage> = store.clone();
         let vfs = crate::Vfs::builder().mount("/", shared).build().unwrap();
@@ -1665,16 +1735,25 @@ mod tests {
         vfs.symlink("f", "/a/b/c/l").unwrap();
         vfs.remove("/a/b/c/g").unwrap();
         vfs.remove("/a/b/c/e").unwrap();
+        vfs.rename("/a/b/c/m", "/a/b/c/d/m").unwrap();
         assert_eq!(kept(), before, "no directory on the way was looked up");
         let host = |p: &str| std::fs::symlink_metadata(tmp.path().join(p));
         assert!(host("a/b/c/d").unwrap().is_dir());
         assert!(host("a/b/c/l").unwrap().file_type().is_symlink());
         assert!(host("a/b/c/g").is_err() && host("a/b/c/e").is_err());
+        assert_eq!(
+            std::fs::read(tmp.path().join("a/b/c/d/m")).unwrap(),
+            b"moved"
+        );
         // Answers are the host's, as name by name.
         let fails = |r: Result<()>| r.map_err(Error::into_innermost).unwrap_err();
         assert!(matches!(fails(vfs.create_dir("/a/b/c/d")), Error::Exists));
         assert!(matches!(fails(vfs.create_dir("/a/b/x/d")), Error::NotFound));
         assert!(matches!(fails(vfs.remove("/a/b/c/none")), Error::NotFound));
+        assert!(matches!(
+            fails(vfs.rename("/a/b/c/none", "/a/b/c/d/x")),
+            Error::NotFound
+        ));
         assert!(matches!(
             vfs.metadata("/a/b/x/f").map_err(Error::into_innermost),
             Err(Error::NotFound)
@@ -1686,6 +1765,52 @@ mod tests {
             before.0 + 2,
             "two directories on the way are looked up"
         );
+        // A file on the way is left to the walk, which says what it is.
+        assert!(matches!(
+            fails(vfs.rename("/a/b/c/d", "/a/b/c/d/m/x")),
+            Error::NotDir
+        ));
+    }
+
+    /// A directory that a one-step `rmdir` removes, or a one-step `rename`
+    /// replaces, is forgotten with its handle, though the step never asked
+    /// which directory held it: a directory made later under its inode
+    /// number (which ext4 hands out again) is not taken for it.
+    #[test]
+    fn directories_removed_in_one_step_are_forgotten() {
+        let tmp = host_tree(&[("a/b/c/old/f", b""), ("a/b/c/gone/f", b"")]);
+        for dir in ["a/b/c/new", "a/b/c/other"] {
+            std::fs::create_dir(tmp.path().join(dir)).unwrap();
+        }
+        std::fs::remove_file(tmp.path().join("a/b/c/old/f")).unwrap();
+        std::fs::remove_file(tmp.path().join("a/b/c/gone/f")).unwrap();
+        let store = Arc::new(HostDir::open(tmp.path()).unwrap());
+        let shared: Arc<dyn Storage> = store.clone();
+        let vfs = crate::Vfs::builder().mount("/", shared).build().unwrap();
+        let walk = |path: &str| {
+            let mut dir = store.root();
+            for name in path.split('/') {
+                dir = store.lookup(dir, name).unwrap().0;
+            }
+            store.dir_fd(dir).unwrap();
+            dir
+        };
+        let held = |ino| {
+            store
+                .nodes
+                .lock()
+                .map
+                .get(&ino)
+                .is_some_and(|n| n.dir.is_some())
+        };
+        let (old, gone) = (walk("a/b/c/old"), walk("a/b/c/gone"));
+        assert!(held(old) && held(gone));
+        vfs.rename("/a/b/c/new", "/a/b/c/old").unwrap();
+        vfs.remove("/a/b/c/gone").unwrap();
+        assert!(!held(old), "the directory a rename replaced is forgotten");
+        assert!(!held(gone), "the directory an rmdir removed is forgotten");
+        let recorded = |ino| store.nodes.lock().map.contains_key(&ino);
+        assert!(!recorded(old) && !recorded(gone));
     }
 
     /// A descriptor that only reads holds the file read-only on the host,

@@ -317,6 +317,29 @@ pub trait Storage: Send + Sync + 'static {
         Ok(false)
     }
 
+    /// Moves the last name of `from` (plain names from `src_dir`:
+    /// directories of this store, none a symlink, then that name) to the
+    /// last name of `to` (likewise from `dst_dir`), with POSIX `rename(2)`
+    /// rules, reaching both directories in one step, where that is cheaper
+    /// than a lookup per name (a host directory's `openat2` of each way,
+    /// one when they are the same, then `renameat`).
+    ///
+    /// `Ok(true)` once moved; `Err` is [`rename`](Self::rename)'s own
+    /// answer, or `ENOENT` for a directory on either way that is missing.
+    /// `Ok(false)` when the store cannot, or either way is anything else:
+    /// nothing changed, and the caller resolves both paths name by name.
+    /// The default is `Ok(false)`, as a read-only view must answer.
+    fn rename_path(
+        &self,
+        src_dir: Ino,
+        from: PlainPath<'_>,
+        dst_dir: Ino,
+        to: PlainPath<'_>,
+    ) -> Result<bool> {
+        let _ = (src_dir, from, dst_dir, to);
+        Ok(false)
+    }
+
     /// The attributes of what `path` (plain names: directories of this
     /// store, none a symlink, then any name, a symlink not followed) names
     /// from `dir`, looked up in one step, for a `stat` and nothing more,
@@ -540,6 +563,15 @@ macro_rules! forward_storage {
                 change: PathChange<'_>,
             ) -> Result<bool> {
                 (**self).change_path(dir, path, change)
+            }
+            fn rename_path(
+                &self,
+                src_dir: Ino,
+                from: PlainPath<'_>,
+                dst_dir: Ino,
+                to: PlainPath<'_>,
+            ) -> Result<bool> {
+                (**self).rename_path(src_dir, from, dst_dir, to)
             }
             fn getattr(&self, ino: Ino) -> Result<Attr> {
                 (**self).getattr(ino)

@@ -107,6 +107,10 @@ impl<S: Storage> Storage for ReadOnly<S> {
         Ok(false)
     }
 
+    fn rename_path(&self, _: Ino, _: PlainPath<'_>, _: Ino, _: PlainPath<'_>) -> Result<bool> {
+        Ok(false)
+    }
+
     fn getattr(&self, ino: Ino) -> Result<Attr> {
         self.inner.getattr(ino)
     }

@@ -5,8 +5,8 @@
 //! `threads T OPS`: T threads, each writing and reading back 4 KiB blocks
 //! of its own file, OPS times.
 //! `meta N`: create+write 100 B+close, stat, open+read+close, stat, unlink,
-//! mkdir and rmdir at depth 16, mkdir, rmdir, rename, symlink, readlink,
-//! open+close of a directory, unlink, N times each.
+//! mkdir and rmdir at depth 16, mkdir, rmdir, rename (and at depth 16),
+//! symlink, readlink, open+close of a directory, unlink, N times each.
 //! `list N`: list a directory of N entries (made untimed first).
 //! `data MIB N`: sequential write and read of MIB MiB in 64 KiB blocks, then
 //! N random 4 KiB reads.
@@ -163,6 +163,22 @@ fn metadata(n: u64) {
         unsafe { path_rename(DIR, &format!("m/r{i}"), DIR, &format!("m/s{i}")).unwrap() };
     }
     report("rename", n, start);
+    for i in 0..n {
+        let fd = open(
+            DIR,
+            &format!("{deep}/r{i}"),
+            OFLAGS_CREAT | OFLAGS_EXCL,
+            RW,
+            0,
+        )
+        .unwrap();
+        close(fd);
+    }
+    let start = now();
+    for i in 0..n {
+        unsafe { path_rename(DIR, &format!("{deep}/r{i}"), DIR, &format!("{deep}/s{i}")).unwrap() };
+    }
+    report("rename-depth16", n, start);
     let start = now();
     for i in 0..n {
         unsafe { path_symlink("target", DIR, &format!("m/l{i}")).unwrap() };

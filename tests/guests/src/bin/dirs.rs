@@ -547,4 +547,88 @@ unsafe fn run(c: &mut Checks) {
             "s:DIRECTORY".to_string(),
         ]),
     );
+    // Renames where either path has three directories on the way.
+    put(DIR, "p/q/r/s/a", b"a").unwrap();
+    put(DIR, "p/q/r/s/b", b"b").unwrap();
+    c.eq(
+        "deep rename",
+        path_rename(DIR, "p/q/r/s/a", DIR, "p/q/r/s/a2"),
+        Ok(()),
+    );
+    c.eq(
+        "deep rename over a file",
+        path_rename(DIR, "p/q/r/s/a2", DIR, "p/q/r/s/b"),
+        Ok(()),
+    );
+    c.eq(
+        "deep rename replaced it",
+        get(DIR, "p/q/r/s/b"),
+        Ok(b"a".to_vec()),
+    );
+    c.eq(
+        "deep rename across directories",
+        path_rename(DIR, "p/q/r/s/b", DIR, "p/q/r/moved"),
+        Ok(()),
+    );
+    c.eq(
+        "deep rename to a short path",
+        path_rename(DIR, "p/q/r/moved", DIR, "top"),
+        Ok(()),
+    );
+    c.eq(
+        "deep rename from a short path",
+        path_rename(DIR, "top", DIR, "p/q/r/s/back-again"),
+        Ok(()),
+    );
+    c.eq(
+        "deep rename missing",
+        path_rename(DIR, "p/q/r/s/none", DIR, "p/q/r/s/x"),
+        Err(ERRNO_NOENT),
+    );
+    c.eq(
+        "deep rename into a missing directory",
+        path_rename(DIR, "p/q/r/s/back-again", DIR, "p/q/none/s/x"),
+        Err(ERRNO_NOENT),
+    );
+    path_create_directory(DIR, "p/q/r/s/full").unwrap();
+    put(DIR, "p/q/r/s/full/x", b"").unwrap();
+    path_create_directory(DIR, "p/q/r/s/empty").unwrap();
+    c.eq(
+        "deep rename of a directory over a full one",
+        path_rename(DIR, "p/q/r/s/empty", DIR, "p/q/r/s/full"),
+        Err(ERRNO_NOTEMPTY),
+    );
+    c.eq(
+        "deep rename of a file over a directory",
+        path_rename(DIR, "p/q/r/s/back-again", DIR, "p/q/r/s/empty"),
+        Err(ERRNO_ISDIR),
+    );
+    c.eq(
+        "deep rename of a directory into itself",
+        path_rename(DIR, "p/q/r/s", DIR, "p/q/r/s/full/inside"),
+        Err(ERRNO_INVAL),
+    );
+    path_symlink("s", DIR, "p/q/r/via").unwrap();
+    c.eq(
+        "deep rename with a symlink on the way",
+        path_rename(DIR, "p/q/r/via/back-again", DIR, "p/q/r/via/again"),
+        Ok(()),
+    );
+    c.eq(
+        "deep rename through it",
+        get(DIR, "p/q/r/s/again"),
+        Ok(b"a".to_vec()),
+    );
+    c.eq(
+        "deep rename of a directory over an empty one",
+        path_rename(DIR, "p/q/r/s/full", DIR, "p/q/r/s/empty"),
+        Ok(()),
+    );
+    c.eq(
+        "deep rename moved the directory",
+        open_dir(DIR, "p/q/r/s/empty")
+            .and_then(list)
+            .map(|l| l.len()),
+        Ok(3),
+    );
 }
