@@ -5,15 +5,17 @@
 //! open host directory handle, and every operation is one `*at` system call
 //! on the handle of its parent and one name the namespace looked up, with
 //! symlinks never followed. A run of plain names (`lookup_dirs`,
-//! `open_path`) is one `openat2` beneath a handle that follows no symlink,
-//! `..` or magic link and crosses into no other filesystem, so it reaches
-//! exactly what the names one by one would. No path is ever resolved from
-//! the mount's root, so no `..` or symlink, including one another host
-//! process swaps in at any moment, takes an operation outside the mount,
-//! and a rename on the host between a lookup and its use cannot make an
-//! operation act on some other file. What was opened is checked to be what
-//! was looked up (device and inode number); a name that now leads elsewhere
-//! answers `ENOENT` until it is looked up again.
+//! `open_path`, and the `stat`s, changes and renames of deep paths:
+//! `peek_path`, `change_path`, `rename_path`) is one `openat2` beneath a
+//! handle that follows no symlink, `..` or magic link and crosses into no
+//! other filesystem, so it reaches exactly what the names one by one
+//! would. No path is ever resolved from the mount's root, so no `..` or
+//! symlink, including one another host process swaps in at any moment,
+//! takes an operation outside the mount, and a rename on the host between
+//! a lookup and its use cannot make an operation act on some other file.
+//! What was opened is checked to be what was looked up (device and inode
+//! number); a name that now leads elsewhere answers `ENOENT` until it is
+//! looked up again.
 //!
 //! Inode numbers are the host's, with a range of their own for each other
 //! host filesystem mounted below the root. The store remembers, for each
@@ -971,7 +973,7 @@ impl Storage for HostDir {
     }
 
     fn change_path(&self, dir: Ino, path: PlainPath<'_>, change: PathChange<'_>) -> Result<bool> {
-        let Some((way, name)) = path.as_str().rsplit_once('/') else {
+        let (Some(way), name) = way_and_name(path) else {
             return Ok(false);
         };
         let Ok(base) = self.dir_fd(dir) else {

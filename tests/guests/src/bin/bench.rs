@@ -81,21 +81,34 @@ fn independent_files(threads: usize, ops: u64) {
     );
 }
 
+/// Times `op` on `0..n` and reports it as `name`.
+fn timed(name: &str, n: u64, mut op: impl FnMut(u64)) {
+    let start = now();
+    for i in 0..n {
+        op(i);
+    }
+    report(name, n, start);
+}
+
+/// Makes the empty files `{dir}/{prefix}{i}` for `i` in `0..n`, untimed.
+fn files(dir: &str, prefix: &str, n: u64) {
+    for i in 0..n {
+        let path = format!("{dir}/{prefix}{i}");
+        close(open(DIR, &path, OFLAGS_CREAT | OFLAGS_EXCL, RW, 0).unwrap());
+    }
+}
+
 fn metadata(n: u64) {
     unsafe { path_create_directory(DIR, "m").unwrap() };
     let body = [b'x'; 100];
-    let start = now();
-    for i in 0..n {
+    timed("create", n, |i| {
         let fd = open(DIR, &format!("m/f{i}"), OFLAGS_CREAT | OFLAGS_EXCL, RW, 0).unwrap();
         assert_eq!(write(fd, &body), Ok(100));
         close(fd);
-    }
-    report("create", n, start);
-    let start = now();
-    for i in 0..n {
+    });
+    timed("stat", n, |i| {
         assert_eq!(stat(DIR, &format!("m/f{i}"), true).map(|s| s.size), Ok(100));
-    }
-    report("stat", n, start);
+    });
     let mut deep = String::new();
     for level in 0..16 {
         if level > 0 {
@@ -106,101 +119,50 @@ fn metadata(n: u64) {
     }
     let deep_file = format!("{deep}/leaf");
     put(DIR, &deep_file, &body).unwrap();
-    let start = now();
-    for _ in 0..n {
+    timed("open-read-depth16", n, |_| {
         let fd = open(DIR, &deep_file, 0, RIGHTS_FD_READ, 0).unwrap();
         assert_eq!(read(fd, 128).map(|d| d.len()), Ok(100));
         close(fd);
-    }
-    report("open-read-depth16", n, start);
-    let start = now();
-    for _ in 0..n {
+    });
+    timed("stat-depth16", n, |_| {
         assert_eq!(stat(DIR, &deep_file, true).map(|s| s.size), Ok(100));
-    }
-    report("stat-depth16", n, start);
-    for i in 0..n {
-        let fd = open(
-            DIR,
-            &format!("{deep}/g{i}"),
-            OFLAGS_CREAT | OFLAGS_EXCL,
-            RW,
-            0,
-        )
-        .unwrap();
-        close(fd);
-    }
-    let start = now();
-    for i in 0..n {
-        unsafe { path_unlink_file(DIR, &format!("{deep}/g{i}")).unwrap() };
-    }
-    report("unlink-depth16", n, start);
-    let start = now();
-    for i in 0..n {
-        unsafe { path_create_directory(DIR, &format!("{deep}/h{i}")).unwrap() };
-    }
-    report("mkdir-depth16", n, start);
-    let start = now();
-    for i in 0..n {
-        unsafe { path_remove_directory(DIR, &format!("{deep}/h{i}")).unwrap() };
-    }
-    report("rmdir-depth16", n, start);
-    let start = now();
-    for i in 0..n {
-        unsafe { path_create_directory(DIR, &format!("m/h{i}")).unwrap() };
-    }
-    report("mkdir", n, start);
-    let start = now();
-    for i in 0..n {
-        unsafe { path_remove_directory(DIR, &format!("m/h{i}")).unwrap() };
-    }
-    report("rmdir", n, start);
-    for i in 0..n {
-        let fd = open(DIR, &format!("m/r{i}"), OFLAGS_CREAT | OFLAGS_EXCL, RW, 0).unwrap();
-        close(fd);
-    }
-    let start = now();
-    for i in 0..n {
-        unsafe { path_rename(DIR, &format!("m/r{i}"), DIR, &format!("m/s{i}")).unwrap() };
-    }
-    report("rename", n, start);
-    for i in 0..n {
-        let fd = open(
-            DIR,
-            &format!("{deep}/r{i}"),
-            OFLAGS_CREAT | OFLAGS_EXCL,
-            RW,
-            0,
-        )
-        .unwrap();
-        close(fd);
-    }
-    let start = now();
-    for i in 0..n {
-        unsafe { path_rename(DIR, &format!("{deep}/r{i}"), DIR, &format!("{deep}/s{i}")).unwrap() };
-    }
-    report("rename-depth16", n, start);
-    let start = now();
-    for i in 0..n {
-        unsafe { path_symlink("target", DIR, &format!("m/l{i}")).unwrap() };
-    }
-    report("symlink", n, start);
+    });
+    files(&deep, "g", n);
+    timed("unlink-depth16", n, |i| unsafe {
+        path_unlink_file(DIR, &format!("{deep}/g{i}")).unwrap()
+    });
+    timed("mkdir-depth16", n, |i| unsafe {
+        path_create_directory(DIR, &format!("{deep}/h{i}")).unwrap()
+    });
+    timed("rmdir-depth16", n, |i| unsafe {
+        path_remove_directory(DIR, &format!("{deep}/h{i}")).unwrap()
+    });
+    timed("mkdir", n, |i| unsafe {
+        path_create_directory(DIR, &format!("m/h{i}")).unwrap()
+    });
+    timed("rmdir", n, |i| unsafe {
+        path_remove_directory(DIR, &format!("m/h{i}")).unwrap()
+    });
+    files("m", "r", n);
+    timed("rename", n, |i| unsafe {
+        path_rename(DIR, &format!("m/r{i}"), DIR, &format!("m/s{i}")).unwrap()
+    });
+    files(&deep, "r", n);
+    timed("rename-depth16", n, |i| unsafe {
+        path_rename(DIR, &format!("{deep}/r{i}"), DIR, &format!("{deep}/s{i}")).unwrap()
+    });
+    timed("symlink", n, |i| unsafe {
+        path_symlink("target", DIR, &format!("m/l{i}")).unwrap()
+    });
     let mut buf = [0u8; 64];
-    let start = now();
-    for i in 0..n {
-        unsafe { path_readlink(DIR, &format!("m/l{i}"), buf.as_mut_ptr(), 64).unwrap() };
-    }
-    report("readlink", n, start);
-    let start = now();
-    for _ in 0..n {
-        let fd = open_dir(DIR, "m").unwrap();
-        close(fd);
-    }
-    report("opendir", n, start);
-    let start = now();
-    for i in 0..n {
-        unsafe { path_unlink_file(DIR, &format!("m/f{i}")).unwrap() };
-    }
-    report("unlink", n, start);
+    timed("readlink", n, |i| {
+        let len = unsafe { path_readlink(DIR, &format!("m/l{i}"), buf.as_mut_ptr(), 64) };
+        assert_eq!(len, Ok(6));
+    });
+    timed("opendir", n, |_| close(open_dir(DIR, "m").unwrap()));
+    timed("unlink", n, |i| unsafe {
+        path_unlink_file(DIR, &format!("m/f{i}")).unwrap()
+    });
 }
 
 fn listing(n: u64) {
