@@ -511,6 +511,88 @@ fn a_deep_path_in_one_step_follows_no_host_symlink() {
     assert_eq!(vfs.read("/a/b/moved/d/file").unwrap(), b"inside");
 }
 
+/// What `dir` holds, names and contents, for comparing before and after.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.strip_prefix(dir).unwrap().display().to_string();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                todo.push(path);
+                out.push((name, Vec::new()));
+            } else {
+                out.push((name, std::fs::read(&path).unwrap_or_default()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Deep `stat`, `mkdir`, `symlink`, `unlink`, `rmdir` and `rename`, each
+/// taken in one step, never reach through a symlink the host plants on
+/// the way, even one it swaps in and out while they run: `c`, now a
+/// directory of the tree and now a link out of the mount with
+/// `../../../outside`, leaves what lies outside exactly as it was.
+#[test]
+fn deep_changes_in_one_step_follow_no_host_symlink() {
+    let host = tempfile::tempdir().unwrap();
+    let root = host.path().join("root");
+    std::fs::create_dir_all(root.join("a/b/c/x")).unwrap();
+    std::fs::create_dir_all(host.path().join("outside/x/full")).unwrap();
+    std::fs::write(host.path().join("outside/x/secret"), b"secret").unwrap();
+    std::fs::write(host.path().join("outside/x/full/f"), b"f").unwrap();
+    std::os::unix::fs::symlink("../../../outside", root.join("a/b/link")).unwrap();
+    let outside = host.path().join("outside");
+    let before = snapshot(&outside);
+    let vfs = Vfs::builder()
+        .mount("/", HostDir::open(&root).unwrap())
+        .build()
+        .unwrap();
+    let attempts = |vfs: &Vfs, i: usize| {
+        let _ = vfs.metadata("/a/b/c/x/secret");
+        let _ = vfs.create_dir(&format!("/a/b/c/x/d{i}"));
+        let _ = vfs.symlink("t", &format!("/a/b/c/x/l{i}"));
+        let _ = vfs.rename(&format!("/a/b/c/x/l{i}"), &format!("/a/b/c/x/m{i}"));
+        let _ = vfs.rename("/a/b/c/x/secret", "/a/b/c/x/taken");
+        let _ = vfs.rename("/a/b/c/x/d0", "/a/b/c/x/full");
+        let _ = vfs.remove(&format!("/a/b/c/x/m{i}"));
+        let _ = vfs.remove(&format!("/a/b/c/x/d{i}"));
+        let _ = vfs.remove("/a/b/c/x/secret");
+        let _ = vfs.remove("/a/b/c/x/full/f");
+        let _ = vfs.remove("/a/b/c/x/full");
+    };
+    // With the link in `c`'s place for good, then swapped in and out.
+    std::fs::rename(root.join("a/b/c"), root.join("a/b/real")).unwrap();
+    std::fs::rename(root.join("a/b/link"), root.join("a/b/c")).unwrap();
+    for i in 0..10 {
+        attempts(&vfs, i);
+    }
+    assert!(matches!(
+        vfs.metadata("/a/b/c/x/secret")
+            .map_err(wasi_common_vfs::Error::into_innermost),
+        Err(wasi_common_vfs::Error::NotFound)
+    ));
+    assert_eq!(snapshot(&outside), before);
+    std::fs::rename(root.join("a/b/c"), root.join("a/b/link")).unwrap();
+    std::fs::rename(root.join("a/b/real"), root.join("a/b/c")).unwrap();
+    let b = root.join("a/b");
+    let swapping = meanwhile(move || {
+        let _ = std::fs::rename(b.join("c"), b.join("real"));
+        let _ = std::fs::rename(b.join("link"), b.join("c"));
+        let _ = std::fs::rename(b.join("c"), b.join("link"));
+        let _ = std::fs::rename(b.join("real"), b.join("c"));
+    });
+    for i in 0..3000 {
+        attempts(&vfs, i);
+    }
+    drop(swapping);
+    assert_eq!(snapshot(&outside), before);
+}
+
 /// A `..` in a symlink's target, met after directories taken in one step,
 /// leads to their true parent: `/d0/d1/d2/link` is `../sibling/file`,
 /// which is `d0/d1/sibling/file`, not the `/sibling/file` one level up
