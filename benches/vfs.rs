@@ -270,7 +270,8 @@ fn memory_per_empty_file_apart(n: usize) -> (f64, f64) {
 /// `environ_sizes_get` + `environ_get` pairs per second over 20 variables,
 /// linked with this crate's `runtime::add_to_linker` or (`ours` false)
 /// wasi-common's own. wasi-common's builds an error value for each string
-/// it copies, which captures a backtrace when `RUST_BACKTRACE` is set.
+/// it copies, which captures a backtrace when library backtraces are on
+/// (`RUST_LIB_BACKTRACE=1` for this bench).
 fn environ_rate(n: u32, ours: bool) -> f64 {
     use wasmtime::{Engine, Linker, Module, Store};
     let engine = Engine::default();
@@ -307,6 +308,15 @@ fn environ_rate(n: u32, ours: bool) -> f64 {
 }
 
 fn main() {
+    // wasi-common's own directory builds an error value on some calls that
+    // succeed (every `rename` and `link`), which captures a backtrace when
+    // `RUST_BACKTRACE` is set and then runs at a fraction of its speed.
+    // Library backtraces are off unless the caller chose, so that the
+    // figures do not depend on a variable set for other reasons. Nothing
+    // has run yet that reads the environment from another thread.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
     if let Some(n) = std::env::args().find_map(|a| {
         a.strip_prefix("--empty-files=")
             .and_then(|n| n.parse().ok())
@@ -451,8 +461,8 @@ fn main() {
     let environ = if full { 20_000 } else { 100 };
     let (ours, theirs) = (environ_rate(environ, true), environ_rate(environ, false));
     println!(
-        "environ_sizes_get + environ_get, 20 variables, RUST_BACKTRACE={}: this crate's linker {ours:.0}/s, wasi-common's {theirs:.0}/s, ratio {:.1}x",
-        std::env::var("RUST_BACKTRACE").unwrap_or_else(|_| "(unset)".into()),
+        "environ_sizes_get + environ_get, 20 variables, RUST_LIB_BACKTRACE={}: this crate's linker {ours:.0}/s, wasi-common's {theirs:.0}/s, ratio {:.1}x",
+        std::env::var("RUST_LIB_BACKTRACE").unwrap_or_default(),
         ours / theirs
     );
     println!(

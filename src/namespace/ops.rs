@@ -227,11 +227,11 @@ impl Namespace {
     }
 
     /// [`rename`](Self::rename) of two paths of plain names in one mount,
-    /// one of them with at least [`ONE_STEP_DIRS`] directories on the way,
     /// where the store reaches both directories in one step
     /// ([`Storage::rename_path`](crate::storage::Storage::rename_path)) and
     /// no mount lies below them; `false` for the caller to resolve both
-    /// paths name by name.
+    /// paths name by name. However short the paths, the step costs less
+    /// than the walk, which also looks both last names up.
     fn rename_in_one_step(&self, from: At<'_>, to: At<'_>) -> Result<bool> {
         let (Some((src, from_path)), Some((dst, to_path))) = (
             plain_path(self, from.dir, from.path, from.scope),
@@ -239,7 +239,7 @@ impl Namespace {
         ) else {
             return Ok(false);
         };
-        if src.mount != dst.mount || from_path.len().max(to_path.len()) <= ONE_STEP_DIRS {
+        if src.mount != dst.mount {
             return Ok(false);
         }
         self.store(src.mount)

@@ -797,17 +797,6 @@ impl HostDir {
         Ok(Arc::new(self.open_file(ino, flags)?))
     }
 
-    /// Drops the record of the removed directory `ino`, reached by a way
-    /// the store did not look up: whatever name it was recorded under, it
-    /// had one, and that is gone. An open directory keeps its record (its
-    /// handle serves).
-    fn forget(&self, ino: Ino) {
-        if self.open.lock().contains_key(&ino) {
-            return;
-        }
-        self.nodes.lock().remove(ino);
-    }
-
     /// Forgets the name `name` in `dir` as the way to `ino`, once that
     /// name is gone; an open inode keeps its record (its handle serves).
     fn name_gone(&self, ino: Ino, dir: Ino, name: &str) {
@@ -824,16 +813,18 @@ impl HostDir {
         }
     }
 
-    /// Removes the empty directory `name` from the host directory `at`.
-    /// The host is asked first which directory that is, so that its record
-    /// and handle go with it, whatever name they were kept under: one made
-    /// later under its inode number (which ext4 hands out again) is not
-    /// taken for it.
-    fn remove_dir(&self, at: &OwnedFd, name: &str) -> Result<()> {
-        let st = self.stat_at(at, name)?;
-        rustix::fs::unlinkat(at, name, AtFlags::REMOVEDIR).map_err(io)?;
-        self.forget(self.ino_of(&st));
-        Ok(())
+    /// Removes the empty directory `name` from the host directory `at`,
+    /// in one system call, as `rmdir` does.
+    ///
+    /// No step asks which directory that was, and its record stays until
+    /// the oldest records are dropped. A handle the store keeps on it holds
+    /// the inode on the host, so no directory made later gets its number
+    /// while the handle is kept (ext4, which hands a freed number out again
+    /// at once, does not hand out one still held); without a handle, the
+    /// record is checked by number when its name is next opened, like
+    /// every record.
+    fn remove_dir(at: &OwnedFd, name: &str) -> Result<()> {
+        rustix::fs::unlinkat(at, plain(name)?, AtFlags::REMOVEDIR).map_err(io)
     }
 
     /// Links the file `ino` as `name` in the host directory `to` (of this
@@ -1008,7 +999,7 @@ impl Storage for HostDir {
             PathChange::Unlink => {
                 rustix::fs::unlinkat(&at, name, AtFlags::empty()).map_err(io)?;
             }
-            PathChange::Rmdir => self.remove_dir(&at, name)?,
+            PathChange::Rmdir => Self::remove_dir(&at, name)?,
             PathChange::Make(NewNode::Dir) => {
                 rustix::fs::mkdirat(&at, name, Mode::from_raw_mode(0o777)).map_err(io)?;
             }
@@ -1051,18 +1042,10 @@ impl Storage for HostDir {
                 None => return Ok(false),
             }
         };
-        // A directory replaced is removed, and its record goes with it, so
-        // that one made later under its inode number is not taken for it.
-        // What moved keeps its record: a lookup of its new name updates
-        // that, and until then it serves only through a handle, which
-        // followed it.
-        let replaced = self.stat_at(&to_at, to_name).ok();
+        // Records are left as they are, as by `remove_dir`: what moved
+        // serves through a handle, which followed it, until a lookup of its
+        // new name updates its record, and what was replaced is gone.
         rustix::fs::renameat(&*from_at, from_name, &*to_at, to_name).map_err(io)?;
-        if let Some(st) = replaced
-            && kind_of(st.st_mode as u32) == FileKind::Dir
-        {
-            self.forget(self.ino_of(&st));
-        }
         Ok(true)
     }
 
@@ -1321,18 +1304,16 @@ impl Storage for HostDir {
     }
 
     fn rmdir(&self, dir: Ino, name: &str) -> Result<()> {
-        self.remove_dir(&*self.dir_fd(dir)?, name)
+        Self::remove_dir(&*self.dir_fd(dir)?, name)
     }
 
     fn rename(&self, src_dir: Ino, src_name: &str, dst_dir: Ino, dst_name: &str) -> Result<()> {
         let from = self.dir_fd(src_dir)?;
         let to = self.dir_fd(dst_dir)?;
         let moved = self.stat_at(&from, src_name)?;
-        let replaced = self.stat_at(&to, dst_name).ok();
+        // What the new name replaces is not asked for: its record keeps a
+        // name that now leads elsewhere, passed over on use (`by_name`).
         rustix::fs::renameat(&*from, plain(src_name)?, &*to, plain(dst_name)?).map_err(io)?;
-        if let Some(st) = replaced {
-            self.name_gone(self.ino_of(&st), dst_dir, dst_name);
-        }
         let ino = self.ino_of(&moved);
         if let Some(node) = self.nodes.lock().map.get_mut(&ino) {
             node.names
@@ -1781,43 +1762,108 @@ mod tests {
         ));
     }
 
-    /// A directory that a one-step `rmdir` removes, or a one-step `rename`
-    /// replaces, is forgotten with its handle, though the step never asked
-    /// which directory held it: a directory made later under its inode
-    /// number (which ext4 hands out again) is not taken for it.
+    /// A `rename` of plain paths takes one step whatever their depth: no
+    /// directory on either way, and neither last name, is looked up, where
+    /// a walk would look up both last names and the store would ask which
+    /// file moved. The host answers as it does for a walk.
     #[test]
-    fn directories_removed_in_one_step_are_forgotten() {
-        let tmp = tempfile::tempdir().unwrap();
-        for dir in ["a/b/c/old", "a/b/c/gone", "a/b/c/new"] {
-            std::fs::create_dir_all(tmp.path().join(dir)).unwrap();
-        }
+    fn renames_take_one_step_however_short() {
+        let tmp = host_tree(&[
+            ("top", b"1"),
+            ("a/x", b"2"),
+            ("a/b/y", b"3"),
+            ("a/b/full/f", b""),
+        ]);
+        std::fs::create_dir(tmp.path().join("a/b/empty")).unwrap();
         let store = Arc::new(HostDir::open(tmp.path()).unwrap());
         let shared: Arc<dyn Storage> = store.clone();
         let vfs = crate::Vfs::builder().mount("/", shared).build().unwrap();
-        let walk = |path: &str| {
-            let mut dir = store.root();
-            for name in path.split('/') {
-                dir = store.lookup(dir, name).unwrap().0;
-            }
-            store.dir_fd(dir).unwrap();
-            dir
+        let kept = || store.nodes.lock().map.len();
+        let before = kept();
+        vfs.rename("/top", "/top2").unwrap();
+        vfs.rename("/a/x", "/a/b/x").unwrap();
+        vfs.rename("/a/b/y", "/a/b/y2").unwrap();
+        assert_eq!(kept(), before, "nothing was looked up");
+        let read = |p: &str| std::fs::read(tmp.path().join(p)).unwrap();
+        assert_eq!(
+            (read("top2"), read("a/b/x"), read("a/b/y2")),
+            (b"1".to_vec(), b"2".to_vec(), b"3".to_vec())
+        );
+        let fails = |from: &str, to: &str| {
+            vfs.rename(from, to)
+                .map_err(Error::into_innermost)
+                .unwrap_err()
         };
-        let held = |ino| {
-            store
+        assert!(matches!(fails("/none", "/a/n"), Error::NotFound));
+        assert!(matches!(fails("/a/b", "/a/b/empty/b"), Error::Invalid));
+        assert!(matches!(fails("/top2", "/a/b/empty"), Error::IsDir));
+        assert!(matches!(fails("/a/b/empty", "/top2"), Error::NotDir));
+        assert!(matches!(fails("/a/b/empty", "/a/b/full"), Error::NotEmpty));
+        assert!(matches!(fails("/top2", "/none/x"), Error::NotFound));
+        assert_eq!(kept(), before);
+    }
+
+    /// A directory made where one was removed (by the store, in one step
+    /// or not, by a rename over it, or by another host process) is the new
+    /// one: what is made in it lands in it, never in the removed one, whose
+    /// handle the store kept. How real the danger is depends on the test's
+    /// host directory: ext4 hands a freed inode number out again at once.
+    #[test]
+    fn a_directory_made_where_one_was_removed_is_the_new_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = |path: &str| tmp.path().join(path);
+        std::fs::create_dir_all(host("a/b/c")).unwrap();
+        let store = Arc::new(HostDir::open(tmp.path()).unwrap());
+        let shared: Arc<dyn Storage> = store.clone();
+        let vfs = crate::Vfs::builder().mount("/", shared).build().unwrap();
+        let root = store.root();
+        let c = ["a", "b", "c"]
+            .into_iter()
+            .fold(root, |dir, name| store.lookup(dir, name).unwrap().0);
+        // Each replaces `d` in `dir` (at `at` on the host) by a new one.
+        let by_the_store = |dir: Ino| {
+            store.rmdir(dir, "d").unwrap();
+            store.create(dir, "d", NewNode::Dir).unwrap();
+        };
+        let by_the_host = |at: &str| {
+            std::fs::remove_dir(host(at).join("d")).unwrap();
+            std::fs::create_dir(host(at).join("d")).unwrap();
+        };
+        let cases: [(&str, Ino, &str, &dyn Fn()); 5] = [
+            ("the store's rmdir", root, "", &|| by_the_store(root)),
+            ("the store's rmdir, below", c, "a/b/c", &|| by_the_store(c)),
+            ("an rmdir in one step", c, "a/b/c", &|| {
+                vfs.remove("/a/b/c/d").unwrap();
+                vfs.create_dir("/a/b/c/d").unwrap();
+            }),
+            ("a rename over it in one step", c, "a/b/c", &|| {
+                vfs.create_dir("/a/b/c/e").unwrap();
+                vfs.rename("/a/b/c/e", "/a/b/c/d").unwrap();
+            }),
+            ("another process", root, "", &|| by_the_host("")),
+        ];
+        for (how, dir, at, replace) in cases {
+            store.create(dir, "d", NewNode::Dir).unwrap();
+            let old = store.lookup(dir, "d").unwrap().0;
+            store.dir_fd(old).unwrap();
+            let kept = store
                 .nodes
                 .lock()
                 .map
-                .get(&ino)
-                .is_some_and(|n| n.dir.is_some())
-        };
-        let (old, gone) = (walk("a/b/c/old"), walk("a/b/c/gone"));
-        assert!(held(old) && held(gone));
-        vfs.rename("/a/b/c/new", "/a/b/c/old").unwrap();
-        vfs.remove("/a/b/c/gone").unwrap();
-        assert!(!held(old), "the directory a rename replaced is forgotten");
-        assert!(!held(gone), "the directory an rmdir removed is forgotten");
-        let recorded = |ino| store.nodes.lock().map.contains_key(&ino);
-        assert!(!recorded(old) && !recorded(gone));
+                .get(&old)
+                .is_some_and(|n| n.dir.is_some());
+            assert!(kept, "{how}: a handle is kept on the first directory");
+            replace();
+            let new = store.lookup(dir, "d").unwrap().0;
+            store
+                .create(new, "f", NewNode::File)
+                .unwrap_or_else(|e| panic!("{how}: nothing made in the new directory: {e}"));
+            assert!(
+                host(at).join("d/f").exists(),
+                "{how}: not in the new directory"
+            );
+            std::fs::remove_dir_all(host(at).join("d")).unwrap();
+        }
     }
 
     /// A descriptor that only reads holds the file read-only on the host,
