@@ -5,8 +5,9 @@
 //! open host directory handle, and every operation is one `*at` system call
 //! on the handle of its parent and one name the namespace looked up, with
 //! symlinks never followed. A run of plain names (`lookup_dirs`,
-//! `open_path`, and the `stat`s, changes and renames of deep paths:
-//! `peek_path`, `change_path`, `rename_path`) is one `openat2` beneath a
+//! `open_path`, the `stat`s and changes of deep paths, `peek_path` and
+//! `change_path`, and the renames of plain paths, `rename_path`) is one
+//! `openat2` beneath a
 //! handle that follows no symlink, `..` or magic link and crosses into no
 //! other filesystem, so it reaches exactly what the names one by one
 //! would. No path is ever resolved from the mount's root, so no `..` or
@@ -24,7 +25,9 @@
 //! in one step and then through the handle that step made, needs no such
 //! record. It keeps at most a bounded number of records, dropping the
 //! least recently used, and of directory handles, closing the oldest (an
-//! open file or directory is never dropped).
+//! open file or directory is never dropped). Removing or replacing a
+//! directory drops nothing: a kept handle holds its host inode, so no
+//! directory made later gets that number while the handle could serve it.
 //! Open files are held as host file handles, so unlink and rename of an
 //! open file behave as on the host. Listings are read from the host on
 //! every call, continuing from the host's own cookie, which the cursor

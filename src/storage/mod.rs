@@ -322,7 +322,8 @@ pub trait Storage: Send + Sync + 'static {
     /// last name of `to` (likewise from `dst_dir`), with POSIX `rename(2)`
     /// rules, reaching both directories in one step, where that is cheaper
     /// than a lookup per name (a host directory's `openat2` of each way,
-    /// one when they are the same, then `renameat`).
+    /// one when they are the same and none for a name in `src_dir` or
+    /// `dst_dir` itself, then `renameat`).
     ///
     /// `Ok(true)` once moved; `Err` is [`rename`](Self::rename)'s own
     /// answer, or `ENOENT` for a directory on either way that is missing.
