@@ -532,11 +532,11 @@ fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// Deep `stat`, `mkdir`, `symlink`, `unlink`, `rmdir` and `rename`, each
-/// taken in one step, never reach through a symlink the host plants on
-/// the way, even one it swaps in and out while they run: `c`, now a
-/// directory of the tree and now a link out of the mount with
-/// `../../../outside`, leaves what lies outside exactly as it was.
+/// Deep `stat`, `mkdir`, `symlink`, `unlink`, `rmdir` and `rename`, and
+/// `rename` of short paths, each taken in one step, never reach through a
+/// symlink the host plants on the way, even one it swaps in and out while
+/// they run: `a/b/c` and `s`, now directories of the tree and now links
+/// out of the mount, leave what lies outside exactly as it was.
 #[test]
 fn deep_changes_in_one_step_follow_no_host_symlink() {
     let host = tempfile::tempdir().unwrap();
@@ -546,6 +546,8 @@ fn deep_changes_in_one_step_follow_no_host_symlink() {
     std::fs::write(host.path().join("outside/x/secret"), b"secret").unwrap();
     std::fs::write(host.path().join("outside/x/full/f"), b"f").unwrap();
     std::os::unix::fs::symlink("../../../outside", root.join("a/b/link")).unwrap();
+    std::fs::create_dir(root.join("s")).unwrap();
+    std::os::unix::fs::symlink("../outside/x", root.join("slink")).unwrap();
     let outside = host.path().join("outside");
     let before = snapshot(&outside);
     let vfs = Vfs::builder()
@@ -564,10 +566,15 @@ fn deep_changes_in_one_step_follow_no_host_symlink() {
         let _ = vfs.remove("/a/b/c/x/secret");
         let _ = vfs.remove("/a/b/c/x/full/f");
         let _ = vfs.remove("/a/b/c/x/full");
+        let _ = vfs.rename("/s/secret", "/s/taken");
+        let _ = vfs.rename("/s/secret", "/stolen");
+        let _ = vfs.rename("/s/full", "/s/d0");
     };
     // With the link in `c`'s place for good, then swapped in and out.
     std::fs::rename(root.join("a/b/c"), root.join("a/b/real")).unwrap();
     std::fs::rename(root.join("a/b/link"), root.join("a/b/c")).unwrap();
+    std::fs::rename(root.join("s"), root.join("sreal")).unwrap();
+    std::fs::rename(root.join("slink"), root.join("s")).unwrap();
     for i in 0..10 {
         attempts(&vfs, i);
     }
@@ -579,12 +586,16 @@ fn deep_changes_in_one_step_follow_no_host_symlink() {
     assert_eq!(snapshot(&outside), before);
     std::fs::rename(root.join("a/b/c"), root.join("a/b/link")).unwrap();
     std::fs::rename(root.join("a/b/real"), root.join("a/b/c")).unwrap();
-    let b = root.join("a/b");
+    std::fs::rename(root.join("s"), root.join("slink")).unwrap();
+    std::fs::rename(root.join("sreal"), root.join("s")).unwrap();
+    let (b, top) = (root.join("a/b"), root.clone());
     let swapping = meanwhile(move || {
-        let _ = std::fs::rename(b.join("c"), b.join("real"));
-        let _ = std::fs::rename(b.join("link"), b.join("c"));
-        let _ = std::fs::rename(b.join("c"), b.join("link"));
-        let _ = std::fs::rename(b.join("real"), b.join("c"));
+        for (at, dir, link) in [(&b, "c", "link"), (&top, "s", "slink")] {
+            let _ = std::fs::rename(at.join(dir), at.join("real"));
+            let _ = std::fs::rename(at.join(link), at.join(dir));
+            let _ = std::fs::rename(at.join(dir), at.join(link));
+            let _ = std::fs::rename(at.join("real"), at.join(dir));
+        }
     });
     for i in 0..3000 {
         attempts(&vfs, i);
