@@ -1583,6 +1583,42 @@ mod tests {
         assert!(store.nodes.lock().dirs <= 4);
     }
 
+    /// Removing a directory drops neither its record nor its handle, so a
+    /// guest that makes, enters and removes directories without end must
+    /// still leave the store within its bounds: no more records than
+    /// [`NODES_KEPT`], no more handles than `max_open_dirs` (each holding
+    /// a removed directory's inode on the host), and a bounded queue. On
+    /// tmpfs (`/dev/shm`, where the machine has one) every directory gets
+    /// a number of its own, so the records reach their bound; ext4 hands
+    /// the numbers out again, which keeps them few.
+    #[test]
+    fn directories_made_and_removed_without_end_stay_within_the_bounds() {
+        let tmp = tempfile::tempdir_in("/dev/shm")
+            .or_else(|_| tempfile::tempdir())
+            .unwrap();
+        let store = HostDir::open(tmp.path()).unwrap().max_open_dirs(8);
+        let root = store.root();
+        let mut most = (0, 0, 0);
+        for i in 0..NODES_KEPT + NODES_KEPT / 4 {
+            let name = format!("d{i}");
+            let dir = store.create(root, &name, NewNode::Dir).unwrap().ino;
+            store.dir_fd(dir).unwrap();
+            store.rmdir(root, &name).unwrap();
+            let nodes = store.nodes.lock();
+            most = (
+                most.0.max(nodes.map.len()),
+                most.1.max(nodes.dirs),
+                most.2.max(nodes.kept.len()),
+            );
+        }
+        assert!(most.0 <= NODES_KEPT + 1, "records: {}", most.0);
+        assert!(most.1 <= 8, "handles: {}", most.1);
+        assert!(most.2 <= 2 * 8 + 16 + 1, "queue: {}", most.2);
+        let nodes = store.nodes.lock();
+        let held = nodes.map.values().filter(|n| n.dir.is_some()).count();
+        assert_eq!(held, nodes.dirs, "the count of handles is true");
+    }
+
     /// A guest can make paths of 4,000 bytes; the store remembers what it
     /// took in one step under the run of names it took, so a run longer
     /// than one name may be is taken name by name instead, and no record
