@@ -7,16 +7,15 @@
 //! symlinks never followed. A run of plain names (`lookup_dirs`,
 //! `open_path`, the `stat`s and changes of deep paths, `peek_path` and
 //! `change_path`, and the renames of plain paths, `rename_path`) is one
-//! `openat2` beneath a
-//! handle that follows no symlink, `..` or magic link and crosses into no
-//! other filesystem, so it reaches exactly what the names one by one
-//! would. No path is ever resolved from the mount's root, so no `..` or
-//! symlink, including one another host process swaps in at any moment,
-//! takes an operation outside the mount, and a rename on the host between
-//! a lookup and its use cannot make an operation act on some other file.
-//! What was opened is checked to be what was looked up (device and inode
-//! number); a name that now leads elsewhere answers `ENOENT` until it is
-//! looked up again.
+//! `openat2` beneath a handle that follows no symlink, `..` or magic link
+//! and crosses into no other filesystem, so it reaches exactly what the
+//! names one by one would. No path is ever resolved from the mount's root,
+//! so no `..` or symlink, including one another host process swaps in at
+//! any moment, takes an operation outside the mount, and a rename on the
+//! host between a lookup and its use cannot make an operation act on some
+//! other file. What was opened is checked to be what was looked up
+//! (device and inode number); a name that now leads elsewhere answers
+//! `ENOENT` until it is looked up again.
 //!
 //! Inode numbers are the host's, with a range of their own for each other
 //! host filesystem mounted below the root. The store remembers, for each
@@ -300,6 +299,17 @@ fn in_one_step(base: &OwnedFd, path: &str, flags: OFlags) -> Result<Option<Owned
 /// made on it ([`in_one_step`]).
 fn way_below(base: &OwnedFd, way: &str) -> Result<Option<OwnedFd>> {
     in_one_step(base, way, OFlags::PATH | OFlags::DIRECTORY)
+}
+
+/// Makes the directory or symlink `node` as the plain name `name` in the
+/// host directory `at`; `false` for a file, which is made by an open.
+fn make_below(at: &OwnedFd, name: &str, node: NewNode<'_>) -> Result<bool> {
+    match node {
+        NewNode::Dir => rustix::fs::mkdirat(at, name, Mode::from_raw_mode(0o777)).map_err(io)?,
+        NewNode::Symlink(target) => rustix::fs::symlinkat(target, at, name).map_err(io)?,
+        NewNode::File => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// Opens `name` below the directory `dir` with `flags` (plus
@@ -1003,14 +1013,8 @@ impl Storage for HostDir {
                 rustix::fs::unlinkat(&at, name, AtFlags::empty()).map_err(io)?;
             }
             PathChange::Rmdir => Self::remove_dir(&at, name)?,
-            PathChange::Make(NewNode::Dir) => {
-                rustix::fs::mkdirat(&at, name, Mode::from_raw_mode(0o777)).map_err(io)?;
-            }
-            PathChange::Make(NewNode::Symlink(target)) => {
-                rustix::fs::symlinkat(target, &at, name).map_err(io)?;
-            }
             // A file is made by an open, in one step of its own.
-            PathChange::Make(NewNode::File) => return Ok(false),
+            PathChange::Make(node) => return make_below(&at, name, node),
         }
         Ok(true)
     }
@@ -1022,7 +1026,7 @@ impl Storage for HostDir {
         dst_dir: Ino,
         to: PlainPath<'_>,
     ) -> Result<bool> {
-        let (Ok(src_base), Ok(dst_base)) = (self.dir_fd(src_dir), self.dir_fd(dst_dir)) else {
+        let Ok(src_base) = self.dir_fd(src_dir) else {
             return Ok(false);
         };
         let ((from_way, from_name), (to_way, to_name)) = (way_and_name(from), way_and_name(to));
@@ -1040,6 +1044,9 @@ impl Storage for HostDir {
         let to_at = if src_dir == dst_dir && from_way == to_way {
             from_at.clone()
         } else {
+            let Ok(dst_base) = self.dir_fd(dst_dir) else {
+                return Ok(false);
+            };
             match reach(&dst_base, to_way)? {
                 Some(fd) => fd,
                 None => return Ok(false),
@@ -1178,12 +1185,8 @@ impl Storage for HostDir {
                 made = Some(file);
                 st
             }
-            NewNode::Dir => {
-                rustix::fs::mkdirat(&*fd, name, Mode::from_raw_mode(0o777)).map_err(io)?;
-                self.stat_at(&fd, name)?
-            }
-            NewNode::Symlink(target) => {
-                rustix::fs::symlinkat(target, &*fd, name).map_err(io)?;
+            NewNode::Dir | NewNode::Symlink(_) => {
+                make_below(&fd, name, node)?;
                 self.stat_at(&fd, name)?
             }
         };
@@ -1205,17 +1208,10 @@ impl Storage for HostDir {
         // A directory or symlink nobody asked about is kept no record of,
         // so nothing is asked of the host after it is made: a later
         // lookup finds it, as it finds what the host made.
-        match node {
-            NewNode::File => self.create(dir, name, node).map(drop),
-            NewNode::Dir => {
-                let fd = self.dir_fd(dir)?;
-                rustix::fs::mkdirat(&*fd, plain(name)?, Mode::from_raw_mode(0o777)).map_err(io)
-            }
-            NewNode::Symlink(target) => {
-                let fd = self.dir_fd(dir)?;
-                rustix::fs::symlinkat(target, &*fd, plain(name)?).map_err(io)
-            }
+        if let NewNode::File = node {
+            return self.create(dir, name, node).map(drop);
         }
+        make_below(&*self.dir_fd(dir)?, plain(name)?, node).map(drop)
     }
 
     fn readdir(&self, dir: Ino, cursor: u64, max: usize) -> Result<Vec<DirEntry>> {
