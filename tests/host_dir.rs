@@ -511,27 +511,6 @@ fn a_deep_path_in_one_step_follows_no_host_symlink() {
     assert_eq!(vfs.read("/a/b/moved/d/file").unwrap(), b"inside");
 }
 
-/// What `dir` holds, names and contents, for comparing before and after.
-fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.strip_prefix(dir).unwrap().display().to_string();
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            if meta.is_dir() {
-                todo.push(path);
-                out.push((name, Vec::new()));
-            } else {
-                out.push((name, std::fs::read(&path).unwrap_or_default()));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Deep `stat`, `mkdir`, `symlink`, `unlink`, `rmdir` and `rename`, and
 /// `rename` of short paths, each taken in one step, never reach through a
 /// symlink the host plants on the way, even one it swaps in and out while
@@ -549,7 +528,7 @@ fn changes_in_one_step_follow_no_host_symlink() {
     std::fs::create_dir(root.join("s")).unwrap();
     std::os::unix::fs::symlink("../outside/x", root.join("slink")).unwrap();
     let outside = host.path().join("outside");
-    let before = snapshot(&outside);
+    let before = common::snapshot(&outside);
     let vfs = Vfs::builder()
         .mount("/", HostDir::open(&root).unwrap())
         .build()
@@ -583,7 +562,7 @@ fn changes_in_one_step_follow_no_host_symlink() {
             .map_err(wasi_common_vfs::Error::into_innermost),
         Err(wasi_common_vfs::Error::NotFound)
     ));
-    assert_eq!(snapshot(&outside), before);
+    assert_eq!(common::snapshot(&outside), before);
     std::fs::rename(root.join("a/b/c"), root.join("a/b/link")).unwrap();
     std::fs::rename(root.join("a/b/real"), root.join("a/b/c")).unwrap();
     std::fs::rename(root.join("s"), root.join("slink")).unwrap();
@@ -601,7 +580,7 @@ fn changes_in_one_step_follow_no_host_symlink() {
         attempts(&vfs, i);
     }
     drop(swapping);
-    assert_eq!(snapshot(&outside), before);
+    assert_eq!(common::snapshot(&outside), before);
 }
 
 /// A `..` in a symlink's target, met after directories taken in one step,

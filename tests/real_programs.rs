@@ -283,33 +283,6 @@ fn seed(root: &Path) {
     .unwrap();
 }
 
-/// Each entry under `dir` with what it holds (a symlink its target), in
-/// order: what the overlay's lower layer must still be after a run.
-fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(at) = pending.pop() {
-        for entry in std::fs::read_dir(&at).unwrap() {
-            let path = entry.unwrap().path();
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            let holds = if meta.is_symlink() {
-                std::fs::read_link(&path)
-                    .unwrap()
-                    .into_os_string()
-                    .into_encoded_bytes()
-            } else if meta.is_dir() {
-                pending.push(path.clone());
-                b"a directory".to_vec()
-            } else {
-                std::fs::read(&path).unwrap()
-            };
-            found.push((path, holds));
-        }
-    }
-    found.sort();
-    found
-}
-
 /// The stores a program runs on, by the name the transcript shows.
 const STORES: [&str; 4] = ["memory", "host", "overlay", "tar"];
 
@@ -469,7 +442,7 @@ fn alike_everywhere(
         let want: Vec<&str> = reference.stdout.lines().collect();
         assert!(want.len() > 3, "{program} {args:?} printed: {want:?}");
         let mut times = vec![format!("wasi-common {:.2?}", reference.took)];
-        let lower = snapshot(&ground.seed());
+        let lower = common::snapshot(&ground.seed());
         for store in STORES {
             let run = on_store(&ground, store, wasm, argv0, args);
             assert_eq!(
@@ -496,7 +469,7 @@ fn alike_everywhere(
             times.push(format!("{store} {:.2?}", run.took));
         }
         assert_eq!(
-            snapshot(&ground.seed()),
+            common::snapshot(&ground.seed()),
             lower,
             "the overlay's lower layer changed"
         );

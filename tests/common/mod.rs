@@ -577,3 +577,30 @@ pub fn within<R: Send + 'static>(
         Err(_) => panic!("{what} did not return within {limit:?}"),
     }
 }
+
+/// Each entry under `dir` with what it holds (a symlink its target), in
+/// order: what a tree a run must not change held, to compare after it.
+pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(at) = pending.pop() {
+        for entry in std::fs::read_dir(&at).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let holds = if meta.is_symlink() {
+                std::fs::read_link(&path)
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes()
+            } else if meta.is_dir() {
+                pending.push(path.clone());
+                b"a directory".to_vec()
+            } else {
+                std::fs::read(&path).unwrap()
+            };
+            found.push((path, holds));
+        }
+    }
+    found.sort();
+    found
+}
