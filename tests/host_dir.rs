@@ -511,11 +511,13 @@ fn a_deep_path_in_one_step_follows_no_host_symlink() {
     assert_eq!(vfs.read("/a/b/moved/d/file").unwrap(), b"inside");
 }
 
-/// Deep `stat`, `mkdir`, `symlink`, `unlink`, `rmdir` and `rename`, and
-/// `rename` of short paths, each taken in one step, never reach through a
-/// symlink the host plants on the way, even one it swaps in and out while
-/// they run: `a/b/c` and `s`, now directories of the tree and now links
-/// out of the mount, leave what lies outside exactly as it was.
+/// Deep `stat`, `mkdir`, `symlink`, `unlink`, `rmdir`, `rename`, `link`,
+/// `readlink` and `utimensat`, and `rename`, `link` and `utimensat` of
+/// short paths, each taken in one step, never reach through a symlink the
+/// host plants on the way, even one it swaps in and out while they run:
+/// `a/b/c` and `s`, now directories of the tree and now links out of the
+/// mount, leave what lies outside exactly as it was (contents, times and
+/// links), and no link target outside is ever read.
 #[test]
 fn changes_in_one_step_follow_no_host_symlink() {
     let host = tempfile::tempdir().unwrap();
@@ -524,6 +526,7 @@ fn changes_in_one_step_follow_no_host_symlink() {
     std::fs::create_dir_all(host.path().join("outside/x/full")).unwrap();
     std::fs::write(host.path().join("outside/x/secret"), b"secret").unwrap();
     std::fs::write(host.path().join("outside/x/full/f"), b"f").unwrap();
+    std::os::unix::fs::symlink("outside target", host.path().join("outside/x/olink")).unwrap();
     std::os::unix::fs::symlink("../../../outside", root.join("a/b/link")).unwrap();
     std::fs::create_dir(root.join("s")).unwrap();
     std::os::unix::fs::symlink("../outside/x", root.join("slink")).unwrap();
@@ -548,6 +551,17 @@ fn changes_in_one_step_follow_no_host_symlink() {
         let _ = vfs.rename("/s/secret", "/s/taken");
         let _ = vfs.rename("/s/secret", "/stolen");
         let _ = vfs.rename("/s/full", "/s/d0");
+        let _ = vfs.hard_link("/a/b/c/x/secret", &format!("/a/b/c/x/h{i}"));
+        let _ = vfs.hard_link("/s/secret", &format!("/s/h{i}"));
+        let _ = vfs.hard_link("/s/secret", &format!("/stolen{i}"));
+        let epoch = Some(std::time::UNIX_EPOCH);
+        let _ = vfs.set_times("/a/b/c/x/secret", epoch, epoch);
+        let _ = vfs.set_times("/s/secret", epoch, epoch);
+        let _ = vfs.set_times("/s", epoch, epoch);
+        for link in ["/a/b/c/x/olink", "/s/olink"] {
+            let read = vfs.read_link(link);
+            assert!(read.is_err(), "{link} read outside the mount: {read:?}");
+        }
     };
     // With the link in `c`'s place for good, then swapped in and out.
     std::fs::rename(root.join("a/b/c"), root.join("a/b/real")).unwrap();

@@ -11,7 +11,7 @@ use super::resolve::{
 };
 use super::{Metadata, Namespace, Node};
 use crate::error::{Error, Result};
-use crate::storage::{FileKind, NewNode, PathChange, PathOpen, SetAttr, TimeSet};
+use crate::storage::{FileKind, NewNode, PathChange, PathOpen, PlainPath, SetAttr, TimeSet};
 
 /// A path relative to a starting directory, within a scope.
 #[derive(Debug, Clone, Copy)]
@@ -89,6 +89,9 @@ impl Namespace {
         if let Some(found) = self.open_in_one_step(at, o)? {
             return Ok(found);
         }
+        if let Some(dir) = self.open_dir_in_one_step(at, o) {
+            return Ok((dir, FileKind::Dir));
+        }
         // O_CREAT|O_EXCL never follows: a symlink in the way is EEXIST.
         let follow = o.follow && !(o.create && o.exclusive);
         let r = at.resolve(self, follow)?;
@@ -161,6 +164,39 @@ impl Namespace {
         Ok(Some((node, FileKind::File)))
     }
 
+    /// [`open`](Self::open) of a path of more than [`ONE_STEP_DIRS`] plain
+    /// names with `O_DIRECTORY`, all of them directories, which the store
+    /// takes in one step
+    /// ([`Storage::lookup_dirs`](crate::storage::Storage::lookup_dirs))
+    /// where no mount lies below; `None` for the resolver to take it name
+    /// by name, which also gives every refusal its answer.
+    fn open_dir_in_one_step(&self, at: At<'_>, o: OpenOptions) -> Option<Node> {
+        if !o.directory || o.write || o.create || o.truncate {
+            return None;
+        }
+        let (dir, path) = self.plain_path_of(at, ONE_STEP_DIRS + 1)?;
+        let names: Vec<&str> = path.names().collect();
+        self.lookup_dirs(dir, &names)
+    }
+
+    /// `at` as a path of plain names, from a directory whose store takes
+    /// such paths in one step and holds no mount, when it has at least
+    /// `fewest` names; `None` otherwise.
+    fn plain_path_of<'a>(&self, at: At<'a>, fewest: usize) -> Option<(Node, PlainPath<'a>)> {
+        plain_path(self, at.dir, at.path, at.scope).filter(|(_, path)| path.len() >= fewest)
+    }
+
+    /// Two paths of plain names in one mount, as
+    /// [`plain_path_of`](Self::plain_path_of) takes them at any length.
+    fn plain_paths_of<'a>(
+        &self,
+        from: At<'a>,
+        to: At<'a>,
+    ) -> Option<((Node, PlainPath<'a>), (Node, PlainPath<'a>))> {
+        let (src, dst) = (self.plain_path_of(from, 1)?, self.plain_path_of(to, 1)?);
+        (src.0.mount == dst.0.mount).then_some((src, dst))
+    }
+
     /// `O_TRUNC`.
     fn truncate(&self, node: Node) -> Result<()> {
         let empty = SetAttr {
@@ -194,12 +230,9 @@ impl Namespace {
     /// mount lies below it; `None` for the resolver to take it name by
     /// name, which shorter paths cost no more than the step.
     fn stat_in_one_step(&self, at: At<'_>, follow: bool) -> Result<Option<Metadata>> {
-        let Some((dir, path)) = plain_path(self, at.dir, at.path, at.scope) else {
+        let Some((dir, path)) = self.plain_path_of(at, ONE_STEP_DIRS + 1) else {
             return Ok(None);
         };
-        if path.len() <= ONE_STEP_DIRS {
-            return Ok(None);
-        }
         let Some(attr) = self.store(dir.mount).peek_path(dir.ino, path)? else {
             return Ok(None);
         };
@@ -217,12 +250,9 @@ impl Namespace {
     /// and no mount lies below it; `false` for the caller to resolve the
     /// path name by name.
     fn change_in_one_step(&self, at: At<'_>, change: PathChange<'_>) -> Result<bool> {
-        let Some((dir, path)) = plain_path(self, at.dir, at.path, at.scope) else {
+        let Some((dir, path)) = self.plain_path_of(at, ONE_STEP_DIRS + 1) else {
             return Ok(false);
         };
-        if path.len() <= ONE_STEP_DIRS {
-            return Ok(false);
-        }
         self.store(dir.mount).change_path(dir.ino, path, change)
     }
 
@@ -233,17 +263,24 @@ impl Namespace {
     /// paths name by name. However short the paths, the step costs less
     /// than the walk, which also looks both last names up.
     fn rename_in_one_step(&self, from: At<'_>, to: At<'_>) -> Result<bool> {
-        let (Some((src, from_path)), Some((dst, to_path))) = (
-            plain_path(self, from.dir, from.path, from.scope),
-            plain_path(self, to.dir, to.path, to.scope),
-        ) else {
+        let Some(((src, from_path), (dst, to_path))) = self.plain_paths_of(from, to) else {
             return Ok(false);
         };
-        if src.mount != dst.mount {
-            return Ok(false);
-        }
         self.store(src.mount)
             .rename_path(src.ino, from_path, dst.ino, to_path)
+    }
+
+    /// [`link`](Self::link) of two paths of plain names in one mount,
+    /// where the store reaches both directories in one step
+    /// ([`Storage::link_path`](crate::storage::Storage::link_path)), as
+    /// [`rename_in_one_step`](Self::rename_in_one_step) does; `false` for
+    /// the caller to resolve both paths name by name.
+    fn link_in_one_step(&self, from: At<'_>, to: At<'_>) -> Result<bool> {
+        let Some(((src, from_path), (dst, to_path))) = self.plain_paths_of(from, to) else {
+            return Ok(false);
+        };
+        self.store(src.mount)
+            .link_path(src.ino, from_path, dst.ino, to_path)
     }
 
     /// The node a path names, following symlinks all the way.
@@ -327,6 +364,14 @@ impl Namespace {
 
     /// `readlink`.
     pub(crate) fn read_link(&self, at: At<'_>) -> Result<String> {
+        // A deep path's directory in one step
+        // ([`Storage::readlink_path`](crate::storage::Storage::readlink_path)),
+        // where a shorter one costs no more name by name.
+        if let Some((dir, path)) = self.plain_path_of(at, ONE_STEP_DIRS + 1)
+            && let Some(target) = self.store(dir.mount).readlink_path(dir.ino, path)?
+        {
+            return Ok(target);
+        }
         let r = resolve_unlooked(self, at.dir, at.path, at.scope)?;
         match r.target {
             // A mountpoint is a directory.
@@ -426,6 +471,9 @@ impl Namespace {
 
     /// `link(from, to)`: a new name for an existing non-directory.
     pub(crate) fn link(&self, from: At<'_>, to: At<'_>) -> Result<()> {
+        if self.link_in_one_step(from, to)? {
+            return Ok(());
+        }
         // As for rename, both paths are resolved (and confined) before the
         // source's absence counts.
         let src = from.resolve(self, false)?;
@@ -462,6 +510,16 @@ impl Namespace {
         atime: Option<TimeSet>,
         mtime: Option<TimeSet>,
     ) -> Result<()> {
+        // However short the path, one step
+        // ([`Storage::set_times_path`](crate::storage::Storage::set_times_path))
+        // costs less than the walk and a call on what it found.
+        if let Some((dir, path)) = self.plain_path_of(at, 1)
+            && self
+                .store(dir.mount)
+                .set_times_path(dir.ino, path, follow, atime, mtime)?
+        {
+            return Ok(());
+        }
         let r = at.resolve(self, follow)?;
         let (node, _) = r.target.ok_or(Error::NotFound)?;
         self.setattr(

@@ -5,11 +5,12 @@
 //! open host directory handle, and every operation is one `*at` system call
 //! on the handle of its parent and one name the namespace looked up, with
 //! symlinks never followed. A run of plain names (`lookup_dirs`,
-//! `open_path`, the `stat`s and changes of deep paths, `peek_path` and
-//! `change_path`, and the renames of plain paths, `rename_path`) is one
-//! `openat2` beneath a handle that follows no symlink, `..` or magic link
-//! and crosses into no other filesystem, so it reaches exactly what the
-//! names one by one would. No path is ever resolved from the mount's root,
+//! `open_path`, the `stat`s, changes and `readlink`s of deep paths,
+//! `peek_path`, `change_path` and `readlink_path`, and the renames, links
+//! and time changes of plain paths, `rename_path`, `link_path` and
+//! `set_times_path`) is one `openat2` beneath a handle that follows no
+//! symlink, `..` or magic link and crosses into no other filesystem, so it
+//! reaches exactly what the names one by one would. No path is ever resolved from the mount's root,
 //! so no `..` or symlink, including one another host process swaps in at
 //! any moment, takes an operation outside the mount, and a rename on the
 //! host between a lookup and its use cannot make an operation act on some
@@ -127,6 +128,15 @@ struct Ready {
     /// record to whatever takes the file's place before its `open` does,
     /// so the usual open-then-close of a file records nothing.
     unrecorded: Option<(Ino, Box<str>)>,
+}
+
+/// The two directories and last names of a change between two plain
+/// paths ([`HostDir::both_ways`]).
+struct BothWays<'p> {
+    from_at: Arc<OwnedFd>,
+    from_name: &'p str,
+    to_at: Arc<OwnedFd>,
+    to_name: &'p str,
 }
 
 /// The names an inode was last seen under, and its directory handle if one
@@ -327,17 +337,51 @@ fn open_below_as(dir: &OwnedFd, name: &str, flags: OFlags, mode: Mode) -> Result
     if !name.contains('/') {
         return rustix::fs::openat(dir, name, flags | base_flags(), mode).map_err(io);
     }
-    let resolve = ResolveFlags::BENEATH
-        | ResolveFlags::NO_SYMLINKS
-        | ResolveFlags::NO_MAGICLINKS
-        | ResolveFlags::NO_XDEV;
     // `openat2` refuses `O_PATH` with any flag but these three.
     let flags = if flags.contains(OFlags::PATH) {
         flags | OFlags::NOFOLLOW | OFlags::CLOEXEC
     } else {
         flags | base_flags()
     };
-    rustix::fs::openat2(dir, name, flags, mode, resolve).map_err(io)
+    rustix::fs::openat2(dir, name, flags, mode, BENEATH).map_err(io)
+}
+
+/// How every run of names is resolved: kept beneath its directory,
+/// following no symlink, `..` or magic link, and crossing into no other
+/// filesystem.
+const BENEATH: ResolveFlags = ResolveFlags::BENEATH
+    .union(ResolveFlags::NO_SYMLINKS)
+    .union(ResolveFlags::NO_MAGICLINKS)
+    .union(ResolveFlags::NO_XDEV);
+
+/// An `O_PATH` handle on what the plain names `path` name below `base`,
+/// taken in one step ([`in_one_step`]): a symlink at the end itself, or,
+/// with `follow_last`, nothing, since following it is the walk's to do
+/// (`openat2` refuses it as it refuses one on the way).
+fn object_below(base: &OwnedFd, path: &str, follow_last: bool) -> Result<Option<OwnedFd>> {
+    if !follow_last {
+        return in_one_step(base, path, OFlags::PATH);
+    }
+    // Even a single name goes through `openat2`: a plain `openat` without
+    // `O_NOFOLLOW` would follow a symlink anywhere.
+    match rustix::fs::openat2(
+        base,
+        path,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        BENEATH,
+    ) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(rustix::io::Errno::NOENT) => Err(Error::NotFound),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The target of the symlink `name` in the host directory `at`: Linux
+/// answers `EINVAL` for anything else.
+fn read_link_below(at: &OwnedFd, name: &str) -> Result<String> {
+    let target = rustix::fs::readlinkat(at, plain(name)?, Vec::new()).map_err(io)?;
+    target.into_string().map_err(|_| Error::Invalid)
 }
 
 impl HostDir {
@@ -737,6 +781,54 @@ impl HostDir {
 
     /// Opens `ino` with `flags` (plus [`base_flags`]) through a name,
     /// checked to be that inode.
+    /// The directories the ways of `from` and `to` lead to (reached in
+    /// one step, once when they are the same), with the two last names, for
+    /// a change between them; `None` where a way is refused
+    /// ([`in_one_step`]) or the store only reads. Both are reached before
+    /// anything changes, so that a refusal on either leaves the tree as it
+    /// was.
+    fn both_ways<'p>(
+        &self,
+        src_dir: Ino,
+        from: PlainPath<'p>,
+        dst_dir: Ino,
+        to: PlainPath<'p>,
+    ) -> Result<Option<BothWays<'p>>> {
+        if !self.writable.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        let Ok(src_base) = self.dir_fd(src_dir) else {
+            return Ok(None);
+        };
+        let ((from_way, from_name), (to_way, to_name)) = (way_and_name(from), way_and_name(to));
+        let reach = |base: &Arc<OwnedFd>, way: Option<&str>| -> Result<Option<Arc<OwnedFd>>> {
+            match way {
+                None => Ok(Some(base.clone())),
+                Some(way) => Ok(way_below(base, way)?.map(Arc::new)),
+            }
+        };
+        let Some(from_at) = reach(&src_base, from_way)? else {
+            return Ok(None);
+        };
+        let to_at = if src_dir == dst_dir && from_way == to_way {
+            from_at.clone()
+        } else {
+            let Ok(dst_base) = self.dir_fd(dst_dir) else {
+                return Ok(None);
+            };
+            match reach(&dst_base, to_way)? {
+                Some(fd) => fd,
+                None => return Ok(None),
+            }
+        };
+        Ok(Some(BothWays {
+            from_at,
+            from_name,
+            to_at,
+            to_name,
+        }))
+    }
+
     fn open_node(&self, ino: Ino, flags: OFlags) -> Result<OwnedFd> {
         if ino == self.root {
             let flags = flags | OFlags::DIRECTORY | OFlags::CLOEXEC;
@@ -774,11 +866,13 @@ impl HostDir {
     /// for a descriptor that writes, failing as the host's open fails
     /// (`EACCES`, `ETXTBSY`), else read-only.
     fn hold(&self, ino: Ino, write: bool) -> Result<Held> {
-        // The kind the lookup just saw; a regular file is checked to be one
-        // when opened, anything else asked of the host again.
+        // The kind the lookup just saw. A regular file is checked to be one
+        // when opened; a directory by its handle, kept (which holds the
+        // inode) or opened with `O_DIRECTORY` and checked by number; a
+        // symlink is asked of the host again.
         let known = self.nodes.lock().map.get(&ino).map(|n| n.kind);
         let kind = match known {
-            Some(FileKind::File) => FileKind::File,
+            Some(kind @ (FileKind::File | FileKind::Dir)) => kind,
             _ => kind_of(self.stat(ino)?.st_mode as u32),
         };
         Ok(match kind {
@@ -1026,37 +1120,86 @@ impl Storage for HostDir {
         dst_dir: Ino,
         to: PlainPath<'_>,
     ) -> Result<bool> {
-        let Ok(src_base) = self.dir_fd(src_dir) else {
+        let Some(w) = self.both_ways(src_dir, from, dst_dir, to)? else {
             return Ok(false);
-        };
-        let ((from_way, from_name), (to_way, to_name)) = (way_and_name(from), way_and_name(to));
-        // Both directories are reached before anything changes, so that a
-        // refusal on either way leaves the tree as it was.
-        let reach = |base: &Arc<OwnedFd>, way: Option<&str>| -> Result<Option<Arc<OwnedFd>>> {
-            match way {
-                None => Ok(Some(base.clone())),
-                Some(way) => Ok(way_below(base, way)?.map(Arc::new)),
-            }
-        };
-        let Some(from_at) = reach(&src_base, from_way)? else {
-            return Ok(false);
-        };
-        let to_at = if src_dir == dst_dir && from_way == to_way {
-            from_at.clone()
-        } else {
-            let Ok(dst_base) = self.dir_fd(dst_dir) else {
-                return Ok(false);
-            };
-            match reach(&dst_base, to_way)? {
-                Some(fd) => fd,
-                None => return Ok(false),
-            }
         };
         // Records are left as they are, as by `remove_dir`: what moved
         // serves through a handle, which followed it, until a lookup of its
         // new name updates its record, and what was replaced is gone.
-        rustix::fs::renameat(&*from_at, from_name, &*to_at, to_name).map_err(io)?;
+        rustix::fs::renameat(&*w.from_at, w.from_name, &*w.to_at, w.to_name).map_err(io)?;
         Ok(true)
+    }
+
+    fn link_path(
+        &self,
+        src_dir: Ino,
+        from: PlainPath<'_>,
+        dst_dir: Ino,
+        to: PlainPath<'_>,
+    ) -> Result<bool> {
+        let Some(w) = self.both_ways(src_dir, from, dst_dir, to)? else {
+            return Ok(false);
+        };
+        // No `AT_SYMLINK_FOLLOW`: a symlink is linked itself, as `link`
+        // links what the lookup of its name found. Linux refuses a
+        // directory with `EPERM`, and a taken name with `EEXIST`.
+        rustix::fs::linkat(
+            &*w.from_at,
+            w.from_name,
+            &*w.to_at,
+            w.to_name,
+            AtFlags::empty(),
+        )
+        .map_err(io)?;
+        Ok(true)
+    }
+
+    fn set_times_path(
+        &self,
+        dir: Ino,
+        path: PlainPath<'_>,
+        follow: bool,
+        atime: Option<TimeSet>,
+        mtime: Option<TimeSet>,
+    ) -> Result<bool> {
+        if !self.writable.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let Ok(base) = self.dir_fd(dir) else {
+            return Ok(false);
+        };
+        let Some(fd) = object_below(&base, path.as_str(), follow)? else {
+            return Ok(false);
+        };
+        let times = Timestamps {
+            last_access: timespec(atime),
+            last_modification: timespec(mtime),
+        };
+        // The empty name is the handle's own inode: what the step found,
+        // however the names change meanwhile, and a symlink itself. The
+        // host checks ownership or write access on that inode, as
+        // `futimens` would, without opening it for reading. A kernel that
+        // does not take `AT_EMPTY_PATH` here answers `EINVAL`, and the walk
+        // (which gives the same answer for bad times) takes the path.
+        let flags = AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW;
+        match rustix::fs::utimensat(&fd, "", &times, flags) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::INVAL) => Ok(false),
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    fn readlink_path(&self, dir: Ino, path: PlainPath<'_>) -> Result<Option<String>> {
+        let (Some(way), name) = way_and_name(path) else {
+            return Ok(None);
+        };
+        let Ok(base) = self.dir_fd(dir) else {
+            return Ok(None);
+        };
+        let Some(at) = way_below(&base, way)? else {
+            return Ok(None);
+        };
+        read_link_below(&at, name).map(Some)
     }
 
     fn peek_path(&self, dir: Ino, path: PlainPath<'_>) -> Result<Option<Attr>> {
@@ -1287,11 +1430,8 @@ impl Storage for HostDir {
     }
 
     fn readlink_at(&self, dir: Ino, name: &str) -> Result<String> {
-        // One system call on the directory's handle: Linux answers `EINVAL`
-        // for anything but a symlink.
-        let fd = self.dir_fd(dir)?;
-        let target = rustix::fs::readlinkat(&*fd, plain(name)?, Vec::new()).map_err(io)?;
-        target.into_string().map_err(|_| Error::Invalid)
+        // One system call on the directory's handle.
+        read_link_below(&*self.dir_fd(dir)?, name)
     }
 
     fn unlink(&self, dir: Ino, name: &str) -> Result<()> {
@@ -1836,6 +1976,106 @@ mod tests {
         assert!(matches!(fails("/a/b/empty", "/a/b/full"), Error::NotEmpty));
         assert!(matches!(fails("/top2", "/none/x"), Error::NotFound));
         assert_eq!(kept(), before);
+    }
+
+    /// `link` and `utimensat` of plain paths, however short, and
+    /// `readlink` and `O_DIRECTORY` opens of deep ones, take one step:
+    /// nothing is looked up name by name (no record made), what the host
+    /// shows after is what each call asked, and the host's answers come
+    /// through. A symlink is linked and timed itself; one to follow, at
+    /// the end of a path, is left to the walk, which never follows it on
+    /// the host: its target out of the mount keeps its times.
+    #[test]
+    fn links_times_targets_and_directories_take_one_step() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = host_tree(&[("root/top", b"1"), ("root/a/b/c/d/f", b"2"), ("out", b"")]);
+        let host = |p: &str| tmp.path().join("root").join(p);
+        std::os::unix::fs::symlink("f", host("a/b/c/d/l")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("out"), host("away")).unwrap();
+        let store = Arc::new(HostDir::open(tmp.path().join("root")).unwrap());
+        let shared: Arc<dyn Storage> = store.clone();
+        let vfs = crate::Vfs::builder().mount("/", shared).build().unwrap();
+        let kept = || store.nodes.lock().map.len();
+        let before = kept();
+        let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        let times = |p: &str| {
+            let m = std::fs::symlink_metadata(host(p)).unwrap();
+            (m.atime(), m.mtime())
+        };
+
+        // Read first: reading a symlink sets its access time.
+        assert_eq!(vfs.read_link("/a/b/c/d/l").unwrap(), "f");
+        vfs.hard_link("/top", "/top2").unwrap();
+        vfs.hard_link("/a/b/c/d/f", "/a/f2").unwrap();
+        vfs.hard_link("/a/b/c/d/l", "/a/b/c/d/l2").unwrap();
+        vfs.set_times("/a/b/c/d/f", Some(at(5)), Some(at(6)))
+            .unwrap();
+        vfs.set_times("/top", None, Some(at(7))).unwrap();
+        vfs.set_times_at("/a/b/c/d/l", false, Some(at(8)), Some(at(9)))
+            .unwrap();
+        let opened = vfs.ns().open(
+            vfs.at("/a/b/c/d"),
+            crate::namespace::ops::OpenOptions {
+                directory: true,
+                ..Default::default()
+            },
+        );
+        assert!(matches!(opened, Ok((_, FileKind::Dir))));
+        let deep = store.stat(opened.unwrap().0.ino).unwrap();
+        assert_eq!(
+            deep.st_ino,
+            std::fs::metadata(host("a/b/c/d")).unwrap().ino()
+        );
+        // The opened directory is recorded by the step that reached it.
+        assert_eq!(kept(), before + 1, "nothing was looked up name by name");
+
+        let ino = |p: &str| std::fs::symlink_metadata(host(p)).unwrap().ino();
+        assert_eq!((ino("top2"), ino("a/f2")), (ino("top"), ino("a/b/c/d/f")));
+        assert_eq!(ino("a/b/c/d/l2"), ino("a/b/c/d/l"), "the link itself");
+        assert_eq!(times("a/b/c/d/f"), (5, 6));
+        assert_eq!(times("top").1, 7);
+        assert_eq!(times("a/b/c/d/l"), (8, 9), "the link's own times");
+        assert_eq!(times("a/b/c/d/f"), (5, 6), "not its target's");
+
+        let fails = |r: Result<()>| r.map_err(Error::into_innermost).unwrap_err();
+        assert!(matches!(
+            fails(vfs.hard_link("/none", "/n")),
+            Error::NotFound
+        ));
+        assert!(matches!(
+            fails(vfs.hard_link("/top", "/top2")),
+            Error::Exists
+        ));
+        assert!(matches!(
+            fails(vfs.hard_link("/a/b", "/a/b2")),
+            Error::NotPermitted
+        ));
+        assert!(matches!(
+            fails(vfs.hard_link("/top", "/none/x")),
+            Error::NotFound
+        ));
+        assert!(matches!(
+            fails(vfs.set_times("/a/b/c/d/none", None, None)),
+            Error::NotFound
+        ));
+        let link = |p: &str| vfs.read_link(p).map_err(Error::into_innermost);
+        assert!(matches!(link("/a/b/c/d/f"), Err(Error::Invalid)));
+        assert!(matches!(link("/a/b/c/d/none"), Err(Error::NotFound)));
+        assert!(matches!(link("/a/b/none/d/l"), Err(Error::NotFound)));
+        assert_eq!(kept(), before + 1);
+
+        // Followed: by the walk, to the target in the tree.
+        vfs.set_times("/a/b/c/d/l", Some(at(10)), Some(at(11)))
+            .unwrap();
+        assert_eq!(times("a/b/c/d/f"), (10, 11));
+        assert_eq!(times("a/b/c/d/l").1, 9, "the walk read the link");
+        let out = times("../out");
+        let refused = vfs.set_times("/away", Some(at(12)), Some(at(13)));
+        assert!(matches!(
+            refused.map_err(Error::into_innermost),
+            Err(Error::NotFound)
+        ));
+        assert_eq!(times("../out"), out, "nothing outside the mount is touched");
     }
 
     /// A directory made where one was removed (by the store, in one step

@@ -341,6 +341,70 @@ pub trait Storage: Send + Sync + 'static {
         Ok(false)
     }
 
+    /// Adds the last name of `to` (plain names from `dst_dir`:
+    /// directories of this store, none a symlink, then that name) for what
+    /// the last name of `from` (likewise from `src_dir`) names, a symlink
+    /// not followed, with POSIX `link(2)` rules, reaching both directories
+    /// in one step as [`rename_path`](Self::rename_path) does.
+    ///
+    /// `Ok(true)` once linked; `Err` is the answer a lookup of `from` and
+    /// [`link`](Self::link) would give (`ENOENT`, `EEXIST`, `EPERM` for a
+    /// directory), or `ENOENT` for a directory on either way that is
+    /// missing. `Ok(false)` when the store cannot, or either way is
+    /// anything else: nothing changed, and the caller resolves both paths
+    /// name by name. The default is `Ok(false)`, as a read-only view must
+    /// answer.
+    fn link_path(
+        &self,
+        src_dir: Ino,
+        from: PlainPath<'_>,
+        dst_dir: Ino,
+        to: PlainPath<'_>,
+    ) -> Result<bool> {
+        let _ = (src_dir, from, dst_dir, to);
+        Ok(false)
+    }
+
+    /// Sets the access and modification times (`None` leaves one as it is)
+    /// of what `path` (plain names: directories of this store, none a
+    /// symlink, then any name) names from `dir`: of a symlink there itself,
+    /// or with `follow` of what it points to. The path is taken in one
+    /// step, where that is cheaper than a lookup per name and a call on the
+    /// inode (a host directory's one `openat2` and `utimensat`).
+    ///
+    /// `Ok(true)` once set; `Err` is [`setattr`](Self::setattr)'s own
+    /// answer, or `ENOENT` for a missing name. `Ok(false)` when the store
+    /// cannot, or the path is anything else (a symlink or a file on the
+    /// way, a symlink to follow at the end): nothing changed, and the
+    /// caller resolves the path name by name. The default is `Ok(false)`,
+    /// as a read-only view must answer.
+    fn set_times_path(
+        &self,
+        dir: Ino,
+        path: PlainPath<'_>,
+        follow: bool,
+        atime: Option<TimeSet>,
+        mtime: Option<TimeSet>,
+    ) -> Result<bool> {
+        let _ = (dir, path, follow, atime, mtime);
+        Ok(false)
+    }
+
+    /// The target of the symlink `path` (plain names: directories of this
+    /// store, none a symlink, then the link's name) names from `dir`,
+    /// reaching its directory in one step, where that is cheaper than a
+    /// lookup per name (a host directory's `openat2`, then `readlinkat`).
+    ///
+    /// `Err` is [`readlink_at`](Self::readlink_at)'s own answer (`ENOENT`,
+    /// `EINVAL` for anything but a symlink), or `ENOENT` for a directory
+    /// on the way that is missing. `Ok(None)` when the store cannot, or the
+    /// way is anything else: the caller resolves the path name by name.
+    /// The default is `Ok(None)`.
+    fn readlink_path(&self, dir: Ino, path: PlainPath<'_>) -> Result<Option<String>> {
+        let _ = (dir, path);
+        Ok(None)
+    }
+
     /// The attributes of what `path` (plain names: directories of this
     /// store, none a symlink, then any name, a symlink not followed) names
     /// from `dir`, looked up in one step, for a `stat` and nothing more,
@@ -573,6 +637,28 @@ macro_rules! forward_storage {
                 to: PlainPath<'_>,
             ) -> Result<bool> {
                 (**self).rename_path(src_dir, from, dst_dir, to)
+            }
+            fn link_path(
+                &self,
+                src_dir: Ino,
+                from: PlainPath<'_>,
+                dst_dir: Ino,
+                to: PlainPath<'_>,
+            ) -> Result<bool> {
+                (**self).link_path(src_dir, from, dst_dir, to)
+            }
+            fn set_times_path(
+                &self,
+                dir: Ino,
+                path: PlainPath<'_>,
+                follow: bool,
+                atime: Option<TimeSet>,
+                mtime: Option<TimeSet>,
+            ) -> Result<bool> {
+                (**self).set_times_path(dir, path, follow, atime, mtime)
+            }
+            fn readlink_path(&self, dir: Ino, path: PlainPath<'_>) -> Result<Option<String>> {
+                (**self).readlink_path(dir, path)
             }
             fn getattr(&self, ino: Ino) -> Result<Attr> {
                 (**self).getattr(ino)

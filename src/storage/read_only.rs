@@ -7,7 +7,7 @@
 use crate::error::{Error, Result};
 use crate::storage::{
     Attr, DirEntry, FileKind, Ino, NewNode, PathChange, PathOpen, PlainPath, SetAttr, Storage,
-    WritePos,
+    TimeSet, WritePos,
 };
 use std::io::{IoSlice, IoSliceMut};
 
@@ -109,6 +109,25 @@ impl<S: Storage> Storage for ReadOnly<S> {
 
     fn rename_path(&self, _: Ino, _: PlainPath<'_>, _: Ino, _: PlainPath<'_>) -> Result<bool> {
         Ok(false)
+    }
+
+    fn link_path(&self, _: Ino, _: PlainPath<'_>, _: Ino, _: PlainPath<'_>) -> Result<bool> {
+        Ok(false)
+    }
+
+    fn set_times_path(
+        &self,
+        _: Ino,
+        _: PlainPath<'_>,
+        _: bool,
+        _: Option<TimeSet>,
+        _: Option<TimeSet>,
+    ) -> Result<bool> {
+        Ok(false)
+    }
+
+    fn readlink_path(&self, dir: Ino, path: PlainPath<'_>) -> Result<Option<String>> {
+        self.inner.readlink_path(dir, path)
     }
 
     fn getattr(&self, ino: Ino) -> Result<Attr> {

@@ -578,9 +578,15 @@ pub fn within<R: Send + 'static>(
     }
 }
 
-/// Each entry under `dir` with what it holds (a symlink its target), in
-/// order: what a tree a run must not change held, to compare after it.
-pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+/// One entry of a [`snapshot`]: its path, what it holds (a symlink its
+/// target), its modification time (seconds, nanoseconds) and its number of
+/// names.
+pub type Snapped = (PathBuf, Vec<u8>, (i64, i64, u64));
+
+/// Each entry under `dir`, in order: what a tree a run must not change
+/// held, to compare after it.
+pub fn snapshot(dir: &Path) -> Vec<Snapped> {
+    use std::os::unix::fs::MetadataExt;
     let mut found = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(at) = pending.pop() {
@@ -598,7 +604,8 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
             } else {
                 std::fs::read(&path).unwrap()
             };
-            found.push((path, holds));
+            let stamp = (meta.mtime(), meta.mtime_nsec(), meta.nlink());
+            found.push((path, holds, stamp));
         }
     }
     found.sort();

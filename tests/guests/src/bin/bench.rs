@@ -160,6 +160,39 @@ fn metadata(n: u64) {
         assert_eq!(len, Ok(6));
     });
     timed("opendir", n, |_| close(open_dir(DIR, "m").unwrap()));
+    // `ln` and `touch`: a new name, and both times set to now through a
+    // path that follows a final symlink, as `utimensat` does by default.
+    let now = FSTFLAGS_ATIM_NOW | FSTFLAGS_MTIM_NOW;
+    timed("link", n, |i| unsafe {
+        path_link(DIR, 0, &format!("m/f{i}"), DIR, &format!("m/k{i}")).unwrap()
+    });
+    timed("touch", n, |i| unsafe {
+        path_filestat_set_times(
+            DIR,
+            LOOKUPFLAGS_SYMLINK_FOLLOW,
+            &format!("m/f{i}"),
+            0,
+            0,
+            now,
+        )
+        .unwrap()
+    });
+    for i in 0..n {
+        unsafe { path_symlink("target", DIR, &format!("{deep}/l{i}")).unwrap() };
+    }
+    timed("readlink-depth16", n, |i| {
+        let len = unsafe { path_readlink(DIR, &format!("{deep}/l{i}"), buf.as_mut_ptr(), 64) };
+        assert_eq!(len, Ok(6));
+    });
+    timed("opendir-depth16", n, |_| {
+        close(open_dir(DIR, &deep).unwrap())
+    });
+    timed("link-depth16", n, |i| unsafe {
+        path_link(DIR, 0, &deep_file, DIR, &format!("{deep}/k{i}")).unwrap()
+    });
+    timed("touch-depth16", n, |_| unsafe {
+        path_filestat_set_times(DIR, LOOKUPFLAGS_SYMLINK_FOLLOW, &deep_file, 0, 0, now).unwrap()
+    });
     timed("unlink", n, |i| unsafe {
         path_unlink_file(DIR, &format!("m/f{i}")).unwrap()
     });
