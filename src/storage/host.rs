@@ -1982,9 +1982,10 @@ mod tests {
     /// `readlink` and `O_DIRECTORY` opens of deep ones, take one step:
     /// nothing is looked up name by name (no record made), what the host
     /// shows after is what each call asked, and the host's answers come
-    /// through. A symlink is linked and timed itself; one to follow, at
-    /// the end of a path, is left to the walk, which never follows it on
-    /// the host: its target out of the mount keeps its times.
+    /// through; a read-only view of the tree still refuses the changes. A
+    /// symlink is linked and timed itself; one to follow, at the end of a
+    /// path, is left to the walk, which never follows it on the host: its
+    /// target out of the mount keeps its times.
     #[test]
     fn links_times_targets_and_directories_take_one_step() {
         use std::os::unix::fs::MetadataExt;
@@ -2063,6 +2064,15 @@ mod tests {
         assert!(matches!(link("/a/b/c/d/none"), Err(Error::NotFound)));
         assert!(matches!(link("/a/b/none/d/l"), Err(Error::NotFound)));
         assert_eq!(kept(), before + 1);
+        // A read-only view takes no step that changes anything.
+        let reader = vfs.read_only().unwrap();
+        let refused = fails(reader.hard_link("/top", "/top3"));
+        assert!(matches!(refused, Error::ReadOnly), "{refused:?}");
+        let refused = fails(reader.set_times("/top", None, Some(at(1))));
+        assert!(matches!(refused, Error::ReadOnly), "{refused:?}");
+        assert!(!host("top3").exists());
+        assert_eq!(times("top").1, 7);
+        assert_eq!(reader.read_link("/a/b/c/d/l").unwrap(), "f");
 
         // Followed: by the walk, to the target in the tree.
         vfs.set_times("/a/b/c/d/l", Some(at(10)), Some(at(11)))
