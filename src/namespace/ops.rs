@@ -364,9 +364,8 @@ impl Namespace {
 
     /// `readlink`.
     pub(crate) fn read_link(&self, at: At<'_>) -> Result<String> {
-        // A deep path's directory in one step
-        // ([`Storage::readlink_path`](crate::storage::Storage::readlink_path)),
-        // where a shorter one costs no more name by name.
+        // A deep path's directory in the store's one step
+        // (`readlink_path`); a shorter one costs no more name by name.
         if let Some((dir, path)) = self.plain_path_of(at, ONE_STEP_DIRS + 1)
             && let Some(target) = self.store(dir.mount).readlink_path(dir.ino, path)?
         {
@@ -510,8 +509,7 @@ impl Namespace {
         atime: Option<TimeSet>,
         mtime: Option<TimeSet>,
     ) -> Result<()> {
-        // However short the path, one step
-        // ([`Storage::set_times_path`](crate::storage::Storage::set_times_path))
+        // However short the path, the store's one step (`set_times_path`)
         // costs less than the walk and a call on what it found.
         if let Some((dir, path)) = self.plain_path_of(at, 1)
             && self

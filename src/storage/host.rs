@@ -10,13 +10,13 @@
 //! and time changes of plain paths, `rename_path`, `link_path` and
 //! `set_times_path`) is one `openat2` beneath a handle that follows no
 //! symlink, `..` or magic link and crosses into no other filesystem, so it
-//! reaches exactly what the names one by one would. No path is ever resolved from the mount's root,
-//! so no `..` or symlink, including one another host process swaps in at
-//! any moment, takes an operation outside the mount, and a rename on the
-//! host between a lookup and its use cannot make an operation act on some
-//! other file. What was opened is checked to be what was looked up
-//! (device and inode number); a name that now leads elsewhere answers
-//! `ENOENT` until it is looked up again.
+//! reaches exactly what the names one by one would. No path is ever
+//! resolved from the mount's root, so no `..` or symlink, including one
+//! another host process swaps in at any moment, takes an operation outside
+//! the mount, and a rename on the host between a lookup and its use cannot
+//! make an operation act on some other file. What was opened is checked
+//! to be what was looked up (device and inode number); a name that now
+//! leads elsewhere answers `ENOENT` until it is looked up again.
 //!
 //! Inode numbers are the host's, with a range of their own for each other
 //! host filesystem mounted below the root. The store remembers, for each
@@ -779,8 +779,6 @@ impl HostDir {
         })
     }
 
-    /// Opens `ino` with `flags` (plus [`base_flags`]) through a name,
-    /// checked to be that inode.
     /// The directories the ways of `from` and `to` lead to (reached in
     /// one step, once when they are the same), with the two last names, for
     /// a change between them; `None` where a way is refused
@@ -829,6 +827,8 @@ impl HostDir {
         }))
     }
 
+    /// Opens `ino` with `flags` (plus [`base_flags`]) through a name,
+    /// checked to be that inode.
     fn open_node(&self, ino: Ino, flags: OFlags) -> Result<OwnedFd> {
         if ino == self.root {
             let flags = flags | OFlags::DIRECTORY | OFlags::CLOEXEC;

@@ -160,11 +160,13 @@ fn metadata(n: u64) {
         assert_eq!(len, Ok(6));
     });
     timed("opendir", n, |_| close(open_dir(DIR, "m").unwrap()));
-    // `ln` and `touch`: a new name, and both times set to now through a
-    // path that follows a final symlink, as `utimensat` does by default.
+    // `ln` and `touch`: a new name (for the files `rename` moved, so that
+    // `unlink` still removes each file's only name), and both times set to
+    // now through a path that follows a final symlink, as `utimensat` does
+    // by default.
     let now = FSTFLAGS_ATIM_NOW | FSTFLAGS_MTIM_NOW;
     timed("link", n, |i| unsafe {
-        path_link(DIR, 0, &format!("m/f{i}"), DIR, &format!("m/k{i}")).unwrap()
+        path_link(DIR, 0, &format!("m/s{i}"), DIR, &format!("m/k{i}")).unwrap()
     });
     timed("touch", n, |i| unsafe {
         path_filestat_set_times(
