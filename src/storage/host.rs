@@ -2088,6 +2088,60 @@ mod tests {
         assert_eq!(times("../out"), out, "nothing outside the mount is touched");
     }
 
+    /// A `touch` of a FIFO in a host mount (the host API's here, on the
+    /// guest's path) sets its times without
+    /// opening it: an open for reading or writing would wait for the other
+    /// end, which nobody holds, and the guest's call would never return.
+    #[test]
+    fn touching_a_fifo_opens_nothing() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = host_tree(&[("root/a/b/c/d/f", b"")]);
+        let host = |p: &str| tmp.path().join("root").join(p);
+        for fifo in ["p", "a/b/c/d/p"] {
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                host(fifo),
+                rustix::fs::FileType::Fifo,
+                Mode::from_raw_mode(0o600),
+                0,
+            )
+            .unwrap();
+        }
+        std::os::unix::fs::symlink("p", host("a/b/c/d/to-p")).unwrap();
+        let store: Arc<dyn Storage> = Arc::new(HostDir::open(tmp.path().join("root")).unwrap());
+        let vfs = crate::Vfs::builder().mount("/", store).build().unwrap();
+        let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+
+        let (done, finished) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            for (path, secs) in [("/p", 5), ("/a/b/c/d/p", 6), ("/a/b/c/d/to-p", 7)] {
+                let set = vfs.set_times(path, Some(at(secs)), Some(at(secs)));
+                done.send((path, set.map_err(|e| e.to_string()))).unwrap();
+            }
+        });
+        for _ in 0..3 {
+            // Only a hang guard: a `touch` that opened the FIFO waits until
+            // someone opens the other end, which this does, then fails.
+            match finished.recv_timeout(Duration::from_secs(60)) {
+                Ok((path, set)) => assert_eq!(set, Ok(()), "{path}"),
+                Err(_) => {
+                    for fifo in ["p", "a/b/c/d/p"] {
+                        let flags = OFlags::RDWR | OFlags::NONBLOCK;
+                        let _ = rustix::fs::open(host(fifo), flags, Mode::empty());
+                    }
+                    panic!("a touch of a FIFO waited for its other end");
+                }
+            }
+        }
+        worker.join().unwrap();
+        let mtime = |p: &str| std::fs::symlink_metadata(host(p)).unwrap().mtime();
+        assert_eq!(
+            (mtime("p"), mtime("a/b/c/d/p")),
+            (5, 7),
+            "7 through the link"
+        );
+    }
+
     /// A directory made where one was removed (by the store, in one step
     /// or not, by a rename over it, or by another host process) is the new
     /// one: what is made in it lands in it, never in the removed one, whose
