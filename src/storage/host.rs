@@ -2089,9 +2089,9 @@ mod tests {
     }
 
     /// A `touch` of a FIFO in a host mount (the host API's here, on the
-    /// guest's path) sets its times without
-    /// opening it: an open for reading or writing would wait for the other
-    /// end, which nobody holds, and the guest's call would never return.
+    /// guest's path) sets its times without opening it: an open for
+    /// reading or writing would wait for the other end, which nobody
+    /// holds, and the call would never return.
     #[test]
     fn touching_a_fifo_opens_nothing() {
         use std::os::unix::fs::MetadataExt;
