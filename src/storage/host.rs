@@ -40,6 +40,7 @@
 )]
 
 use crate::error::{Error, Result};
+use crate::storage::host_names::NameCache;
 use crate::storage::read_only::ReadOnly;
 use crate::storage::{
     Attr, DirEntry, FileKind, Ino, NewNode, PathChange, PathOpen, PlainPath, SetAttr, Storage,
@@ -116,6 +117,9 @@ pub struct HostDir {
     /// up even if its name is gone by then; one whose `open` never came
     /// is closed once [`READY_KEPT`] newer ones wait.
     ready: Mutex<Vec<Ready>>,
+    /// The directory names looked up, where the host reports every change
+    /// to them.
+    names: Option<NameCache>,
 }
 
 /// A file opened by `create` or `open_path`, waiting for its `open`.
@@ -292,6 +296,13 @@ fn way_and_name(path: PlainPath<'_>) -> (Option<&str>, &str) {
     }
 }
 
+/// Whether the store's inode `ino` is on the root's own filesystem
+/// ([`HostDir::ino_at`] gives those the host's number, below 2^63), where
+/// the name cache keeps entries.
+fn on_root_fs(ino: Ino) -> bool {
+    ino < 1 << 63
+}
+
 /// [`open_below`] of a run of plain names taken in one step in place of
 /// a walk name by name: `Ok(None)` where the host refuses the step (a
 /// symlink or a file on the way, another filesystem), which the caller
@@ -412,6 +423,7 @@ impl HostDir {
         Ok(HostDir {
             root,
             root_dev: st.st_dev,
+            names: NameCache::new(&root_fd),
             root_fd: Arc::new(root_fd),
             nodes: Mutex::new(nodes),
             open: Mutex::new(HashMap::default()),
@@ -428,6 +440,14 @@ impl HostDir {
     /// closed, and opened again from their parent when needed.
     pub fn max_open_dirs(mut self, n: usize) -> Self {
         self.max_open_dirs = n.max(1);
+        self
+    }
+
+    /// This store without its name cache, as on a filesystem that does
+    /// not report its changes: for tests of the steps the cache saves.
+    #[cfg(test)]
+    fn without_name_cache(mut self) -> Self {
+        self.names = None;
         self
     }
 
@@ -799,13 +819,11 @@ impl HostDir {
             return Ok(None);
         };
         let ((from_way, from_name), (to_way, to_name)) = (way_and_name(from), way_and_name(to));
-        let reach = |base: &Arc<OwnedFd>, way: Option<&str>| -> Result<Option<Arc<OwnedFd>>> {
-            match way {
-                None => Ok(Some(base.clone())),
-                Some(way) => Ok(way_below(base, way)?.map(Arc::new)),
-            }
+        let reach = |dir: Ino, base: &Arc<OwnedFd>, way: Option<&str>| match way {
+            None => Ok(Some(base.clone())),
+            Some(way) => self.way_fd(dir, base, way),
         };
-        let Some(from_at) = reach(&src_base, from_way)? else {
+        let Some(from_at) = reach(src_dir, &src_base, from_way)? else {
             return Ok(None);
         };
         let to_at = if src_dir == dst_dir && from_way == to_way {
@@ -814,7 +832,7 @@ impl HostDir {
             let Ok(dst_base) = self.dir_fd(dst_dir) else {
                 return Ok(None);
             };
-            match reach(&dst_base, to_way)? {
+            match reach(dst_dir, &dst_base, to_way)? {
                 Some(fd) => fd,
                 None => return Ok(None),
             }
@@ -954,6 +972,79 @@ impl HostDir {
         })
     }
 
+    /// [`Storage::peek_attr`] of `name` in `dir`, whose handle is `fd`.
+    fn peek_attr_in(
+        &self,
+        dir: Ino,
+        fd: &OwnedFd,
+        name: &str,
+    ) -> Result<(Ino, FileKind, Option<Attr>)> {
+        let st = self.stat_at(fd, name)?;
+        let (ino, kind) = (self.ino_of(&st), kind_of(st.st_mode as u32));
+        // A symlink is read next, and a directory may be walked into; a
+        // file is remembered only by a lookup made to act on it.
+        if kind != FileKind::File {
+            self.remember(ino, dir, name, kind);
+        }
+        Ok((ino, kind, Some(self.attr(ino, &st))))
+    }
+
+    /// The directory the plain names `names` lead to from `dir`, through
+    /// the name cache: as far as its entries say, then a lookup of each
+    /// name left, kept as an entry in turn, so that the next walk there
+    /// asks the host nothing. `None` where the cache is off or a name is
+    /// missing or not a directory, for the caller to ask as it would
+    /// without the cache (and give the exact answer).
+    fn dir_by_names<'n, I>(&self, dir: Ino, names: I) -> Option<Ino>
+    where
+        I: Iterator<Item = &'n str> + Clone,
+    {
+        let cache = self.names.as_ref()?;
+        let (mut at, taken, last) = cache.follow(dir, names.clone());
+        if let Some((parent, name)) = last {
+            self.remember(at, parent, name, FileKind::Dir);
+        }
+        for name in names.skip(taken) {
+            let (child, kind, _) = self.lookup_attr(at, plain(name).ok()?).ok()?;
+            if kind != FileKind::Dir {
+                return None;
+            }
+            at = child;
+        }
+        Some(at)
+    }
+
+    /// A handle on the directory the plain names `way` lead to from `dir`
+    /// ([`dir_by_names`](Self::dir_by_names)); `None` as there.
+    fn way_by_names(&self, dir: Ino, way: &str) -> Option<(Ino, Arc<OwnedFd>)> {
+        let at = self.dir_by_names(dir, way.split('/'))?;
+        Some((at, self.dir_fd(at).ok()?))
+    }
+
+    /// The directory and last name of the plain path `path` below `dir`,
+    /// when the name cache reaches its way ([`way_by_names`](Self::way_by_names)).
+    fn last_by_names<'p>(
+        &self,
+        dir: Ino,
+        path: PlainPath<'p>,
+    ) -> Option<(Ino, Arc<OwnedFd>, &'p str)> {
+        let (Some(way), name) = way_and_name(path) else {
+            return None;
+        };
+        let (at, fd) = self.way_by_names(dir, way)?;
+        Some((at, fd, name))
+    }
+
+    /// A handle on the directory the plain names `way` lead to below
+    /// `base`, the handle of `dir`: through the name cache, else in one
+    /// step ([`way_below`]).
+    fn way_fd(&self, dir: Ino, base: &OwnedFd, way: &str) -> Result<Option<Arc<OwnedFd>>> {
+        if let Some((_, at)) = self.way_by_names(dir, way) {
+            return Ok(Some(at));
+        }
+        Ok(way_below(base, way)?.map(Arc::new))
+    }
+
     /// The metadata of `name` in `dir`, without following a symlink.
     fn stat_at(&self, dir: &OwnedFd, name: &str) -> Result<Stat> {
         rustix::fs::statat(dir, plain(name)?, AtFlags::SYMLINK_NOFOLLOW).map_err(io)
@@ -1001,7 +1092,30 @@ impl Storage for HostDir {
             let (ino, kind) = self.lookup(dir, name)?;
             return Ok((ino, kind, None));
         }
-        let found = self.peek_attr(dir, name)?;
+        let found = match &self.names {
+            Some(names) => {
+                if let Some(child) = names.get(dir, name) {
+                    // The record is what reaches its handle: one left wrong
+                    // by a lookup that raced a rename, or dropped, is set
+                    // to what the entry says, which is true.
+                    self.remember(child, dir, name, FileKind::Dir);
+                    return Ok((child, FileKind::Dir, None));
+                }
+                // Watched before the lookup, so that any change after it
+                // is noticed.
+                let fd = self.dir_fd(dir)?;
+                let watch = on_root_fs(dir).then(|| names.watch(dir, &fd)).flatten();
+                let found = self.peek_attr_in(dir, &fd, name)?;
+                if let Some(watch) = watch
+                    && found.1 == FileKind::Dir
+                    && on_root_fs(found.0)
+                {
+                    names.insert(watch, name, found.0);
+                }
+                found
+            }
+            None => self.peek_attr(dir, name)?,
+        };
         if found.1 == FileKind::File {
             self.remember(found.0, dir, name, FileKind::File);
         }
@@ -1010,14 +1124,7 @@ impl Storage for HostDir {
 
     fn peek_attr(&self, dir: Ino, name: &str) -> Result<(Ino, FileKind, Option<Attr>)> {
         let fd = self.dir_fd(dir)?;
-        let st = self.stat_at(&fd, name)?;
-        let (ino, kind) = (self.ino_of(&st), kind_of(st.st_mode as u32));
-        // A symlink is read next, and a directory may be walked into; a
-        // file is remembered only by a lookup made to act on it.
-        if kind != FileKind::File {
-            self.remember(ino, dir, name, kind);
-        }
-        Ok((ino, kind, Some(self.attr(ino, &st))))
+        self.peek_attr_in(dir, &fd, name)
     }
 
     fn lookup_dirs(&self, dir: Ino, names: &[&str]) -> Option<Ino> {
@@ -1026,6 +1133,11 @@ impl Storage for HostDir {
         }
         if names.len() < 2 || names.iter().any(|n| plain(n).is_err()) {
             return None;
+        }
+        if let Some(at) = self.dir_by_names(dir, names.iter().copied())
+            && self.dir_fd(at).is_ok()
+        {
+            return Some(at);
         }
         // One `openat2` for the whole run, where a lookup per name costs a
         // `statat` each; any refusal (a symlink on the way, another
@@ -1048,6 +1160,7 @@ impl Storage for HostDir {
 
     fn open_path(&self, dir: Ino, path: PlainPath<'_>, how: PathOpen) -> Result<Option<Attr>> {
         let writable = self.writable.load(Ordering::Acquire);
+        let plain_path = path;
         let path = path.as_str();
         if (how.create && !writable) || path.len() > RUN_MAX {
             return Ok(None);
@@ -1072,7 +1185,13 @@ impl Storage for HostDir {
         // The open is the lookup, so what is opened is what was looked up.
         // A refusal (a symlink, another filesystem, a missing directory, no
         // permission to write) happens before anything is made.
-        let Ok(fd) = open_below_as(&base, path, flags, mode) else {
+        let opened = match self.last_by_names(dir, plain_path) {
+            Some((at, at_fd, name)) => {
+                open_below_as(&at_fd, name, flags, mode).map(|fd| (fd, at, name))
+            }
+            None => open_below_as(&base, path, flags, mode).map(|fd| (fd, dir, path)),
+        };
+        let Ok((fd, named_in, name)) = opened else {
             return Ok(None);
         };
         let st = rustix::fs::fstat(&fd).map_err(io)?;
@@ -1084,7 +1203,7 @@ impl Storage for HostDir {
             ino,
             file: Arc::new(std::fs::File::from(fd)),
             write,
-            unrecorded: Some((dir, path.into())),
+            unrecorded: Some((named_in, name.into())),
         });
         Ok(Some(self.attr(ino, &st)))
     }
@@ -1099,7 +1218,7 @@ impl Storage for HostDir {
         // The directory is what the names lead to now, as for wasi-common's
         // own `openat2`, the change, and `close`: no step asks which
         // directory that is, and no record or handle of it is kept.
-        let Some(at) = way_below(&base, way)? else {
+        let Some(at) = self.way_fd(dir, &base, way)? else {
             return Ok(false);
         };
         match change {
@@ -1168,7 +1287,11 @@ impl Storage for HostDir {
         let Ok(base) = self.dir_fd(dir) else {
             return Ok(false);
         };
-        let Some(fd) = object_below(&base, path.as_str(), follow)? else {
+        let found = match self.last_by_names(dir, path) {
+            Some((_, at, name)) => object_below(&at, name, follow)?,
+            None => object_below(&base, path.as_str(), follow)?,
+        };
+        let Some(fd) = found else {
             return Ok(false);
         };
         let times = Timestamps {
@@ -1196,13 +1319,18 @@ impl Storage for HostDir {
         let Ok(base) = self.dir_fd(dir) else {
             return Ok(None);
         };
-        let Some(at) = way_below(&base, way)? else {
+        let Some(at) = self.way_fd(dir, &base, way)? else {
             return Ok(None);
         };
         read_link_below(&at, name).map(Some)
     }
 
     fn peek_path(&self, dir: Ino, path: PlainPath<'_>) -> Result<Option<Attr>> {
+        // One `fstatat` where the way is known.
+        if let Some((_, at, name)) = self.last_by_names(dir, path) {
+            let st = self.stat_at(&at, name)?;
+            return Ok(Some(self.attr(self.ino_of(&st), &st)));
+        }
         let Ok(base) = self.dir_fd(dir) else {
             return Ok(None);
         };
@@ -1602,6 +1730,7 @@ impl std::fmt::Debug for HostDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::host_names;
 
     /// A temporary host directory holding `files` (path, content), with
     /// the directories on their way.
@@ -1772,7 +1901,7 @@ mod tests {
         let short = ["a", "b", "c"];
         std::fs::create_dir_all(tmp.path().join("a/b/c")).unwrap();
         std::fs::write(tmp.path().join("a/b/c/f"), b"near").unwrap();
-        let store = HostDir::open(tmp.path()).unwrap();
+        let store = HostDir::open(tmp.path()).unwrap().without_name_cache();
         let root = store.root();
 
         let with_leaf = PlainPath::new(&file).unwrap();
@@ -1881,7 +2010,7 @@ mod tests {
             ("a/b/c/m", b"moved"),
             ("a/b/h", b""),
         ]);
-        let store = Arc::new(HostDir::open(tmp.path()).unwrap());
+        let store = Arc::new(HostDir::open(tmp.path()).unwrap().without_name_cache());
         let shared: Arc<dyn Storage> = store.clone();
         let vfs = crate::Vfs::builder().mount("/", shared).build().unwrap();
         let kept = || {
@@ -1950,7 +2079,7 @@ mod tests {
             ("a/b/full/f", b""),
         ]);
         std::fs::create_dir(tmp.path().join("a/b/empty")).unwrap();
-        let store = Arc::new(HostDir::open(tmp.path()).unwrap());
+        let store = Arc::new(HostDir::open(tmp.path()).unwrap().without_name_cache());
         let shared: Arc<dyn Storage> = store.clone();
         let vfs = crate::Vfs::builder().mount("/", shared).build().unwrap();
         let kept = || store.nodes.lock().map.len();
@@ -1993,7 +2122,11 @@ mod tests {
         let host = |p: &str| tmp.path().join("root").join(p);
         std::os::unix::fs::symlink("f", host("a/b/c/d/l")).unwrap();
         std::os::unix::fs::symlink(tmp.path().join("out"), host("away")).unwrap();
-        let store = Arc::new(HostDir::open(tmp.path().join("root")).unwrap());
+        let store = Arc::new(
+            HostDir::open(tmp.path().join("root"))
+                .unwrap()
+                .without_name_cache(),
+        );
         let shared: Arc<dyn Storage> = store.clone();
         let vfs = crate::Vfs::builder().mount("/", shared).build().unwrap();
         let kept = || store.nodes.lock().map.len();
@@ -2416,7 +2549,7 @@ mod tests {
     fn a_file_seen_from_its_own_directory_keeps_one_name_for_each_link() {
         let tmp = host_tree(&[("m/f", b"x"), ("other", b"")]);
         std::fs::hard_link(tmp.path().join("m/f"), tmp.path().join("g")).unwrap();
-        let store = HostDir::open(tmp.path()).unwrap();
+        let store = HostDir::open(tmp.path()).unwrap().without_name_cache();
         let root = store.root();
         let ino = one_step(&store, "m/f");
         // Not opened after all: its name is recorded as the file makes way.
@@ -2431,5 +2564,144 @@ mod tests {
         // Either name reaches the file once the other is gone.
         std::fs::remove_file(tmp.path().join("g")).unwrap();
         assert_eq!(store.getattr(ino).unwrap().size, 1);
+    }
+
+    /// A store whose name cache is on, over a tree in the temporary
+    /// directory (ext4 or tmpfs on the machines this runs on).
+    fn cached(root: &Path) -> HostDir {
+        let store = HostDir::open(root).unwrap();
+        assert!(
+            store.names.is_some(),
+            "no name cache on {}: the temporary directory is not a local filesystem",
+            root.display()
+        );
+        store
+    }
+
+    /// What the plain path `path` names, stat-ed from the root through the
+    /// way the name cache knows.
+    fn peek(store: &HostDir, path: &str) -> Result<Option<Ino>> {
+        let path = PlainPath::new(path).unwrap();
+        Ok(store.peek_path(store.root(), path)?.map(|a| a.ino))
+    }
+
+    /// Every change the host makes to a directory the name cache knows
+    /// (moved away and made again, removed and made again, another one
+    /// renamed over it, a symlink out of the mount put in its place) is
+    /// seen by the very next call, and the symlink is not followed.
+    #[test]
+    fn a_known_directory_changed_on_the_host_is_seen_at_once() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = host_tree(&[
+            ("t/a/b/c/f", b"old"),
+            ("t/a/d/y", b""),
+            ("t/a/other/x", b""),
+            ("out/c/f", b"secret"),
+        ]);
+        std::fs::create_dir(tmp.path().join("t/a/e")).unwrap();
+        let top = tmp.path().join("t");
+        let host = |p: &str| std::fs::symlink_metadata(top.join(p)).unwrap().ino();
+        let store = cached(&top);
+        let root = store.root();
+        assert_eq!(peek(&store, "a/b/c/f").unwrap(), Some(host("a/b/c/f")));
+        assert_eq!(peek(&store, "a/d/y").unwrap(), Some(host("a/d/y")));
+        let (a, _) = store.lookup(root, "a").unwrap();
+        store.lookup(a, "e").unwrap();
+        let (_, entries) = store.names.as_ref().unwrap().counts();
+        assert!(entries >= 5, "the ways are kept: {entries} entries");
+
+        std::fs::rename(top.join("a/b"), top.join("a/b1")).unwrap();
+        std::fs::create_dir_all(top.join("a/b/c")).unwrap();
+        std::fs::write(top.join("a/b/c/f"), b"new").unwrap();
+        assert_eq!(peek(&store, "a/b/c/f").unwrap(), Some(host("a/b/c/f")));
+
+        std::fs::remove_file(top.join("a/d/y")).unwrap();
+        std::fs::remove_dir(top.join("a/d")).unwrap();
+        std::fs::create_dir(top.join("a/d")).unwrap();
+        std::fs::write(top.join("a/d/y"), b"").unwrap();
+        assert_eq!(peek(&store, "a/d/y").unwrap(), Some(host("a/d/y")));
+
+        std::fs::rename(top.join("a/other"), top.join("a/e")).unwrap();
+        assert_eq!(peek(&store, "a/e/x").unwrap(), Some(host("a/e/x")));
+
+        std::fs::rename(top.join("a/b"), top.join("a/b2")).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("out"), top.join("a/b")).unwrap();
+        assert_eq!(peek(&store, "a/b/c/f").unwrap(), None, "left to the walk");
+        let a_b = store.lookup(a, "b").unwrap();
+        assert_eq!(a_b.1, FileKind::Symlink);
+    }
+
+    /// When more changes are made than the host queues notices for, the
+    /// notice of the lost ones empties the cache: a directory moved and
+    /// made again among them is seen.
+    #[test]
+    fn a_lost_notice_empties_the_name_cache() {
+        use std::os::unix::fs::MetadataExt;
+        let queued: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+            .map_or(16384, |s| s.trim().parse().unwrap());
+        let tmp = host_tree(&[("a/b/f", b""), ("churn", b"")]);
+        let host = |p: &str| std::fs::symlink_metadata(tmp.path().join(p)).unwrap().ino();
+        let store = cached(tmp.path());
+        assert_eq!(peek(&store, "a/b/f").unwrap(), Some(host("a/b/f")));
+        // Two notices (from and to) for each rename in the watched root.
+        for i in 0..queued / 2 + 1 {
+            let (from, to) = if i % 2 == 0 {
+                ("churn", "churn2")
+            } else {
+                ("churn2", "churn")
+            };
+            std::fs::rename(tmp.path().join(from), tmp.path().join(to)).unwrap();
+        }
+        std::fs::rename(tmp.path().join("a/b"), tmp.path().join("a/b1")).unwrap();
+        std::fs::create_dir(tmp.path().join("a/b")).unwrap();
+        std::fs::write(tmp.path().join("a/b/f"), b"").unwrap();
+        assert_eq!(peek(&store, "a/b/f").unwrap(), Some(host("a/b/f")));
+    }
+
+    /// The directories watched and the entries kept stay within their
+    /// bounds however many directories are walked, and the host holds no
+    /// more watches than the cache counts.
+    #[test]
+    fn the_name_cache_stays_within_its_bounds() {
+        let tmp = tempfile::tempdir().unwrap();
+        let many = host_names::WATCHES_MAX + 16;
+        for i in 0..many {
+            std::fs::create_dir_all(tmp.path().join(format!("{i}/d"))).unwrap();
+        }
+        let wide = host_names::ENTRIES_MAX + 16;
+        for i in 0..wide {
+            std::fs::create_dir_all(tmp.path().join(format!("w/{i}"))).unwrap();
+        }
+        let store = cached(tmp.path());
+        let root = store.root();
+        for i in 0..many {
+            let (dir, _) = store.lookup(root, &i.to_string()).unwrap();
+            store.lookup(dir, "d").unwrap();
+        }
+        let (w, _) = store.lookup(root, "w").unwrap();
+        for i in 0..wide {
+            store.lookup(w, &i.to_string()).unwrap();
+        }
+        let cache = store.names.as_ref().unwrap();
+        let (watched, entries) = cache.counts();
+        assert!(watched <= host_names::WATCHES_MAX, "{watched} watched");
+        assert!(entries <= host_names::ENTRIES_MAX, "{entries} entries");
+        assert!(entries > 0);
+        let fdinfo = format!("/proc/self/fdinfo/{}", cache.raw_fd());
+        let on_host = std::fs::read_to_string(fdinfo)
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("inotify wd:"))
+            .count();
+        assert_eq!(on_host, watched, "watches the host holds");
+    }
+
+    /// The cache is only kept where the host reports every change: not on
+    /// procfs, say.
+    #[test]
+    fn only_local_filesystems_get_a_name_cache() {
+        assert!(HostDir::open("/proc/self").unwrap().names.is_none());
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(HostDir::open(tmp.path()).unwrap().names.is_some());
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod budget;
 pub mod host;
+mod host_names;
 pub mod mem;
 pub mod overlay;
 mod plain_path;

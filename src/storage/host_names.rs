@@ -1,0 +1,289 @@
+//! The directory names a [`HostDir`](crate::HostDir) has looked up, kept
+//! true by the host's own change notices (inotify), so that a walk
+//! through directories it knows asks the host nothing but whether
+//! anything changed.
+//!
+//! An entry says that the name `n` in the directory `p` led to the
+//! directory `c`. It is only made once `p` is watched, and only from a
+//! lookup made after the watch began; the host queues a notice on `p`'s
+//! watch before any call that moves, removes, replaces or changes the
+//! permissions of `n` returns, and every question asked of this cache
+//! first reads every queued notice and drops what they touch. So an entry
+//! used was true when the operation began, whoever changed the host (this
+//! store, another process, another mount of the same filesystem), which
+//! is what a walk name by name gives too. What no notice reports is left
+//! out: a filesystem mounted on the host over a directory (entries are
+//! only made within the root's own filesystem) and filesystems whose
+//! changes may come from elsewhere (the cache is only used on local
+//! filesystems, [`LOCAL`]). A lost notice (the queue overflowed) empties
+//! the cache.
+//!
+//! This module owns the watches and the entries; it opens nothing on the
+//! host, knows nothing of records or handles, and never decides what an
+//! entry's directory is: the store checks that when it uses one.
+
+use crate::storage::Ino;
+use parking_lot::Mutex;
+use rustix::fd::{AsRawFd, OwnedFd};
+use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
+use std::collections::HashMap as StdHashMap;
+use std::mem::MaybeUninit;
+
+type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
+
+/// Filesystems whose every change is made by this machine's kernel, and
+/// so noticed (`statfs` magic numbers): tmpfs, ext2/3/4, XFS, Btrfs, F2FS.
+const LOCAL: [u64; 5] = [0x0102_1994, 0xEF53, 0x5846_5342, 0x9123_683E, 0xF2F5_2010];
+
+/// Directories watched, at most; the least recently used is unwatched
+/// (with its entries) when one more is needed.
+pub(crate) const WATCHES_MAX: usize = 1024;
+
+/// Entries kept, at most; all are dropped when one more is needed (a tree
+/// walked that wide is walked again name by name).
+pub(crate) const ENTRIES_MAX: usize = 1 << 16;
+
+/// What a watch reports: a name in the directory moved, removed or changed
+/// in mode or owner, or the directory itself.
+fn watch_flags() -> WatchFlags {
+    WatchFlags::MOVED_FROM
+        | WatchFlags::MOVED_TO
+        | WatchFlags::DELETE
+        | WatchFlags::ATTRIB
+        | WatchFlags::DELETE_SELF
+        | WatchFlags::MOVE_SELF
+        | WatchFlags::ONLYDIR
+}
+
+/// The directory names of one store, and the watches that keep them true.
+pub(crate) struct NameCache {
+    notices: OwnedFd,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    dirs: HashMap<Ino, Watched>,
+    by_watch: HashMap<i32, Ino>,
+    entries: usize,
+    tick: u64,
+}
+
+struct Watched {
+    watch: i32,
+    names: HashMap<Box<str>, Ino>,
+    used: u64,
+}
+
+/// Proof that a directory was watched before a lookup in it began, for
+/// [`NameCache::insert`].
+#[derive(Clone, Copy)]
+pub(crate) struct Watch {
+    dir: Ino,
+    watch: i32,
+}
+
+impl NameCache {
+    /// A cache for the store whose root directory is `root`; `None` where
+    /// the root's filesystem is not [`LOCAL`] or the host has no inotify
+    /// instance to spare, and the store then looks every name up.
+    pub(crate) fn new(root: &OwnedFd) -> Option<Self> {
+        let fs = rustix::fs::fstatfs(root).ok()?;
+        #[allow(clippy::useless_conversion, reason = "`f_type` differs by target")]
+        let kind = u64::try_from(fs.f_type).ok()?;
+        if !LOCAL.contains(&kind) {
+            return None;
+        }
+        let notices = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).ok()?;
+        Some(NameCache {
+            notices,
+            inner: Mutex::new(Inner::default()),
+        })
+    }
+
+    /// The directory `name` in `dir` led to, if an entry says so.
+    pub(crate) fn get(&self, dir: Ino, name: &str) -> Option<Ino> {
+        let mut inner = self.inner.lock();
+        self.catch_up(&mut inner);
+        inner.child(dir, name)
+    }
+
+    /// How far the cache follows `names` from `dir`: the last directory
+    /// reached, how many names led there, and the directory and name of
+    /// the last step.
+    pub(crate) fn follow<'n>(
+        &self,
+        dir: Ino,
+        names: impl IntoIterator<Item = &'n str>,
+    ) -> (Ino, usize, Option<(Ino, &'n str)>) {
+        let mut inner = self.inner.lock();
+        self.catch_up(&mut inner);
+        let (mut at, mut taken, mut last) = (dir, 0, None);
+        for name in names {
+            match inner.child(at, name) {
+                Some(next) => {
+                    last = Some((at, name));
+                    (at, taken) = (next, taken + 1);
+                }
+                None => break,
+            }
+        }
+        (at, taken, last)
+    }
+
+    /// Watches the directory `dir`, whose handle is `fd`, so that what a
+    /// lookup in it finds from now on may be kept; `None` when the host
+    /// refuses a watch (its limit is reached), and nothing is kept.
+    pub(crate) fn watch(&self, dir: Ino, fd: &OwnedFd) -> Option<Watch> {
+        let mut inner = self.inner.lock();
+        self.catch_up(&mut inner);
+        inner.tick += 1;
+        let tick = inner.tick;
+        if let Some(w) = inner.dirs.get_mut(&dir) {
+            w.used = tick;
+            return Some(Watch {
+                dir,
+                watch: w.watch,
+            });
+        }
+        if inner.dirs.len() >= WATCHES_MAX {
+            self.unwatch_oldest(&mut inner);
+        }
+        // The handle's own inode, through the process's descriptor table:
+        // no name on the host is resolved.
+        let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let watch = inotify::add_watch(&self.notices, path, watch_flags()).ok()?;
+        // A watch this instance already has on that inode comes back with
+        // its number: a record under another number that is the same
+        // inode again (the number was reused) is replaced.
+        if let Some(old) = inner.by_watch.insert(watch, dir)
+            && old != dir
+            && let Some(gone) = inner.dirs.remove(&old)
+        {
+            inner.entries -= gone.names.len();
+        }
+        inner.dirs.insert(
+            dir,
+            Watched {
+                watch,
+                names: HashMap::default(),
+                used: tick,
+            },
+        );
+        Some(Watch { dir, watch })
+    }
+
+    /// Keeps that `name` led to the directory `child`, as a lookup begun
+    /// after `watch` was taken found; nothing if the watch has ended since.
+    pub(crate) fn insert(&self, watch: Watch, name: &str, child: Ino) {
+        let mut inner = self.inner.lock();
+        if inner.entries >= ENTRIES_MAX {
+            inner.clear();
+        }
+        let Some(w) = inner.dirs.get_mut(&watch.dir) else {
+            return;
+        };
+        if w.watch != watch.watch {
+            return;
+        }
+        if w.names.insert(name.into(), child).is_none() {
+            inner.entries += 1;
+        }
+    }
+
+    /// Directories watched and entries kept, for tests of the bounds.
+    #[cfg(test)]
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let mut inner = self.inner.lock();
+        self.catch_up(&mut inner);
+        (inner.dirs.len(), inner.entries)
+    }
+
+    /// The inotify descriptor, for tests that ask the host about it.
+    #[cfg(test)]
+    pub(crate) fn raw_fd(&self) -> i32 {
+        self.notices.as_raw_fd()
+    }
+
+    /// Reads every queued notice and drops the entries it touches. One
+    /// `read` when nothing changed.
+    fn catch_up(&self, inner: &mut Inner) {
+        let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
+        let mut notices = inotify::Reader::new(&self.notices, &mut buf);
+        loop {
+            let notice = match notices.next() {
+                Ok(notice) => notice,
+                Err(rustix::io::Errno::INTR) => continue,
+                // `EAGAIN`: all read. Any other failure leaves nothing
+                // known to be true.
+                Err(rustix::io::Errno::AGAIN) => return,
+                Err(_) => return inner.clear(),
+            };
+            let flags = notice.events();
+            if flags.contains(ReadFlags::QUEUE_OVERFLOW) {
+                inner.clear();
+                continue;
+            }
+            let Some(&dir) = inner.by_watch.get(&notice.wd()) else {
+                continue;
+            };
+            if flags.contains(ReadFlags::IGNORED) {
+                inner.by_watch.remove(&notice.wd());
+                if let Some(gone) = inner.dirs.remove(&dir) {
+                    inner.entries -= gone.names.len();
+                }
+                continue;
+            }
+            let Some(w) = inner.dirs.get_mut(&dir) else {
+                continue;
+            };
+            // A name that is not UTF-8 was never kept.
+            let dropped = match notice.file_name().map(|n| n.to_str()) {
+                Some(Ok(name)) => usize::from(w.names.remove(name).is_some()),
+                Some(Err(_)) => 0,
+                // The directory itself moved, went or changed mode: what
+                // it holds is asked again.
+                None => std::mem::take(&mut w.names).len(),
+            };
+            inner.entries -= dropped;
+        }
+    }
+
+    fn unwatch_oldest(&self, inner: &mut Inner) {
+        let Some((&dir, _)) = inner.dirs.iter().min_by_key(|(_, w)| w.used) else {
+            return;
+        };
+        if let Some(gone) = inner.dirs.remove(&dir) {
+            inner.entries -= gone.names.len();
+            inner.by_watch.remove(&gone.watch);
+            let _ = inotify::remove_watch(&self.notices, gone.watch);
+        }
+    }
+}
+
+impl Inner {
+    fn child(&mut self, dir: Ino, name: &str) -> Option<Ino> {
+        self.tick += 1;
+        let tick = self.tick;
+        let w = self.dirs.get_mut(&dir)?;
+        w.used = tick;
+        w.names.get(name).copied()
+    }
+
+    fn clear(&mut self) {
+        for w in self.dirs.values_mut() {
+            w.names.clear();
+        }
+        self.entries = 0;
+    }
+}
+
+impl std::fmt::Debug for NameCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.inner.lock();
+        f.debug_struct("NameCache")
+            .field("watched", &inner.dirs.len())
+            .field("entries", &inner.entries)
+            .finish()
+    }
+}
