@@ -1287,16 +1287,35 @@ impl Storage for HostDir {
         let Ok(base) = self.dir_fd(dir) else {
             return Ok(false);
         };
-        let found = match self.last_by_names(dir, path) {
-            Some((_, at, name)) => object_below(&at, name, follow)?,
-            None => object_below(&base, path.as_str(), follow)?,
-        };
-        let Some(fd) = found else {
-            return Ok(false);
-        };
         let times = Timestamps {
             last_access: timespec(atime),
             last_modification: timespec(mtime),
+        };
+        let last = match way_and_name(path) {
+            (None, name) => Some((base.clone(), name)),
+            (Some(_), _) => self
+                .last_by_names(dir, path)
+                .map(|(_, at, name)| (at, name)),
+        };
+        if let Some((at, name)) = last {
+            // The last name in the directory it is in, by name: nothing is
+            // opened, and a symlink to follow is left to the walk. Should
+            // another process put a symlink in the name's place between
+            // the two calls, `SYMLINK_NOFOLLOW` sets that symlink's own
+            // times, in this directory.
+            if follow && kind_of(self.stat_at(&at, name)?.st_mode as u32) == FileKind::Symlink {
+                return Ok(false);
+            }
+            let flags = AtFlags::SYMLINK_NOFOLLOW;
+            return match rustix::fs::utimensat(&*at, plain(name)?, &times, flags) {
+                Ok(()) => Ok(true),
+                // Bad times: the walk gives the same answer.
+                Err(rustix::io::Errno::INVAL) => Ok(false),
+                Err(e) => Err(io(e)),
+            };
+        }
+        let Some(fd) = object_below(&base, path.as_str(), follow)? else {
+            return Ok(false);
         };
         // The empty name is the handle's own inode: what the step found,
         // however the names change meanwhile, and a symlink itself. The
