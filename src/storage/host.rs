@@ -18,6 +18,14 @@
 //! to be what was looked up (device and inode number); a name that now
 //! leads elsewhere answers `ENOENT` until it is looked up again.
 //!
+//! On a local filesystem, which reports every change made to it (tmpfs,
+//! ext4, XFS, Btrfs, F2FS), the names of the directories looked up are
+//! kept, each true until the host's notice of a change to it is read
+//! (`storage/host_names.rs`, on inotify). A walk through directories the
+//! store knows then asks the host only whether anything changed, and an
+//! operation on a path whose way it knows is one `*at` call on that way's
+//! handle; everything else is as above.
+//!
 //! Inode numbers are the host's, with a range of their own for each other
 //! host filesystem mounted below the root. The store remembers, for each
 //! inode a later call may name by number, its parent and name (not a
@@ -40,7 +48,7 @@
 )]
 
 use crate::error::{Error, Result};
-use crate::storage::host_names::NameCache;
+use crate::storage::host_names::{Known, NameCache};
 use crate::storage::read_only::ReadOnly;
 use crate::storage::{
     Attr, DirEntry, FileKind, Ino, NewNode, PathChange, PathOpen, PlainPath, SetAttr, Storage,
@@ -423,7 +431,7 @@ impl HostDir {
         Ok(HostDir {
             root,
             root_dev: st.st_dev,
-            names: NameCache::new(&root_fd),
+            names: NameCache::new(&root_fd, DEFAULT_OPEN_DIRS),
             root_fd: Arc::new(root_fd),
             nodes: Mutex::new(nodes),
             open: Mutex::new(HashMap::default()),
@@ -437,9 +445,15 @@ impl HostDir {
     /// This store, keeping at most `n` directory handles open (at least
     /// one; [`DEFAULT_OPEN_DIRS`] unless set). Directories held open by
     /// guests do not count against it; the oldest of the others are
-    /// closed, and opened again from their parent when needed.
+    /// closed, and opened again from their parent when needed. It also
+    /// bounds the host directories the store watches for changes (see the
+    /// module docs): a watch holds its directory's inode as a handle does,
+    /// and counts against the host's limit of watches for each user.
     pub fn max_open_dirs(mut self, n: usize) -> Self {
         self.max_open_dirs = n.max(1);
+        if let Some(names) = &mut self.names {
+            names.max_watched = self.max_open_dirs;
+        }
         self
     }
 
@@ -1094,17 +1108,22 @@ impl Storage for HostDir {
         }
         let found = match &self.names {
             Some(names) => {
-                if let Some(child) = names.get(dir, name) {
-                    // The record is what reaches its handle: one left wrong
-                    // by a lookup that raced a rename, or dropped, is set
-                    // to what the entry says, which is true.
-                    self.remember(child, dir, name, FileKind::Dir);
-                    return Ok((child, FileKind::Dir, None));
-                }
+                let watch = match names.get(dir, name) {
+                    Known::Dir(child) => {
+                        // The record is what reaches its handle: one left
+                        // wrong by a lookup that raced a rename, or
+                        // dropped, is set to what the entry says, which
+                        // is true.
+                        self.remember(child, dir, name, FileKind::Dir);
+                        return Ok((child, FileKind::Dir, None));
+                    }
+                    Known::Unknown(watch) => watch,
+                };
                 // Watched before the lookup, so that any change after it
                 // is noticed.
                 let fd = self.dir_fd(dir)?;
-                let watch = on_root_fs(dir).then(|| names.watch(dir, &fd)).flatten();
+                let watch =
+                    watch.or_else(|| on_root_fs(dir).then(|| names.watch(dir, &fd)).flatten());
                 let found = self.peek_attr_in(dir, &fd, name)?;
                 if let Some(watch) = watch
                     && found.1 == FileKind::Dir
@@ -2683,7 +2702,8 @@ mod tests {
     #[test]
     fn the_name_cache_stays_within_its_bounds() {
         let tmp = tempfile::tempdir().unwrap();
-        let many = host_names::WATCHES_MAX + 16;
+        let max = 64;
+        let many = max + 16;
         for i in 0..many {
             std::fs::create_dir_all(tmp.path().join(format!("{i}/d"))).unwrap();
         }
@@ -2691,7 +2711,7 @@ mod tests {
         for i in 0..wide {
             std::fs::create_dir_all(tmp.path().join(format!("w/{i}"))).unwrap();
         }
-        let store = cached(tmp.path());
+        let store = cached(tmp.path()).max_open_dirs(max);
         let root = store.root();
         for i in 0..many {
             let (dir, _) = store.lookup(root, &i.to_string()).unwrap();
@@ -2703,7 +2723,7 @@ mod tests {
         }
         let cache = store.names.as_ref().unwrap();
         let (watched, entries) = cache.counts();
-        assert!(watched <= host_names::WATCHES_MAX, "{watched} watched");
+        assert!(watched <= max, "{watched} watched");
         assert!(entries <= host_names::ENTRIES_MAX, "{entries} entries");
         assert!(entries > 0);
         let fdinfo = format!("/proc/self/fdinfo/{}", cache.raw_fd());

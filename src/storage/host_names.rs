@@ -35,13 +35,18 @@ type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 /// so noticed (`statfs` magic numbers): tmpfs, ext2/3/4, XFS, Btrfs, F2FS.
 const LOCAL: [u64; 5] = [0x0102_1994, 0xEF53, 0x5846_5342, 0x9123_683E, 0xF2F5_2010];
 
-/// Directories watched, at most; the least recently used is unwatched
-/// (with its entries) when one more is needed.
-pub(crate) const WATCHES_MAX: usize = 1024;
-
 /// Entries kept, at most; all are dropped when one more is needed (a tree
 /// walked that wide is walked again name by name).
 pub(crate) const ENTRIES_MAX: usize = 1 << 16;
+
+/// Bytes of notices read at once.
+const NOTICES_READ: usize = 4096;
+
+/// The fixed part of an `inotify_event` (watch, mask, cookie, name length).
+const NOTICE_HEAD: usize = 16;
+
+/// The longest `inotify_event`: the fixed part, a name and its NUL.
+const NOTICE_MAX: usize = NOTICE_HEAD + crate::storage::NAME_MAX + 1;
 
 /// What a watch reports: a name in the directory moved, removed or changed
 /// in mode or owner, or the directory itself.
@@ -58,6 +63,12 @@ fn watch_flags() -> WatchFlags {
 /// The directory names of one store, and the watches that keep them true.
 pub(crate) struct NameCache {
     notices: OwnedFd,
+    /// Directories watched, at most; the least recently used is unwatched
+    /// (with its entries) when one more is needed. A watch holds its
+    /// directory's inode on the host as a handle does, and the host
+    /// bounds the watches of each user, so the store's bound on handles
+    /// ([`HostDir::max_open_dirs`](crate::HostDir::max_open_dirs)) serves.
+    pub(crate) max_watched: usize,
     inner: Mutex<Inner>,
 }
 
@@ -75,6 +86,15 @@ struct Watched {
     used: u64,
 }
 
+/// What [`NameCache::get`] knows of a name.
+pub(crate) enum Known {
+    /// The directory it leads to.
+    Dir(Ino),
+    /// Nothing. What a lookup of it finds may be kept under this watch of
+    /// its directory (`None`: not watched yet, [`NameCache::watch`]).
+    Unknown(Option<Watch>),
+}
+
 /// Proof that a directory was watched before a lookup in it began, for
 /// [`NameCache::insert`].
 #[derive(Clone, Copy)]
@@ -87,7 +107,7 @@ impl NameCache {
     /// A cache for the store whose root directory is `root`; `None` where
     /// the root's filesystem is not [`LOCAL`] or the host has no inotify
     /// instance to spare, and the store then looks every name up.
-    pub(crate) fn new(root: &OwnedFd) -> Option<Self> {
+    pub(crate) fn new(root: &OwnedFd, max_watched: usize) -> Option<Self> {
         let fs = rustix::fs::fstatfs(root).ok()?;
         #[allow(clippy::useless_conversion, reason = "`f_type` differs by target")]
         let kind = u64::try_from(fs.f_type).ok()?;
@@ -97,15 +117,23 @@ impl NameCache {
         let notices = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).ok()?;
         Some(NameCache {
             notices,
+            max_watched,
             inner: Mutex::new(Inner::default()),
         })
     }
 
-    /// The directory `name` in `dir` led to, if an entry says so.
-    pub(crate) fn get(&self, dir: Ino, name: &str) -> Option<Ino> {
+    /// What the cache knows of `name` in `dir`.
+    pub(crate) fn get(&self, dir: Ino, name: &str) -> Known {
         let mut inner = self.inner.lock();
-        self.catch_up(&mut inner);
-        inner.child(dir, name)
+        // Only an entry needs the notices read first: without one, the
+        // name is looked up whatever they say.
+        if inner.has(dir, name) {
+            self.catch_up(&mut inner);
+            if let Some(child) = inner.child(dir, name) {
+                return Known::Dir(child);
+            }
+        }
+        Known::Unknown(inner.watch_of(dir))
     }
 
     /// How far the cache follows `names` from `dir`: the last directory
@@ -117,7 +145,11 @@ impl NameCache {
         names: impl IntoIterator<Item = &'n str>,
     ) -> (Ino, usize, Option<(Ino, &'n str)>) {
         let mut inner = self.inner.lock();
-        self.catch_up(&mut inner);
+        let mut names = names.into_iter().peekable();
+        match names.peek() {
+            Some(first) if inner.has(dir, first) => self.catch_up(&mut inner),
+            _ => return (dir, 0, None),
+        }
         let (mut at, mut taken, mut last) = (dir, 0, None);
         for name in names {
             match inner.child(at, name) {
@@ -146,7 +178,7 @@ impl NameCache {
                 watch: w.watch,
             });
         }
-        if inner.dirs.len() >= WATCHES_MAX {
+        if inner.dirs.len() >= self.max_watched {
             self.unwatch_oldest(&mut inner);
         }
         // The handle's own inode, through the process's descriptor table:
@@ -205,47 +237,28 @@ impl NameCache {
         self.notices.as_raw_fd()
     }
 
-    /// Reads every queued notice and drops the entries it touches. One
-    /// `read` when nothing changed.
+    /// Reads every queued notice and drops the entries it touches: one
+    /// `read` (the queue is empty, or the notices all fit).
     fn catch_up(&self, inner: &mut Inner) {
-        let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
-        let mut notices = inotify::Reader::new(&self.notices, &mut buf);
+        let mut buf = [MaybeUninit::<u8>::uninit(); NOTICES_READ];
         loop {
-            let notice = match notices.next() {
-                Ok(notice) => notice,
+            let read = match rustix::io::read(&self.notices, &mut buf) {
+                Ok((read, _)) => read,
                 Err(rustix::io::Errno::INTR) => continue,
-                // `EAGAIN`: all read. Any other failure leaves nothing
-                // known to be true.
                 Err(rustix::io::Errno::AGAIN) => return,
+                // Anything else leaves nothing known to be true.
                 Err(_) => return inner.clear(),
             };
-            let flags = notice.events();
-            if flags.contains(ReadFlags::QUEUE_OVERFLOW) {
-                inner.clear();
-                continue;
+            let room = NOTICES_READ - read.len();
+            if read.is_empty() || !inner.take_notices(read) {
+                return inner.clear();
             }
-            let Some(&dir) = inner.by_watch.get(&notice.wd()) else {
-                continue;
-            };
-            if flags.contains(ReadFlags::IGNORED) {
-                inner.by_watch.remove(&notice.wd());
-                if let Some(gone) = inner.dirs.remove(&dir) {
-                    inner.entries -= gone.names.len();
-                }
-                continue;
+            // A read that had room for one more notice, whatever its name,
+            // took every one queued: what is queued later is a change made
+            // while this operation runs.
+            if room >= NOTICE_MAX {
+                return;
             }
-            let Some(w) = inner.dirs.get_mut(&dir) else {
-                continue;
-            };
-            // A name that is not UTF-8 was never kept.
-            let dropped = match notice.file_name().map(|n| n.to_str()) {
-                Some(Ok(name)) => usize::from(w.names.remove(name).is_some()),
-                Some(Err(_)) => 0,
-                // The directory itself moved, went or changed mode: what
-                // it holds is asked again.
-                None => std::mem::take(&mut w.names).len(),
-            };
-            inner.entries -= dropped;
         }
     }
 
@@ -262,6 +275,72 @@ impl NameCache {
 }
 
 impl Inner {
+    /// Drops what the notices `read` (whole `inotify_event`s, as the host
+    /// writes them) touch; `false` if they are not whole.
+    fn take_notices(&mut self, read: &[u8]) -> bool {
+        let mut rest = read;
+        while !rest.is_empty() {
+            let word = |at: usize| {
+                let bytes = rest.get(at..at + 4)?;
+                Some(u32::from_ne_bytes(bytes.try_into().ok()?))
+            };
+            let (Some(wd), Some(mask), Some(len)) = (word(0), word(4), word(12)) else {
+                return false;
+            };
+            let end = NOTICE_HEAD + len as usize;
+            let Some(padded) = rest.get(NOTICE_HEAD..end) else {
+                return false;
+            };
+            // The name is padded with NULs; none for the directory itself.
+            let name = padded.split(|&b| b == 0).next().unwrap_or_default();
+            self.take_notice(wd as i32, ReadFlags::from_bits_retain(mask), name);
+            rest = rest.get(end..).unwrap_or_default();
+        }
+        true
+    }
+
+    fn take_notice(&mut self, wd: i32, flags: ReadFlags, name: &[u8]) {
+        if flags.contains(ReadFlags::QUEUE_OVERFLOW) {
+            return self.clear();
+        }
+        let Some(&dir) = self.by_watch.get(&wd) else {
+            return;
+        };
+        if flags.contains(ReadFlags::IGNORED) {
+            self.by_watch.remove(&wd);
+            if let Some(gone) = self.dirs.remove(&dir) {
+                self.entries -= gone.names.len();
+            }
+            return;
+        }
+        let Some(w) = self.dirs.get_mut(&dir) else {
+            return;
+        };
+        let dropped = if name.is_empty() {
+            // The directory itself moved, went or changed mode: what it
+            // holds is asked again.
+            std::mem::take(&mut w.names).len()
+        } else {
+            // A name that is not UTF-8 was never kept.
+            std::str::from_utf8(name).map_or(0, |n| usize::from(w.names.remove(n).is_some()))
+        };
+        self.entries -= dropped;
+    }
+
+    fn has(&self, dir: Ino, name: &str) -> bool {
+        self.dirs
+            .get(&dir)
+            .is_some_and(|w| w.names.contains_key(name))
+    }
+
+    fn watch_of(&self, dir: Ino) -> Option<Watch> {
+        let w = self.dirs.get(&dir)?;
+        Some(Watch {
+            dir,
+            watch: w.watch,
+        })
+    }
+
     fn child(&mut self, dir: Ino, name: &str) -> Option<Ino> {
         self.tick += 1;
         let tick = self.tick;
