@@ -1179,7 +1179,6 @@ impl Storage for HostDir {
 
     fn open_path(&self, dir: Ino, path: PlainPath<'_>, how: PathOpen) -> Result<Option<Attr>> {
         let writable = self.writable.load(Ordering::Acquire);
-        let plain_path = path;
         let path = path.as_str();
         if (how.create && !writable) || path.len() > RUN_MAX {
             return Ok(None);
@@ -1204,13 +1203,9 @@ impl Storage for HostDir {
         // The open is the lookup, so what is opened is what was looked up.
         // A refusal (a symlink, another filesystem, a missing directory, no
         // permission to write) happens before anything is made.
-        let opened = match self.last_by_names(dir, plain_path) {
-            Some((at, at_fd, name)) => {
-                open_below_as(&at_fd, name, flags, mode).map(|fd| (fd, at, name))
-            }
-            None => open_below_as(&base, path, flags, mode).map(|fd| (fd, dir, path)),
-        };
-        let Ok((fd, named_in, name)) = opened else {
+        // The name cache is not asked: the step costs as little as its
+        // `epoll_wait` and one `openat` after it.
+        let Ok(fd) = open_below_as(&base, path, flags, mode) else {
             return Ok(None);
         };
         let st = rustix::fs::fstat(&fd).map_err(io)?;
@@ -1222,7 +1217,7 @@ impl Storage for HostDir {
             ino,
             file: Arc::new(std::fs::File::from(fd)),
             write,
-            unrecorded: Some((named_in, name.into())),
+            unrecorded: Some((dir, path.into())),
         });
         Ok(Some(self.attr(ino, &st)))
     }
@@ -2733,6 +2728,44 @@ mod tests {
             .filter(|l| l.starts_with("inotify wd:"))
             .count();
         assert_eq!(on_host, watched, "watches the host holds");
+    }
+
+    /// A filesystem mounted on the host over a directory the name cache
+    /// knows is seen by the next call: the mount table's change empties
+    /// the cache. Needs the right to mount (root); left out otherwise.
+    #[test]
+    fn a_mount_on_the_host_over_a_known_directory_is_seen_at_once() {
+        struct Unmount<'p>(&'p Path);
+        impl Drop for Unmount<'_> {
+            fn drop(&mut self) {
+                // Lazily: the store may still hold a handle below it.
+                let _ = std::process::Command::new("umount")
+                    .arg("-l")
+                    .arg(self.0)
+                    .status();
+            }
+        }
+        let tmp = host_tree(&[("a/b/f", b"under")]);
+        let store = cached(tmp.path());
+        let size = |store: &HostDir| {
+            let path = PlainPath::new("a/b/f").unwrap();
+            store.peek_path(store.root(), path).unwrap().map(|a| a.size)
+        };
+        assert_eq!(size(&store), Some(5));
+        let b = tmp.path().join("a/b");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "none"])
+            .arg(&b)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("no right to mount here: this test is left out");
+            return;
+        }
+        let _unmount = Unmount(&b);
+        std::fs::write(b.join("f"), b"new").unwrap();
+        assert_eq!(size(&store), Some(3));
     }
 
     /// The cache is only kept where the host reports every change: not on

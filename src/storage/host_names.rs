@@ -7,16 +7,17 @@
 //! directory `c`. It is only made once `p` is watched, and only from a
 //! lookup made after the watch began; the host queues a notice on `p`'s
 //! watch before any call that moves, removes, replaces or changes the
-//! permissions of `n` returns, and every question asked of this cache
-//! first reads every queued notice and drops what they touch. So an entry
-//! used was true when the operation began, whoever changed the host (this
-//! store, another process, another mount of the same filesystem), which
-//! is what a walk name by name gives too. What no notice reports is left
-//! out: a filesystem mounted on the host over a directory (entries are
-//! only made within the root's own filesystem) and filesystems whose
-//! changes may come from elsewhere (the cache is only used on local
-//! filesystems, [`LOCAL`]). A lost notice (the queue overflowed) empties
-//! the cache.
+//! permissions of `n` returns, and before an entry is used every queued
+//! notice is read and what they touch is dropped. So an entry used was
+//! true when the operation began, whoever changed the host (this store,
+//! another process, another mount of the same filesystem), which is what
+//! a walk name by name gives too. A mount or unmount anywhere in the
+//! process's mount namespace, which no watch reports, empties the cache
+//! (the host's mount table says it changed, `/proc/self/mountinfo`), and
+//! so does a lost notice (the queue overflowed); entries are only made
+//! within the root's own filesystem, and only where every change to it is
+//! made by this machine's kernel ([`LOCAL`]), not where it may come from
+//! elsewhere (a network filesystem).
 //!
 //! This module owns the watches and the entries; it opens nothing on the
 //! host, knows nothing of records or handles, and never decides what an
@@ -24,8 +25,11 @@
 
 use crate::storage::Ino;
 use parking_lot::Mutex;
+use rustix::event::Timespec;
+use rustix::event::epoll::{self, EventData, EventFlags};
 use rustix::fd::{AsRawFd, OwnedFd};
 use rustix::fs::inotify::{self, CreateFlags, ReadFlags, WatchFlags};
+use rustix::fs::{Mode, OFlags};
 use std::collections::HashMap as StdHashMap;
 use std::mem::MaybeUninit;
 
@@ -38,6 +42,11 @@ const LOCAL: [u64; 5] = [0x0102_1994, 0xEF53, 0x5846_5342, 0x9123_683E, 0xF2F5_2
 /// Entries kept, at most; all are dropped when one more is needed (a tree
 /// walked that wide is walked again name by name).
 pub(crate) const ENTRIES_MAX: usize = 1 << 16;
+
+/// What [`NameCache::catch_up`]'s wait says: notices are queued, or the
+/// mount table changed.
+const NOTICES_QUEUED: u64 = 0;
+const MOUNTS_CHANGED: u64 = 1;
 
 /// Bytes of notices read at once.
 const NOTICES_READ: usize = 4096;
@@ -63,6 +72,12 @@ fn watch_flags() -> WatchFlags {
 /// The directory names of one store, and the watches that keep them true.
 pub(crate) struct NameCache {
     notices: OwnedFd,
+    /// The mount table, which reports (`EPOLLPRI`) that it changed; held
+    /// for `ready`.
+    _mounts: OwnedFd,
+    /// Reports whether notices are queued or the mount table changed, in
+    /// one `epoll_wait`.
+    ready: OwnedFd,
     /// Directories watched, at most; the least recently used is unwatched
     /// (with its entries) when one more is needed. A watch holds its
     /// directory's inode on the host as a handle does, and the host
@@ -105,8 +120,9 @@ pub(crate) struct Watch {
 
 impl NameCache {
     /// A cache for the store whose root directory is `root`; `None` where
-    /// the root's filesystem is not [`LOCAL`] or the host has no inotify
-    /// instance to spare, and the store then looks every name up.
+    /// the root's filesystem is not [`LOCAL`], the host has no inotify
+    /// instance to spare or no `/proc`, and the store then looks every
+    /// name up.
     pub(crate) fn new(root: &OwnedFd, max_watched: usize) -> Option<Self> {
         let fs = rustix::fs::fstatfs(root).ok()?;
         #[allow(clippy::useless_conversion, reason = "`f_type` differs by target")]
@@ -115,8 +131,17 @@ impl NameCache {
             return None;
         }
         let notices = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK).ok()?;
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+        let mounts = rustix::fs::open("/proc/self/mountinfo", flags, Mode::empty()).ok()?;
+        let ready = epoll::create(epoll::CreateFlags::CLOEXEC).ok()?;
+        let queued = EventData::new_u64(NOTICES_QUEUED);
+        epoll::add(&ready, &notices, queued, EventFlags::IN).ok()?;
+        let remounted = EventData::new_u64(MOUNTS_CHANGED);
+        epoll::add(&ready, &mounts, remounted, EventFlags::PRI).ok()?;
         Some(NameCache {
             notices,
+            _mounts: mounts,
+            ready,
             max_watched,
             inner: Mutex::new(Inner::default()),
         })
@@ -237,9 +262,31 @@ impl NameCache {
         self.notices.as_raw_fd()
     }
 
-    /// Reads every queued notice and drops the entries it touches: one
-    /// `read` (the queue is empty, or the notices all fit).
+    /// Reads every queued notice and drops the entries it touches, and
+    /// all of them if the mount table changed: one `epoll_wait` when
+    /// nothing changed.
     fn catch_up(&self, inner: &mut Inner) {
+        let mut events = [MaybeUninit::<epoll::Event>::uninit(); 2];
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        let ready = match epoll::wait(&self.ready, &mut events, Some(&now)) {
+            Ok((ready, _)) => ready,
+            // Nothing is known to be true.
+            Err(_) => return inner.clear(),
+        };
+        let mut queued = false;
+        for event in ready.iter() {
+            // Each wait reports a change of the mount table once.
+            match { event.data }.u64() {
+                MOUNTS_CHANGED => inner.clear(),
+                _ => queued = true,
+            }
+        }
+        if !queued {
+            return;
+        }
         let mut buf = [MaybeUninit::<u8>::uninit(); NOTICES_READ];
         loop {
             let read = match rustix::io::read(&self.notices, &mut buf) {
