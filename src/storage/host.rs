@@ -22,9 +22,11 @@
 //! ext4, XFS, Btrfs, F2FS), the names of the directories looked up are
 //! kept, each true until the host's notice of a change to it is read
 //! (`storage/host_names.rs`, on inotify). A walk through directories the
-//! store knows then asks the host only whether anything changed, and an
-//! operation on a path whose way it knows is one `*at` call on that way's
-//! handle; everything else is as above.
+//! store knows then asks the host only whether anything changed (one
+//! `epoll_wait`), and a `stat`, change, `readlink`, rename, link or time
+//! change of a path whose way it knows is one `*at` call on that way's
+//! handle. An open stays one `openat2`, which costs no more; everything
+//! else is as above.
 //!
 //! Inode numbers are the host's, with a range of their own for each other
 //! host filesystem mounted below the root. The store remembers, for each

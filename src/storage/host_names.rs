@@ -6,18 +6,19 @@
 //! An entry says that the name `n` in the directory `p` led to the
 //! directory `c`. It is only made once `p` is watched, and only from a
 //! lookup made after the watch began; the host queues a notice on `p`'s
-//! watch before any call that moves, removes, replaces or changes the
-//! permissions of `n` returns, and before an entry is used every queued
-//! notice is read and what they touch is dropped. So an entry used was
-//! true when the operation began, whoever changed the host (this store,
-//! another process, another mount of the same filesystem), which is what
-//! a walk name by name gives too. A mount or unmount anywhere in the
-//! process's mount namespace, which no watch reports, empties the cache
-//! (the host's mount table says it changed, `/proc/self/mountinfo`), and
-//! so does a lost notice (the queue overflowed); entries are only made
-//! within the root's own filesystem, and only where every change to it is
-//! made by this machine's kernel ([`LOCAL`]), not where it may come from
-//! elsewhere (a network filesystem).
+//! watch before any call that moves, removes or replaces `n` returns, and
+//! before an entry is used every queued notice is read and what they
+//! touch is dropped. So an entry used was true when the operation began,
+//! whoever changed the host (this store, another process, another mount
+//! of the same filesystem), which is what a walk name by name gives too.
+//! A mount or unmount anywhere in the process's mount namespace, which no
+//! watch reports, empties the cache (the host's mount table says it
+//! changed, `/proc/self/mountinfo`), and so does a lost notice (the queue
+//! overflowed). Entries are only made within the root's own filesystem,
+//! and only where every change to it is made by this machine's kernel
+//! ([`LOCAL`]), not where it may come from elsewhere (a network
+//! filesystem). A change of a directory's permissions is not watched for
+//! ([`watch_flags`]).
 //!
 //! This module owns the watches and the entries; it opens nothing on the
 //! host, knows nothing of records or handles, and never decides what an
@@ -57,13 +58,17 @@ const NOTICE_HEAD: usize = 16;
 /// The longest `inotify_event`: the fixed part, a name and its NUL.
 const NOTICE_MAX: usize = NOTICE_HEAD + crate::storage::NAME_MAX + 1;
 
-/// What a watch reports: a name in the directory moved, removed or changed
-/// in mode or owner, or the directory itself.
+/// What a watch reports: a name in the directory moved or removed, or the
+/// directory itself. Not a change of mode or owner (`IN_ATTRIB`): asking
+/// for it has the host report every open, read and close of a file in a
+/// watched directory to the watch's filter, which costs each of those a
+/// tenth more, and a walk through a known directory keeps the access it
+/// had, as a handle held open does (the host still checks the last
+/// directory's permission on each call).
 fn watch_flags() -> WatchFlags {
     WatchFlags::MOVED_FROM
         | WatchFlags::MOVED_TO
         | WatchFlags::DELETE
-        | WatchFlags::ATTRIB
         | WatchFlags::DELETE_SELF
         | WatchFlags::MOVE_SELF
         | WatchFlags::ONLYDIR
@@ -355,7 +360,10 @@ impl Inner {
         };
         if flags.contains(ReadFlags::IGNORED) {
             self.by_watch.remove(&wd);
-            if let Some(gone) = self.dirs.remove(&dir) {
+            // Unless the directory is watched again, under a new number.
+            if self.dirs.get(&dir).is_some_and(|w| w.watch == wd)
+                && let Some(gone) = self.dirs.remove(&dir)
+            {
                 self.entries -= gone.names.len();
             }
             return;
@@ -364,8 +372,8 @@ impl Inner {
             return;
         };
         let dropped = if name.is_empty() {
-            // The directory itself moved, went or changed mode: what it
-            // holds is asked again.
+            // The directory itself moved or went: what it held is asked
+            // again.
             std::mem::take(&mut w.names).len()
         } else {
             // A name that is not UTF-8 was never kept.
