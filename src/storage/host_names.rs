@@ -283,7 +283,8 @@ impl NameCache {
         };
         let mut queued = false;
         for event in ready.iter() {
-            // Each wait reports a change of the mount table once.
+            // Each wait reports a change of the mount table once. (The
+            // data is copied out: the event is a packed struct.)
             match { event.data }.u64() {
                 MOUNTS_CHANGED => inner.clear(),
                 _ => queued = true,
