@@ -96,6 +96,8 @@ pub(crate) struct NameCache {
 struct Inner {
     dirs: HashMap<Ino, Watched>,
     by_watch: HashMap<i32, Ino>,
+    /// Names kept under all watches. It only bounds the cache, so it is
+    /// lowered saturating rather than ever stopping the host.
     entries: usize,
     tick: u64,
 }
@@ -222,7 +224,7 @@ impl NameCache {
             && old != dir
             && let Some(gone) = inner.dirs.remove(&old)
         {
-            inner.entries -= gone.names.len();
+            inner.entries = inner.entries.saturating_sub(gone.names.len());
         }
         inner.dirs.insert(
             dir,
@@ -320,7 +322,7 @@ impl NameCache {
             return;
         };
         if let Some(gone) = inner.dirs.remove(&dir) {
-            inner.entries -= gone.names.len();
+            inner.entries = inner.entries.saturating_sub(gone.names.len());
             inner.by_watch.remove(&gone.watch);
             let _ = inotify::remove_watch(&self.notices, gone.watch);
         }
@@ -365,7 +367,7 @@ impl Inner {
             if self.dirs.get(&dir).is_some_and(|w| w.watch == wd)
                 && let Some(gone) = self.dirs.remove(&dir)
             {
-                self.entries -= gone.names.len();
+                self.entries = self.entries.saturating_sub(gone.names.len());
             }
             return;
         }
@@ -380,7 +382,7 @@ impl Inner {
             // A name that is not UTF-8 was never kept.
             std::str::from_utf8(name).map_or(0, |n| usize::from(w.names.remove(n).is_some()))
         };
-        self.entries -= dropped;
+        self.entries = self.entries.saturating_sub(dropped);
     }
 
     fn has(&self, dir: Ino, name: &str) -> bool {
