@@ -1005,13 +1005,13 @@ impl HostDir {
         Ok((ino, kind, Some(self.attr(ino, &st))))
     }
 
-    /// The directory the plain names `names` lead to from `dir`, through
-    /// the name cache: as far as its entries say, then a lookup of each
-    /// name left, kept as an entry in turn, so that the next walk there
-    /// asks the host nothing. `None` where the cache is off or a name is
-    /// missing or not a directory, for the caller to ask as it would
-    /// without the cache (and give the exact answer).
-    fn dir_by_names<'n, I>(&self, dir: Ino, names: I) -> Option<Ino>
+    /// The directory the plain names `names` lead to from `dir`, and its
+    /// handle, through the name cache: as far as its entries say, then a
+    /// lookup of each name left, kept as an entry in turn, so that the next
+    /// walk there asks the host nothing. `None` where the cache is off or a
+    /// name is missing or not a directory, for the caller to ask as it
+    /// would without the cache (and give the exact answer).
+    fn dir_by_names<'n, I>(&self, dir: Ino, names: I) -> Option<(Ino, Arc<OwnedFd>)>
     where
         I: Iterator<Item = &'n str> + Clone,
     {
@@ -1027,14 +1027,13 @@ impl HostDir {
             }
             at = child;
         }
-        Some(at)
+        Some((at, self.dir_fd(at).ok()?))
     }
 
-    /// A handle on the directory the plain names `way` lead to from `dir`
-    /// ([`dir_by_names`](Self::dir_by_names)); `None` as there.
+    /// [`dir_by_names`](Self::dir_by_names) of the plain names joined in
+    /// `way`.
     fn way_by_names(&self, dir: Ino, way: &str) -> Option<(Ino, Arc<OwnedFd>)> {
-        let at = self.dir_by_names(dir, way.split('/'))?;
-        Some((at, self.dir_fd(at).ok()?))
+        self.dir_by_names(dir, way.split('/'))
     }
 
     /// The directory and last name of the plain path `path` below `dir`,
@@ -1155,9 +1154,7 @@ impl Storage for HostDir {
         if names.len() < 2 || names.iter().any(|n| plain(n).is_err()) {
             return None;
         }
-        if let Some(at) = self.dir_by_names(dir, names.iter().copied())
-            && self.dir_fd(at).is_ok()
-        {
+        if let Some((at, _)) = self.dir_by_names(dir, names.iter().copied()) {
             return Some(at);
         }
         // One `openat2` for the whole run, where a lookup per name costs a
@@ -1313,35 +1310,37 @@ impl Storage for HostDir {
                 .last_by_names(dir, path)
                 .map(|(_, at, name)| (at, name)),
         };
-        if let Some((at, name)) = last {
-            // The last name in the directory it is in, by name: nothing is
-            // opened, and a symlink to follow is left to the walk. Should
-            // another process put a symlink in the name's place between
-            // the two calls, `SYMLINK_NOFOLLOW` sets that symlink's own
-            // times, in this directory.
-            if follow && kind_of(self.stat_at(&at, name)?.st_mode as u32) == FileKind::Symlink {
-                return Ok(false);
+        let set = match last {
+            Some((at, name)) => {
+                // The last name in the directory it is in, by name: nothing
+                // is opened, and a symlink to follow is left to the walk.
+                // Should another process put a symlink in the name's place
+                // between the two calls, `SYMLINK_NOFOLLOW` sets that
+                // symlink's own times, in this directory.
+                if follow && kind_of(self.stat_at(&at, name)?.st_mode as u32) == FileKind::Symlink {
+                    return Ok(false);
+                }
+                let flags = AtFlags::SYMLINK_NOFOLLOW;
+                rustix::fs::utimensat(&*at, plain(name)?, &times, flags)
             }
-            let flags = AtFlags::SYMLINK_NOFOLLOW;
-            return match rustix::fs::utimensat(&*at, plain(name)?, &times, flags) {
-                Ok(()) => Ok(true),
-                // Bad times: the walk gives the same answer.
-                Err(rustix::io::Errno::INVAL) => Ok(false),
-                Err(e) => Err(io(e)),
-            };
-        }
-        let Some(fd) = object_below(&base, path.as_str(), follow)? else {
-            return Ok(false);
+            None => {
+                let Some(fd) = object_below(&base, path.as_str(), follow)? else {
+                    return Ok(false);
+                };
+                // The empty name is the handle's own inode: what the step
+                // found, however the names change meanwhile, and a symlink
+                // itself. The host checks ownership or write access on
+                // that inode, as `futimens` would, without opening it for
+                // reading.
+                let flags = AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW;
+                rustix::fs::utimensat(&fd, "", &times, flags)
+            }
         };
-        // The empty name is the handle's own inode: what the step found,
-        // however the names change meanwhile, and a symlink itself. The
-        // host checks ownership or write access on that inode, as
-        // `futimens` would, without opening it for reading. A kernel that
-        // does not take `AT_EMPTY_PATH` here answers `EINVAL`, and the walk
-        // (which gives the same answer for bad times) takes the path.
-        let flags = AtFlags::EMPTY_PATH | AtFlags::SYMLINK_NOFOLLOW;
-        match rustix::fs::utimensat(&fd, "", &times, flags) {
+        match set {
             Ok(()) => Ok(true),
+            // Bad times, or a kernel that does not take `AT_EMPTY_PATH`
+            // here: the walk takes the path, and gives the same answer for
+            // bad times.
             Err(rustix::io::Errno::INVAL) => Ok(false),
             Err(e) => Err(io(e)),
         }

@@ -222,9 +222,8 @@ impl NameCache {
         // inode again (the number was reused) is replaced.
         if let Some(old) = inner.by_watch.insert(watch, dir)
             && old != dir
-            && let Some(gone) = inner.dirs.remove(&old)
         {
-            inner.entries = inner.entries.saturating_sub(gone.names.len());
+            inner.forget(old);
         }
         inner.dirs.insert(
             dir,
@@ -321,8 +320,7 @@ impl NameCache {
         let Some((&dir, _)) = inner.dirs.iter().min_by_key(|(_, w)| w.used) else {
             return;
         };
-        if let Some(gone) = inner.dirs.remove(&dir) {
-            inner.entries = inner.entries.saturating_sub(gone.names.len());
+        if let Some(gone) = inner.forget(dir) {
             inner.by_watch.remove(&gone.watch);
             let _ = inotify::remove_watch(&self.notices, gone.watch);
         }
@@ -364,10 +362,8 @@ impl Inner {
         if flags.contains(ReadFlags::IGNORED) {
             self.by_watch.remove(&wd);
             // Unless the directory is watched again, under a new number.
-            if self.dirs.get(&dir).is_some_and(|w| w.watch == wd)
-                && let Some(gone) = self.dirs.remove(&dir)
-            {
-                self.entries = self.entries.saturating_sub(gone.names.len());
+            if self.dirs.get(&dir).is_some_and(|w| w.watch == wd) {
+                self.forget(dir);
             }
             return;
         }
@@ -383,6 +379,13 @@ impl Inner {
             std::str::from_utf8(name).map_or(0, |n| usize::from(w.names.remove(n).is_some()))
         };
         self.entries = self.entries.saturating_sub(dropped);
+    }
+
+    /// Drops the record of the watched directory `dir`, with its entries.
+    fn forget(&mut self, dir: Ino) -> Option<Watched> {
+        let gone = self.dirs.remove(&dir)?;
+        self.entries = self.entries.saturating_sub(gone.names.len());
+        Some(gone)
     }
 
     fn has(&self, dir: Ino, name: &str) -> bool {
