@@ -20,6 +20,11 @@
 //! filesystem). A change of a directory's permissions is not watched for
 //! ([`watch_flags`]).
 //!
+//! A way (a run of names from one directory) followed to its end through
+//! entries alone is kept whole, the last few of them: until an entry is
+//! dropped, for whatever reason, its next walk is one comparison in place
+//! of a step for each name.
+//!
 //! This module owns the watches and the entries; it opens nothing on the
 //! host, knows nothing of records or handles, and never decides what an
 //! entry's directory is: the store checks that when it uses one.
@@ -43,6 +48,10 @@ const LOCAL: [u64; 5] = [0x0102_1994, 0xEF53, 0x5846_5342, 0x9123_683E, 0xF2F5_2
 /// Entries kept, at most; all are dropped when one more is needed (a tree
 /// walked that wide is walked again name by name).
 pub(crate) const ENTRIES_MAX: usize = 1 << 16;
+
+/// Ways (runs of names from a directory) whose whole walk is kept, the
+/// most recently walked.
+const WAYS_KEPT: usize = 8;
 
 /// What [`NameCache::catch_up`]'s wait says: notices are queued, or the
 /// mount table changed.
@@ -74,6 +83,9 @@ fn watch_flags() -> WatchFlags {
         | WatchFlags::ONLYDIR
 }
 
+/// The names of a way that [`NameCache::follow_way`] did not follow.
+pub(crate) type Names<'w> = std::iter::Peekable<std::str::Split<'w, char>>;
+
 /// The directory names of one store, and the watches that keep them true.
 pub(crate) struct NameCache {
     notices: OwnedFd,
@@ -100,6 +112,24 @@ struct Inner {
     /// lowered saturating rather than ever stopping the host.
     entries: usize,
     tick: u64,
+    /// Counts the times entries were dropped: a way walked since the last
+    /// time walks the same entries again.
+    drops: u64,
+    /// Ways walked through entries alone, so that the next walk of one
+    /// costs one comparison in place of a step for each name.
+    ways: Vec<Way>,
+    /// The way to replace next once [`WAYS_KEPT`] are kept.
+    next_way: usize,
+}
+
+/// A way walked through entries alone: `names` from `from` led to `at`,
+/// the last step from `parent`, while the entries dropped were `drops`.
+struct Way {
+    from: Ino,
+    names: String,
+    at: Ino,
+    parent: Ino,
+    drops: u64,
 }
 
 struct Watched {
@@ -169,30 +199,62 @@ impl NameCache {
     }
 
     /// How far the cache follows `names` from `dir`: the last directory
-    /// reached, how many names led there, and the directory and name of
-    /// the last step.
-    pub(crate) fn follow<'n>(
+    /// reached, and the directory and name of the last step. The names
+    /// followed are taken from `names`; the first it has no entry for is
+    /// left.
+    pub(crate) fn follow<'n, I>(
         &self,
         dir: Ino,
-        names: impl IntoIterator<Item = &'n str>,
-    ) -> (Ino, usize, Option<(Ino, &'n str)>) {
+        names: &mut std::iter::Peekable<I>,
+    ) -> (Ino, Option<(Ino, &'n str)>)
+    where
+        I: Iterator<Item = &'n str>,
+    {
         let mut inner = self.inner.lock();
-        let mut names = names.into_iter().peekable();
         match names.peek() {
             Some(first) if inner.has(dir, first) => self.catch_up(&mut inner),
-            _ => return (dir, 0, None),
+            _ => return (dir, None),
         }
-        let (mut at, mut taken, mut last) = (dir, 0, None);
-        for name in names {
-            match inner.child(at, name) {
-                Some(next) => {
-                    last = Some((at, name));
-                    (at, taken) = (next, taken + 1);
-                }
-                None => break,
-            }
+        inner.walk(dir, names)
+    }
+
+    /// [`follow`](Self::follow) of the plain names joined in `way`, which
+    /// also hands back the names it did not follow (`None` when it
+    /// followed all). A way followed to its end is kept, and while no
+    /// entry is dropped its next walk is one comparison.
+    pub(crate) fn follow_way<'w>(
+        &self,
+        dir: Ino,
+        way: &'w str,
+    ) -> (Ino, Option<(Ino, &'w str)>, Option<Names<'w>>) {
+        let mut inner = self.inner.lock();
+        let kept = inner
+            .ways
+            .iter()
+            .position(|w| w.from == dir && w.names == way);
+        let first = way.split('/').next().unwrap_or(way);
+        if kept.is_none() && !inner.has(dir, first) {
+            return (dir, None, Some(way.split('/').peekable()));
         }
-        (at, taken, last)
+        // Notices read now may drop entries the way went through.
+        self.catch_up(&mut inner);
+        if let Some(w) = kept.and_then(|k| inner.ways.get(k))
+            && w.drops == inner.drops
+        {
+            let (at, parent) = (w.at, w.parent);
+            inner.used(at);
+            let last = way.rsplit('/').next().unwrap_or(way);
+            return (at, Some((parent, last)), None);
+        }
+        let mut names = way.split('/').peekable();
+        let (at, last) = inner.walk(dir, &mut names);
+        if names.peek().is_some() {
+            return (at, last, Some(names));
+        }
+        if let Some((parent, _)) = last {
+            inner.keep_way(kept, dir, way, at, parent);
+        }
+        (at, last, None)
     }
 
     /// Watches the directory `dir`, whose handle is `fd`, so that what a
@@ -249,8 +311,11 @@ impl NameCache {
         if w.watch != watch.watch {
             return;
         }
-        if w.names.insert(name.into(), child).is_none() {
-            inner.entries += 1;
+        match w.names.insert(name.into(), child) {
+            None => inner.entries += 1,
+            // A way kept through the entry replaced is walked again.
+            Some(old) if old != child => inner.drops += 1,
+            Some(_) => {}
         }
     }
 
@@ -260,6 +325,12 @@ impl NameCache {
         let mut inner = self.inner.lock();
         self.catch_up(&mut inner);
         (inner.dirs.len(), inner.entries)
+    }
+
+    /// Ways kept whole, for tests.
+    #[cfg(test)]
+    fn ways_kept(&self) -> usize {
+        self.inner.lock().ways.len()
     }
 
     /// The inotify descriptor, for tests that ask the host about it.
@@ -328,6 +399,66 @@ impl NameCache {
 }
 
 impl Inner {
+    /// Follows entries from `dir` for as many of `names` as they reach
+    /// (taking those from `names`): the directory reached and the last
+    /// step's directory and name.
+    fn walk<'n, I>(
+        &mut self,
+        dir: Ino,
+        names: &mut std::iter::Peekable<I>,
+    ) -> (Ino, Option<(Ino, &'n str)>)
+    where
+        I: Iterator<Item = &'n str>,
+    {
+        let (mut at, mut last) = (dir, None);
+        while let Some(&name) = names.peek() {
+            let Some(next) = self.child(at, name) else {
+                break;
+            };
+            names.next();
+            last = Some((at, name));
+            at = next;
+        }
+        (at, last)
+    }
+
+    /// Marks the watched directory `dir` as just used.
+    fn used(&mut self, dir: Ino) {
+        self.tick += 1;
+        let tick = self.tick;
+        if let Some(w) = self.dirs.get_mut(&dir) {
+            w.used = tick;
+        }
+    }
+
+    /// Keeps that `names` from `from` led to `at`, the last step from
+    /// `parent`, through entries all present now: in the slot `kept`
+    /// where the way was kept before.
+    fn keep_way(&mut self, kept: Option<usize>, from: Ino, names: &str, at: Ino, parent: Ino) {
+        let drops = self.drops;
+        if kept.is_none() && self.ways.len() < WAYS_KEPT {
+            self.ways.push(Way {
+                from,
+                names: names.to_owned(),
+                at,
+                parent,
+                drops,
+            });
+            return;
+        }
+        let slot = kept.unwrap_or_else(|| {
+            let slot = self.next_way % WAYS_KEPT;
+            self.next_way = slot + 1;
+            slot
+        });
+        if let Some(w) = self.ways.get_mut(slot) {
+            // The string's room is used again.
+            w.names.clear();
+            w.names.push_str(names);
+            (w.from, w.at, w.parent, w.drops) = (from, at, parent, drops);
+        }
+    }
+
     /// Drops what the notices `read` (whole `inotify_event`s, as the host
     /// writes them) touch; `false` if they are not whole.
     fn take_notices(&mut self, read: &[u8]) -> bool {
@@ -379,12 +510,16 @@ impl Inner {
             std::str::from_utf8(name).map_or(0, |n| usize::from(w.names.remove(n).is_some()))
         };
         self.entries = self.entries.saturating_sub(dropped);
+        if dropped > 0 {
+            self.drops += 1;
+        }
     }
 
     /// Drops the record of the watched directory `dir`, with its entries.
     fn forget(&mut self, dir: Ino) -> Option<Watched> {
         let gone = self.dirs.remove(&dir)?;
         self.entries = self.entries.saturating_sub(gone.names.len());
+        self.drops += 1;
         Some(gone)
     }
 
@@ -415,6 +550,7 @@ impl Inner {
             w.names.clear();
         }
         self.entries = 0;
+        self.drops += 1;
     }
 }
 
@@ -425,5 +561,81 @@ impl std::fmt::Debug for NameCache {
             .field("watched", &inner.dirs.len())
             .field("entries", &inner.entries)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cache over a temporary tree with the directories `a` and `a/b`,
+    /// watched as the inodes 1 (the root) and 2 (`a`), with their handles.
+    fn watched_tree() -> (tempfile::TempDir, NameCache, Watch, Watch) {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("a/b")).unwrap();
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let root = rustix::fs::open(tmp.path(), flags, Mode::empty()).unwrap();
+        let a = rustix::fs::openat(&root, "a", flags, Mode::empty()).unwrap();
+        let cache = NameCache::new(&root, 8).expect("the temporary directory is local");
+        let (in_root, in_a) = (cache.watch(1, &root).unwrap(), cache.watch(2, &a).unwrap());
+        (tmp, cache, in_root, in_a)
+    }
+
+    fn left(names: Option<Names<'_>>) -> Vec<&str> {
+        names.into_iter().flatten().collect()
+    }
+
+    #[test]
+    fn a_way_is_followed_as_far_as_entries_reach_and_the_rest_handed_back() {
+        let (_tmp, cache, in_root, in_a) = watched_tree();
+        let (at, last, rest) = cache.follow_way(1, "a/b/c");
+        assert_eq!((at, last, left(rest)), (1, None, vec!["a", "b", "c"]));
+        cache.insert(in_root, "a", 2);
+        let (at, last, rest) = cache.follow_way(1, "a/b/c");
+        assert_eq!((at, last, left(rest)), (2, Some((1, "a")), vec!["b", "c"]));
+        cache.insert(in_a, "b", 3);
+        for _ in 0..2 {
+            let (at, last, rest) = cache.follow_way(1, "a/b");
+            assert_eq!((at, last, left(rest)), (3, Some((2, "b")), vec![]));
+        }
+    }
+
+    /// A way kept whole is not used once an entry it went through was
+    /// replaced (a lookup racing a change on the host found another
+    /// directory), dropped by a notice, or dropped with its watch.
+    #[test]
+    fn a_kept_way_is_walked_again_once_an_entry_on_it_changes() {
+        let (tmp, cache, in_root, in_a) = watched_tree();
+        cache.insert(in_root, "a", 2);
+        cache.insert(in_a, "b", 3);
+        let keep = || {
+            for _ in 0..2 {
+                cache.follow_way(1, "a/b");
+            }
+        };
+        keep();
+        cache.insert(in_a, "b", 4);
+        assert_eq!(cache.follow_way(1, "a/b").0, 4);
+        assert_eq!(cache.ways_kept(), 1, "kept again in its old place");
+
+        keep();
+        std::fs::rename(tmp.path().join("a/b"), tmp.path().join("a/b1")).unwrap();
+        let (at, _, rest) = cache.follow_way(1, "a/b");
+        assert_eq!((at, left(rest)), (2, vec!["b"]));
+
+        cache.insert(in_a, "b", 5);
+        keep();
+        // With two watches allowed, watching a third directory ends the
+        // least recently used one's, the root's.
+        std::fs::create_dir(tmp.path().join("c")).unwrap();
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let c = rustix::fs::open(tmp.path().join("c"), flags, Mode::empty()).unwrap();
+        let cache = NameCache {
+            max_watched: 2,
+            ..cache
+        };
+        cache.watch(9, &c).unwrap();
+        assert_eq!(cache.counts().0, 2);
+        assert_eq!(cache.follow_way(1, "a/b").0, 1);
     }
 }
