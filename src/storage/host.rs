@@ -25,8 +25,9 @@
 //! store knows then asks the host only whether anything changed (one
 //! `epoll_wait`), and a `stat`, change, `readlink`, rename, link or time
 //! change of a path whose way it knows is one `*at` call on that way's
-//! handle. An open stays one `openat2`, which costs no more; everything
-//! else is as above.
+//! handle. So is an open of a path whose way of four directories or more
+//! it knows; a shorter way stays one `openat2`, which costs the host less
+//! than the check. Everything else is as above.
 //!
 //! Inode numbers are the host's, with a range of their own for each other
 //! host filesystem mounted below the root. The store remembers, for each
