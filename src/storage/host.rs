@@ -1220,8 +1220,7 @@ impl Storage for HostDir {
         // whole path. The host walks a name in about a tenth of a
         // microsecond, so a shorter way costs it less than the cache's
         // check (`epoll_wait`) does.
-        let long = path.as_str().bytes().filter(|&b| b == b'/').count() >= OPEN_WAY_MIN;
-        let known = if long {
+        let known = if path.len() > OPEN_WAY_MIN {
             self.last_by_names(dir, path)
         } else {
             None

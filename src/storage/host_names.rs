@@ -50,7 +50,8 @@ const LOCAL: [u64; 5] = [0x0102_1994, 0xEF53, 0x5846_5342, 0x9123_683E, 0xF2F5_2
 pub(crate) const ENTRIES_MAX: usize = 1 << 16;
 
 /// Ways (runs of names from a directory) whose whole walk is kept, the
-/// most recently walked.
+/// most recently walked. A way is a path the namespace took in one step,
+/// at most `PATH_MAX` bytes, so they hold 32 KiB at most.
 const WAYS_KEPT: usize = 8;
 
 /// What [`NameCache::catch_up`]'s wait says: notices are queued, or the
@@ -422,7 +423,10 @@ impl Inner {
         (at, last)
     }
 
-    /// Marks the watched directory `dir` as just used.
+    /// Marks the watched directory `dir` as just used. A kept way's walk
+    /// marks only the directory it reaches: when watches run short, the
+    /// others on the way may be unwatched first, and the way is then
+    /// walked again name by name.
     fn used(&mut self, dir: Ino) {
         self.tick += 1;
         let tick = self.tick;
