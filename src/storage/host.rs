@@ -1198,7 +1198,7 @@ impl Storage for HostDir {
 
     fn open_path(&self, dir: Ino, path: PlainPath<'_>, how: PathOpen) -> Result<Option<Attr>> {
         let writable = self.writable.load(Ordering::Acquire);
-        if (how.create && !writable) || path.as_str().len() > RUN_MAX {
+        if how.create && !writable {
             return Ok(None);
         }
         // Read-write only for a descriptor that writes: `open` keeps one
@@ -1227,6 +1227,8 @@ impl Storage for HostDir {
         };
         let (at, base, name) = match known {
             Some(known) => known,
+            // Left to a walk: the run would be the file's record's name.
+            None if path.as_str().len() > RUN_MAX => return Ok(None),
             None => match self.dir_fd(dir) {
                 Ok(base) => (dir, base, path.as_str()),
                 Err(_) => return Ok(None),
@@ -2685,6 +2687,40 @@ mod tests {
         std::fs::rename(top.join("a/b/c"), top.join("a/b/c1")).unwrap();
         std::os::unix::fs::symlink(tmp.path().join("out/c"), top.join("a/b/c")).unwrap();
         assert_eq!(read_at(&store, deep), None, "left to the walk");
+    }
+
+    /// A path longer than a run taken in one step may be (a name) opens in
+    /// one `openat` through the way the name cache knows, and the file's
+    /// record, if made, is one name.
+    #[test]
+    fn a_long_path_opens_through_the_way_the_name_cache_knows() {
+        let long: Vec<String> = (0..16)
+            .map(|i| format!("{i:02}{}", "d".repeat(240)))
+            .collect();
+        let file = format!("{}/f", long.join("/"));
+        let tmp = host_tree(&[(file.as_str(), b"deep")]);
+        let store = cached(tmp.path());
+        assert!(file.len() > RUN_MAX);
+        assert_eq!(read_at(&store, &file).unwrap(), b"deep");
+        // Opened and never `open`ed, more files than are kept ready: each
+        // is recorded by the name it was opened by.
+        let path = PlainPath::new(&file).unwrap();
+        for _ in 0..=READY_KEPT {
+            store
+                .open_path(store.root(), path, PathOpen::default())
+                .unwrap()
+                .unwrap();
+        }
+        let nodes = store.nodes.lock();
+        let longest = nodes
+            .map
+            .values()
+            .flat_map(|n| n.names.iter().map(|(_, name)| name.len()))
+            .max();
+        assert!(
+            longest.is_some_and(|l| l <= crate::storage::NAME_MAX),
+            "{longest:?}"
+        );
     }
 
     /// Every change the host makes to a directory the name cache knows
