@@ -1955,6 +1955,21 @@ mod tests {
     /// took in one step under the run of names it took, so a run longer
     /// than one name may be is taken name by name instead, and no record
     /// holds more than a name's worth, however many such paths are opened.
+    /// Asserts that no record of `store` holds a name longer than a name
+    /// may be.
+    fn assert_records_are_names(store: &HostDir) {
+        let nodes = store.nodes.lock();
+        let longest = nodes
+            .map
+            .values()
+            .flat_map(|n| n.names.iter().map(|(_, name)| name.len()))
+            .max();
+        assert!(
+            longest.is_some_and(|l| l <= crate::storage::NAME_MAX),
+            "{longest:?}"
+        );
+    }
+
     #[test]
     fn runs_taken_in_one_step_are_no_longer_than_a_name() {
         let tmp = tempfile::tempdir().unwrap();
@@ -1996,16 +2011,7 @@ mod tests {
         }
         let (f, _) = store.lookup(dir, "f").unwrap();
         assert_eq!(store.getattr(f).unwrap().size, 4);
-        let nodes = store.nodes.lock();
-        let longest = nodes
-            .map
-            .values()
-            .flat_map(|n| n.names.iter().map(|(_, name)| name.len()))
-            .max();
-        assert!(
-            longest.is_some_and(|l| l <= crate::storage::NAME_MAX),
-            "{longest:?}"
-        );
+        assert_records_are_names(&store);
     }
 
     /// Below a directory held open, what the store reaches does not depend
@@ -2711,16 +2717,7 @@ mod tests {
                 .unwrap()
                 .unwrap();
         }
-        let nodes = store.nodes.lock();
-        let longest = nodes
-            .map
-            .values()
-            .flat_map(|n| n.names.iter().map(|(_, name)| name.len()))
-            .max();
-        assert!(
-            longest.is_some_and(|l| l <= crate::storage::NAME_MAX),
-            "{longest:?}"
-        );
+        assert_records_are_names(&store);
     }
 
     /// Every change the host makes to a directory the name cache knows
