@@ -1951,10 +1951,6 @@ mod tests {
         assert_eq!(held, nodes.dirs, "the count of handles is true");
     }
 
-    /// A guest can make paths of 4,000 bytes; the store remembers what it
-    /// took in one step under the run of names it took, so a run longer
-    /// than one name may be is taken name by name instead, and no record
-    /// holds more than a name's worth, however many such paths are opened.
     /// Asserts that no record of `store` holds a name longer than a name
     /// may be.
     fn assert_records_are_names(store: &HostDir) {
@@ -1970,6 +1966,10 @@ mod tests {
         );
     }
 
+    /// A guest can make paths of 4,000 bytes; the store remembers what it
+    /// took in one step under the run of names it took, so a run longer
+    /// than one name may be is taken name by name instead, and no record
+    /// holds more than a name's worth, however many such paths are opened.
     #[test]
     fn runs_taken_in_one_step_are_no_longer_than_a_name() {
         let tmp = tempfile::tempdir().unwrap();
@@ -2658,9 +2658,9 @@ mod tests {
         Ok(store.peek_path(store.root(), path)?.map(|a| a.ino))
     }
 
-    /// What the plain path `path` holds, opened from the root through the
-    /// way the name cache knows; `None` where the open is left to a walk
-    /// name by name.
+    /// What the plain path `path` holds, opened from the root in one step
+    /// (through the way the name cache knows, for a way that long); `None`
+    /// where the open is left to a walk name by name.
     fn read_at(store: &HostDir, path: &str) -> Option<Vec<u8>> {
         let path = PlainPath::new(path).unwrap();
         let how = PathOpen {
