@@ -1011,35 +1011,18 @@ impl HostDir {
         Ok((ino, kind, Some(self.attr(ino, &st))))
     }
 
-    /// The directory the plain names `names` lead to from `dir`, and its
-    /// handle, through the name cache: as far as its entries say, then a
-    /// lookup of each name left, kept as an entry in turn, so that the next
-    /// walk there asks the host nothing. `None` where the cache is off or a
-    /// name is missing or not a directory, for the caller to ask as it
-    /// would without the cache (and give the exact answer).
-    fn dir_by_names<'n, I>(&self, dir: Ino, names: I) -> Option<(Ino, Arc<OwnedFd>)>
-    where
-        I: Iterator<Item = &'n str>,
-    {
-        let cache = self.names.as_ref()?;
-        let mut names = names.peekable();
-        let (at, last) = cache.follow(dir, &mut names);
-        self.walk_on(at, last, names)
-    }
-
-    /// [`dir_by_names`](Self::dir_by_names) from `at`, which the name
-    /// cache reached through `last` (its directory and name), for the
-    /// names it did not know.
-    fn walk_on<'n>(
-        &self,
-        mut at: Ino,
-        last: Option<(Ino, &str)>,
-        names: impl Iterator<Item = &'n str>,
-    ) -> Option<(Ino, Arc<OwnedFd>)> {
+    /// The directory the plain names joined in `way` lead to from `dir`,
+    /// and its handle, through the name cache: as far as its entries say,
+    /// then a lookup of each name left, kept as an entry in turn, so that
+    /// the next walk there asks the host nothing. `None` where the cache
+    /// is off or a name is missing or not a directory, for the caller to
+    /// ask as it would without the cache (and give the exact answer).
+    fn way_by_names(&self, dir: Ino, way: &str) -> Option<(Ino, Arc<OwnedFd>)> {
+        let (mut at, last, rest) = self.names.as_ref()?.follow_way(dir, way);
         if let Some((parent, name)) = last {
             self.remember(at, parent, name, FileKind::Dir);
         }
-        for name in names {
+        for name in rest.into_iter().flatten() {
             let (child, kind, _) = self.lookup_attr(at, plain(name).ok()?).ok()?;
             if kind != FileKind::Dir {
                 return None;
@@ -1047,13 +1030,6 @@ impl HostDir {
             at = child;
         }
         Some((at, self.dir_fd(at).ok()?))
-    }
-
-    /// [`dir_by_names`](Self::dir_by_names) of the plain names joined in
-    /// `way`.
-    fn way_by_names(&self, dir: Ino, way: &str) -> Option<(Ino, Arc<OwnedFd>)> {
-        let (at, last, rest) = self.names.as_ref()?.follow_way(dir, way);
-        self.walk_on(at, last, rest.into_iter().flatten())
     }
 
     /// The directory and last name of the plain path `path` below `dir`,
@@ -1174,13 +1150,13 @@ impl Storage for HostDir {
         if names.len() < 2 || names.iter().any(|n| plain(n).is_err()) {
             return None;
         }
-        if let Some((at, _)) = self.dir_by_names(dir, names.iter().copied()) {
+        let path = names.join("/");
+        if let Some((at, _)) = self.way_by_names(dir, &path) {
             return Some(at);
         }
         // One `openat2` for the whole run, where a lookup per name costs a
         // `statat` each; any refusal (a symlink on the way, another
         // filesystem, a missing name) leaves it to those lookups.
-        let path = names.join("/");
         if path.len() > RUN_MAX {
             return None;
         }

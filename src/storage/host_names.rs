@@ -199,30 +199,11 @@ impl NameCache {
         Known::Unknown(inner.watch_of(dir))
     }
 
-    /// How far the cache follows `names` from `dir`: the last directory
-    /// reached, and the directory and name of the last step. The names
-    /// followed are taken from `names`; the first it has no entry for is
-    /// left.
-    pub(crate) fn follow<'n, I>(
-        &self,
-        dir: Ino,
-        names: &mut std::iter::Peekable<I>,
-    ) -> (Ino, Option<(Ino, &'n str)>)
-    where
-        I: Iterator<Item = &'n str>,
-    {
-        let mut inner = self.inner.lock();
-        match names.peek() {
-            Some(first) if inner.has(dir, first) => self.catch_up(&mut inner),
-            _ => return (dir, None),
-        }
-        inner.walk(dir, names)
-    }
-
-    /// [`follow`](Self::follow) of the plain names joined in `way`, which
-    /// also hands back the names it did not follow (`None` when it
-    /// followed all). A way followed to its end is kept, and while no
-    /// entry is dropped its next walk is one comparison.
+    /// How far the cache follows the plain names joined in `way` from
+    /// `dir`: the last directory reached, the directory and name of the
+    /// last step, and the names it did not follow (`None` when it followed
+    /// all). A way followed to its end is kept, and while no entry is
+    /// dropped its next walk is one comparison.
     pub(crate) fn follow_way<'w>(
         &self,
         dir: Ino,
@@ -602,6 +583,21 @@ mod tests {
             let (at, last, rest) = cache.follow_way(1, "a/b");
             assert_eq!((at, last, left(rest)), (3, Some((2, "b")), vec![]));
         }
+    }
+
+    /// However many ways are walked, only the last [`WAYS_KEPT`] are kept.
+    #[test]
+    fn kept_ways_stay_within_their_bound() {
+        let (_tmp, cache, in_root, _) = watched_tree();
+        let names: Vec<String> = (0..3 * WAYS_KEPT).map(|i| format!("d{i}")).collect();
+        for (i, name) in (10..).zip(&names) {
+            cache.insert(in_root, name, i);
+            cache.follow_way(1, name);
+        }
+        assert_eq!(cache.ways_kept(), WAYS_KEPT);
+        // The last one walked still leads where its entry says.
+        let last = names.last().unwrap();
+        assert_eq!(cache.follow_way(1, last).0, 9 + names.len() as u64);
     }
 
     /// A way kept whole is not used once an entry it went through was
