@@ -166,6 +166,19 @@ fn median(mut rates: Vec<f64>) -> f64 {
     }
 }
 
+/// The order of the stores (indices into [`Store::ALL`]) in the next round:
+/// a shuffle drawn from `seed`, the same in every run.
+fn round_order(seed: &mut u64) -> [usize; Store::ALL.len()] {
+    let mut order: [usize; Store::ALL.len()] = std::array::from_fn(|i| i);
+    for top in (1..order.len()).rev() {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        order.swap(top, (*seed % (top as u64 + 1)) as usize);
+    }
+    order
+}
+
 /// Plain `memcpy` bandwidth for 64 KiB blocks, bytes per second.
 fn memcpy_bandwidth(total: usize) -> f64 {
     let src = vec![0x5Au8; total];
@@ -357,18 +370,26 @@ fn main() {
     let mut samples: BTreeMap<(usize, String), Vec<f64>> = BTreeMap::new();
     // The shared machine drifts within a run, and one round of a store can
     // run a fifth faster or slower than the next for it: the metadata
-    // workloads, then the data ones, run in rounds, and every round starts
-    // one store further on, so that no store always runs just after the
-    // same one. A row is the median of its rounds: the best of them follows
-    // the one lucky round, and two stores making the same host calls then
-    // differ by a tenth from one run to the next.
-    // The listings, far apart from one store to the next, run once.
-    let rounds = if full { 9 } else { 1 };
+    // workloads, then the data ones, run in rounds, each round in an order
+    // of its own, so that no store always runs first, last or just after
+    // the same one. A row's rate is the median of its rounds, and its ratio
+    // the median of each round's ratio, which the drift from one round to
+    // the next does not reach. (The best round of each store made two
+    // stores with the same host calls differ by a tenth.)
+    // A data round is short, and its writes swing by a third with the
+    // pages the kernel hands out (a C loop of `pwrite`, and one of
+    // `writev`, on tmpfs each ranged over 2.0 to 2.9 GB/s): it runs three
+    // times as often. The listings, far apart from one store to the next,
+    // run once.
+    let (meta_rounds, data_rounds) = if full { (9, 27) } else { (1, 1) };
     let mut turns = Vec::new();
-    for args in [vec!["meta", meta], vec!["data", mib, random]] {
-        for round in 0..rounds {
-            for k in 0..Store::ALL.len() {
-                let i = (round + k) % Store::ALL.len();
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    for (args, rounds) in [
+        (vec!["meta", meta], meta_rounds),
+        (vec!["data", mib, random], data_rounds),
+    ] {
+        for _ in 0..rounds {
+            for i in round_order(&mut seed) {
                 turns.push((i, Store::ALL[i], args.clone()));
             }
         }
@@ -397,29 +418,40 @@ fn main() {
     }
 
     let results: BTreeMap<(usize, String), f64> = samples
-        .into_iter()
-        .map(|(key, rates)| (key, median(rates)))
+        .iter()
+        .map(|(key, rates)| (key.clone(), median(rates.clone())))
         .collect();
+    // Round `r` of every store is sample `r`: each store runs once per
+    // round, and the rounds run in order.
+    let ratio = |i: usize, workload: &str| {
+        let of = |i: usize| samples.get(&(i, workload.to_owned()));
+        let (rates, reference) = (of(i)?, of(0)?);
+        (rates.len() == reference.len())
+            .then(|| median(rates.iter().zip(reference).map(|(v, r)| v / r).collect()))
+    };
 
     println!(
         "host directories on {base_name}; sizes: metadata x{meta}, lists of {small_list} and {large_list}, {mib} MiB, {random} random reads"
     );
+    println!(
+        "{meta_rounds} rounds of metadata, {data_rounds} of data; a rate is the median of its rounds, a ratio the median of each round's ratio to {}",
+        Store::Reference.name()
+    );
     print!("{:<30}", "workload (ops/s, bytes/s)");
     for store in Store::ALL.into_iter().filter(|s| shown(*s)) {
-        print!(" {:>21}", store.name());
+        print!(" {:>22}", store.name());
     }
     println!();
     let workloads: std::collections::BTreeSet<String> =
         results.keys().map(|(_, w)| w.clone()).collect();
     for workload in &workloads {
         print!("{workload:<30}");
-        // No ratio where the reference did not run (`--store`).
-        let reference = results.get(&(0, workload.clone())).copied();
         for (i, _) in Store::ALL.iter().enumerate().filter(|(_, s)| shown(**s)) {
             let v = results.get(&(i, workload.clone())).copied().unwrap_or(0.0);
-            match reference {
-                Some(r) if i > 0 => print!(" {:>12.0} ({:>5.1}x)", v, v / r),
-                _ => print!(" {v:>21.0}"),
+            // No ratio where the reference did not run (`--store`).
+            match ratio(i, workload) {
+                Some(x) if i > 0 => print!(" {v:>12.0} ({x:>6.2}x)"),
+                _ => print!(" {v:>22.0}"),
             }
         }
         println!();
