@@ -2696,6 +2696,42 @@ mod tests {
         assert_records_are_names(&store);
     }
 
+    /// A guest's path within `PATH_MAX`, through a symlink to a long way,
+    /// becomes a run of names longer than any path once the symlink's
+    /// target joins it; the name cache follows such a run but keeps only
+    /// ways a path could be.
+    #[test]
+    fn a_run_lengthened_by_a_symlink_is_not_kept_whole() {
+        let names: Vec<String> = (0..20)
+            .map(|i| format!("{i:02}{}", "d".repeat(248)))
+            .collect();
+        // Made a directory at a time: the whole path is longer than the
+        // host takes in one call.
+        let tmp = tempfile::tempdir().unwrap();
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let mut at = rustix::fs::open(tmp.path(), flags, Mode::empty()).unwrap();
+        for name in &names {
+            rustix::fs::mkdirat(&at, name.as_str(), Mode::from_raw_mode(0o755)).unwrap();
+            at = rustix::fs::openat(&at, name.as_str(), flags, Mode::empty()).unwrap();
+        }
+        let file_flags = OFlags::WRONLY | OFlags::CREATE | OFlags::CLOEXEC;
+        let f = rustix::fs::openat(&at, "f", file_flags, Mode::from_raw_mode(0o644)).unwrap();
+        rustix::io::write(&f, b"deep").unwrap();
+        std::os::unix::fs::symlink(names[..10].join("/"), tmp.path().join("s")).unwrap();
+        let store = Arc::new(cached(tmp.path()));
+        let shared: Arc<dyn Storage> = store.clone();
+        let vfs = crate::Vfs::builder().mount("/", shared).build().unwrap();
+        let path = format!("/s/{}/f", names[10..].join("/"));
+        assert!(path.len() <= crate::namespace::resolve::PATH_MAX);
+        assert!(names.join("/").len() > crate::namespace::resolve::PATH_MAX);
+        for _ in 0..3 {
+            assert_eq!(vfs.metadata(&path).unwrap().size, 4);
+        }
+        let cache = store.names.as_ref().unwrap();
+        let longest = cache.longest_way_kept();
+        assert!(longest <= crate::namespace::resolve::PATH_MAX, "{longest}");
+    }
+
     /// Every change the host makes to a directory the name cache knows
     /// (moved away and made again, removed and made again, another one
     /// renamed over it, a symlink out of the mount put in its place) is

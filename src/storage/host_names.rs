@@ -50,9 +50,14 @@ const LOCAL: [u64; 5] = [0x0102_1994, 0xEF53, 0x5846_5342, 0x9123_683E, 0xF2F5_2
 pub(crate) const ENTRIES_MAX: usize = 1 << 16;
 
 /// Ways (runs of names from a directory) whose whole walk is kept, the
-/// most recently walked. A way is a path the namespace took in one step,
-/// at most `PATH_MAX` bytes, so they hold 32 KiB at most.
+/// most recently walked; with [`WAY_KEPT_MAX`], they hold 32 KiB at most.
 const WAYS_KEPT: usize = 8;
+
+/// The longest way kept, in bytes (Linux's `PATH_MAX`). A longer one is
+/// still followed, only not kept: a run the namespace takes in one step
+/// may be longer than any path a guest can give, once symlinks on the
+/// way added their targets' names to it.
+const WAY_KEPT_MAX: usize = 4095;
 
 /// What [`NameCache::catch_up`]'s wait says: notices are queued, or the
 /// mount table changed.
@@ -233,7 +238,9 @@ impl NameCache {
         if names.peek().is_some() {
             return (at, last, Some(names));
         }
-        if let Some((parent, _)) = last {
+        if let Some((parent, _)) = last
+            && way.len() <= WAY_KEPT_MAX
+        {
             inner.keep_way(kept, dir, way, at, parent);
         }
         (at, last, None)
@@ -313,6 +320,13 @@ impl NameCache {
     #[cfg(test)]
     fn ways_kept(&self) -> usize {
         self.inner.lock().ways.len()
+    }
+
+    /// The length of the longest way kept whole, for tests.
+    #[cfg(test)]
+    pub(crate) fn longest_way_kept(&self) -> usize {
+        let inner = self.inner.lock();
+        inner.ways.iter().map(|w| w.names.len()).max().unwrap_or(0)
     }
 
     /// The inotify descriptor, for tests that ask the host about it.
@@ -598,6 +612,43 @@ mod tests {
         // The last one walked still leads where its entry says.
         let last = names.last().unwrap();
         assert_eq!(cache.follow_way(1, last).0, 9 + names.len() as u64);
+    }
+
+    /// A way longer than a path may be (which symlinks on the way can
+    /// make of a guest's path) is followed to its end but not kept, so
+    /// that kept ways hold what their bound says.
+    #[test]
+    fn a_way_longer_than_a_path_is_followed_but_not_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let names: Vec<String> = (0..17)
+            .map(|i| format!("{i:02}{}", "d".repeat(248)))
+            .collect();
+        let mut fds = vec![rustix::fs::open(tmp.path(), flags, Mode::empty()).unwrap()];
+        for name in &names {
+            let parent = fds.last().unwrap();
+            rustix::fs::mkdirat(parent, name.as_str(), Mode::from_raw_mode(0o755)).unwrap();
+            let child = rustix::fs::openat(parent, name.as_str(), flags, Mode::empty()).unwrap();
+            fds.push(child);
+        }
+        let cache = NameCache::new(&fds[0], 32).expect("the temporary directory is local");
+        for ((parent, name), ino) in fds.iter().zip(&names).zip(1..) {
+            let watch = cache.watch(ino, parent).unwrap();
+            cache.insert(watch, name, ino + 1);
+        }
+        let within = names[..16].join("/");
+        let beyond = names.join("/");
+        assert!(within.len() <= WAY_KEPT_MAX && beyond.len() > WAY_KEPT_MAX);
+        for _ in 0..2 {
+            let (at, last, rest) = cache.follow_way(1, &beyond);
+            assert_eq!(
+                (at, last.map(|(p, _)| p), left(rest)),
+                (18, Some(17), vec![])
+            );
+        }
+        assert_eq!(cache.ways_kept(), 0);
+        cache.follow_way(1, &within);
+        assert_eq!(cache.ways_kept(), 1);
     }
 
     /// A way kept whole is not used once an entry it went through was
