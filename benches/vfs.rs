@@ -6,8 +6,11 @@
 //! ```
 //!
 //! Every workload is timed inside the guest with its monotonic clock, so
-//! module compilation is excluded. Run without `--bench` (as `cargo test`
-//! does) it uses tiny sizes and only checks that everything still runs.
+//! module compilation is excluded. Each ratio to wasi-common's directory
+//! comes with a range that holds the true ratio with 95% confidence;
+//! `-- --bench --rounds=N` (nine by default) narrows the ranges with more
+//! rounds. Run without `--bench` (as `cargo test` does) it uses tiny sizes
+//! and only checks that everything still runs.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -164,6 +167,33 @@ fn median(mut rates: Vec<f64>) -> f64 {
         n if n % 2 == 1 => rates[mid],
         _ => (rates[mid - 1] + rates[mid]) / 2.0,
     }
+}
+
+/// A range of `sorted` that holds the median of the distribution it was
+/// drawn from with at least 95% confidence: the `k`-th smallest and `k`-th
+/// largest sample, for the largest `k` at which fewer than `k` samples fall
+/// on one side of that median with a probability of 2.5% at most. It
+/// assumes only that the samples are independent draws of one
+/// distribution; with fewer than six there is no such range.
+fn median_interval(sorted: &[f64]) -> Option<(f64, f64)> {
+    let n = sorted.len();
+    // P(at most `j` of `n` fair coins land heads), summed in logarithms so
+    // that no term underflows however many rounds ran.
+    let mut ln_choose = 0.0f64;
+    let mut below = 0.0f64;
+    let mut k = 0;
+    for j in 0..n / 2 {
+        if j > 0 {
+            ln_choose += ((n - j + 1) as f64 / j as f64).ln();
+        }
+        let next = below + (ln_choose - n as f64 * std::f64::consts::LN_2).exp();
+        if next > 0.025 {
+            break;
+        }
+        below = next;
+        k = j + 1;
+    }
+    (k > 0).then(|| (sorted[k - 1], sorted[n - k]))
 }
 
 /// The order of the stores (indices into [`Store::ALL`]) in the next round:
@@ -381,7 +411,24 @@ fn main() {
     // `writev`, on tmpfs each ranged over 2.0 to 2.9 GB/s): it runs three
     // times as often. The listings, far apart from one store to the next,
     // run once.
-    let (meta_rounds, data_rounds) = if full { (9, 27) } else { (1, 1) };
+    // `--rounds=N` runs N rounds of metadata and 3N of data, for ranges
+    // narrow enough to tell two close stores apart.
+    let rounds = match std::env::args().find_map(|a| a.strip_prefix("--rounds=").map(str::to_owned))
+    {
+        None => None,
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                eprintln!("--rounds={n}: the number of rounds must be a whole number above 0");
+                std::process::exit(2);
+            }
+        },
+    };
+    let (meta_rounds, data_rounds) = match rounds {
+        Some(n) => (n, 3 * n),
+        None if full => (9, 27),
+        None => (1, 1),
+    };
     let mut turns = Vec::new();
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     for (args, rounds) in [
@@ -423,12 +470,14 @@ fn main() {
         .collect();
     // Round `r` of every store is sample `r`: each store runs once per
     // round, and the rounds run in order.
-    let ratio = |i: usize, workload: &str| {
+    let ratios = |i: usize, workload: &str| {
         let of = |i: usize| samples.get(&(i, workload.to_owned()));
         let (rates, reference) = (of(i)?, of(0)?);
-        (rates.len() == reference.len())
-            .then(|| median(rates.iter().zip(reference).map(|(v, r)| v / r).collect()))
+        let mut ratios: Vec<f64> = rates.iter().zip(reference).map(|(v, r)| v / r).collect();
+        ratios.sort_by(f64::total_cmp);
+        (rates.len() == reference.len()).then_some(ratios)
     };
+    let ratio = |i: usize, workload: &str| ratios(i, workload).map(median);
 
     println!(
         "host directories on {base_name}; sizes: metadata x{meta}, lists of {small_list} and {large_list}, {mib} MiB, {random} random reads"
@@ -455,6 +504,42 @@ fn main() {
             }
         }
         println!();
+    }
+    // How far each ratio can be trusted: one round's ratio can land a
+    // third away from the next on a shared machine, so a store that makes
+    // the same host calls as the reference shows a ratio above 1 in one
+    // run and below it in the next. A range that includes 1 says the
+    // rounds cannot tell the two apart.
+    let ranged: Vec<usize> = (1..Store::ALL.len())
+        .filter(|i| shown(Store::ALL[*i]))
+        .collect();
+    let range = |i: usize, w: &str| ratios(i, w).as_deref().and_then(median_interval);
+    if workloads
+        .iter()
+        .any(|w| ranged.iter().any(|i| range(*i, w).is_some()))
+    {
+        println!();
+        println!(
+            "ratio to {} [a range that holds the median of a round's ratio with 95% confidence or more]",
+            Store::Reference.name()
+        );
+        print!("{:<30}", "workload");
+        for i in &ranged {
+            print!(" {:>22}", Store::ALL[*i].name());
+        }
+        println!();
+        for workload in &workloads {
+            print!("{workload:<30}");
+            for i in &ranged {
+                let cell = match (ratio(*i, workload), range(*i, workload)) {
+                    (Some(x), Some((lo, hi))) => format!("{x:.2} [{lo:.2}, {hi:.2}]"),
+                    (Some(x), None) => format!("{x:.2}"),
+                    (None, _) => String::new(),
+                };
+                print!(" {cell:>22}");
+            }
+            println!();
+        }
     }
     if only.is_some() || only_store.is_some() {
         return;
