@@ -473,9 +473,12 @@ fn main() {
     let ratios = |i: usize, workload: &str| {
         let of = |i: usize| samples.get(&(i, workload.to_owned()));
         let (rates, reference) = (of(i)?, of(0)?);
+        if rates.len() != reference.len() {
+            return None;
+        }
         let mut ratios: Vec<f64> = rates.iter().zip(reference).map(|(v, r)| v / r).collect();
         ratios.sort_by(f64::total_cmp);
-        (rates.len() == reference.len()).then_some(ratios)
+        Some(ratios)
     };
     let ratio = |i: usize, workload: &str| ratios(i, workload).map(median);
 
