@@ -10,7 +10,8 @@
 //! comes with a range that holds the true ratio with 95% confidence;
 //! `-- --bench --rounds=N` (nine by default) narrows the ranges with more
 //! rounds. Run without `--bench` (as `cargo test` does) it uses tiny sizes
-//! and only checks that everything still runs.
+//! and only checks that everything still runs and that the ranges are
+//! taken at the right ranks.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -196,6 +197,22 @@ fn median_interval(sorted: &[f64]) -> Option<(f64, f64)> {
     (k > 0).then(|| (sorted[k - 1], sorted[n - k]))
 }
 
+/// The ranges [`median_interval`] gives for a few numbers of samples, the
+/// ranks those are from the binomial distribution: run as part of the
+/// tiny run `cargo test` makes.
+fn check_median_interval() {
+    let ranks = |n: usize| {
+        let samples: Vec<f64> = (1..=n).map(|r| r as f64).collect();
+        median_interval(&samples).map(|(lo, hi)| (lo as usize, hi as usize))
+    };
+    assert_eq!(ranks(5), None, "five samples fall on one side with 6% odds");
+    assert_eq!(ranks(6), Some((1, 6)));
+    assert_eq!(ranks(9), Some((2, 8)));
+    assert_eq!(ranks(27), Some((8, 20)));
+    assert_eq!(ranks(81), Some((32, 50)));
+    assert_eq!(ranks(2000), Some((956, 1045)));
+}
+
 /// The order of the stores (indices into [`Store::ALL`]) in the next round:
 /// a shuffle drawn from `seed`, the same in every run.
 fn round_order(seed: &mut u64) -> [usize; Store::ALL.len()] {
@@ -369,6 +386,9 @@ fn main() {
         return;
     }
     let full = std::env::args().any(|a| a == "--bench");
+    if !full {
+        check_median_interval();
+    }
     // `cargo bench --bench vfs -- data` runs only the guest workloads whose
     // first argument matches.
     let only: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with("--"));
@@ -427,7 +447,8 @@ fn main() {
     let (meta_rounds, data_rounds) = match rounds {
         Some(n) => (n, 3 * n),
         None if full => (9, 27),
-        None => (1, 1),
+        // Enough data rounds for the ranges to be printed, and so checked.
+        None => (1, 6),
     };
     let mut turns = Vec::new();
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
